@@ -1,0 +1,56 @@
+"""`import fer_keras` selects Keras 2 and makes NSL / tensorflow-privacy import, in fresh interpreters."""
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _python(code, **env):
+    environ = {k: v for k, v in os.environ.items() if k != "TF_USE_LEGACY_KERAS"}
+    environ.update(PYTHONPATH=str(ROOT), **env)
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True,
+                          text=True, env=environ, timeout=300)
+
+
+def test_fresh_import_selects_keras2_and_imports_the_stack():
+    result = _python("""
+        import sys
+        import fer_keras
+        import tensorflow as tf
+        assert tf.keras.__name__.startswith("tf_keras"), tf.keras.__name__
+        from fer_keras._compat import import_nsl, import_tf_privacy
+        nsl = import_nsl()
+        assert hasattr(nsl.keras, "AdversarialRegularization")
+        assert "tensorflow.estimator" not in sys.modules      # the placeholder did not leak
+        mia = import_tf_privacy("privacy.privacy_tests.membership_inference_attack.membership_inference_attack")
+        assert hasattr(mia, "run_attacks")
+        assert not hasattr(sys, "skip_tf_privacy_import")
+        try:
+            nsl.estimator.add_adversarial_regularization(None)
+        except Exception as exc:
+            print("estimator:", exc)
+        print("ok")
+    """)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "ok" in result.stdout
+
+
+def test_keras3_imported_first_gives_one_clear_error():
+    result = _python("""
+        import tensorflow as tf
+        try:
+            import fer_keras
+        except ImportError as exc:
+            print(type(exc).__name__, exc)
+    """)
+    assert "KerasVersionError TensorFlow was imported with Keras 3" in result.stdout, result.stderr[-2000:]
+    assert "TF_USE_LEGACY_KERAS=1" in result.stdout
+
+
+def test_keras3_requested_by_env_is_refused():
+    result = _python("import fer_keras", TF_USE_LEGACY_KERAS="0")
+    assert result.returncode != 0
+    assert "TF_USE_LEGACY_KERAS='0' selects Keras 3" in result.stderr
