@@ -1,0 +1,143 @@
+"""`FaceData`, the in-memory form of every data set, and the studies' splits."""
+from __future__ import annotations
+
+import dataclasses
+from typing import Sequence
+
+import numpy as np
+
+from fer_keras.data.labels import CLASS_NAMES, class_id
+from fer_keras.errors import ConfigError, DataError
+
+USAGES = ("Training", "PublicTest", "PrivateTest")
+SPLITS = ("usage", "80/10/10", "90/10")
+
+
+@dataclasses.dataclass
+class FaceData:
+    """Face images with labels.
+
+    Attributes:
+        images: uint8 array (N, H, W, C), C = 1 (grayscale) or 3 (RGB).
+        labels: int32 array (N,), index into ``class_names``.
+        class_names: the names of the classes, in label order.
+        usage: str array (N,), the row's split of origin ("Training", "PublicTest", "PrivateTest").
+        sources: str array (N,), where each image came from (file path or ``file.csv:row``).
+    """
+
+    images: np.ndarray
+    labels: np.ndarray
+    class_names: tuple[str, ...] = CLASS_NAMES
+    usage: np.ndarray | None = None
+    sources: np.ndarray | None = None
+
+    def __post_init__(self):
+        n = len(self.images)
+        if self.usage is None:
+            self.usage = np.full(n, "Training")
+        if self.sources is None:
+            self.sources = np.array([f"#{i}" for i in range(n)])
+        self.labels = np.asarray(self.labels, dtype=np.int32)
+        if not (len(self.labels) == len(self.usage) == len(self.sources) == n):
+            raise ValueError("images, labels, usage and sources must have the same length")
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return tuple(self.images.shape[1:])
+
+    def take(self, index) -> "FaceData":
+        """The rows at ``index`` (an index array or boolean mask)."""
+        return FaceData(self.images[index], self.labels[index], self.class_names,
+                        self.usage[index], self.sources[index])
+
+    def class_counts(self) -> dict[str, int]:
+        counts = np.bincount(self.labels, minlength=self.num_classes)
+        return {name: int(c) for name, c in zip(self.class_names, counts)}
+
+    def one_hot(self) -> np.ndarray:
+        """float32 (N, num_classes) one-hot labels."""
+        return np.eye(self.num_classes, dtype=np.float32)[self.labels]
+
+    def with_classes(self, classes: Sequence[str | int]) -> "FaceData":
+        """Keep rows of the given classes (names or project ids) and re-encode labels to 0..k-1.
+
+        Kept classes are ordered by project id, so ``happiness, sadness, neutral`` become 0, 1, 2.
+        """
+        wanted = sorted({class_id(c) for c in classes})
+        names = [CLASS_NAMES[i] for i in wanted]
+        missing = [n for n in names if n not in self.class_names]
+        if missing:
+            raise ConfigError(f"labels {missing} are not in this data set (it has {list(self.class_names)})")
+        old = [self.class_names.index(n) for n in names]
+        remap = np.full(self.num_classes, -1, dtype=np.int32)
+        remap[old] = np.arange(len(old))
+        keep = remap[self.labels] >= 0
+        out = self.take(keep)
+        out.labels = remap[out.labels]
+        out.class_names = tuple(names)
+        return out
+
+    def check_classes_present(self, what: str) -> None:
+        """Raise :class:`DataError` naming every class with no image in this data."""
+        empty = [n for n, c in self.class_counts().items() if c == 0]
+        if empty:
+            raise DataError(f"{what}: no images for class(es) {', '.join(empty)}; "
+                            "add images or drop them with --labels")
+
+
+def stratified_indices(labels: np.ndarray, size: int, seed: int) -> np.ndarray:
+    """Sorted indices of a class-stratified random sample of ``size`` rows (all rows if fewer)."""
+    n = len(labels)
+    if size >= n:
+        return np.arange(n)
+    from sklearn.model_selection import train_test_split
+
+    try:
+        idx, _ = train_test_split(np.arange(n), train_size=size, stratify=labels, random_state=seed)
+    except ValueError:  # a class too small to stratify: plain random sample
+        idx = np.random.default_rng(seed).choice(n, size, replace=False)
+    return np.sort(idx)
+
+
+def split(data: FaceData, how: str = "usage", seed: int = 42) -> dict[str, FaceData]:
+    """Split into ``{"train", "val", "test"}`` the way the studies did.
+
+    how:
+        ``"usage"``: FER2013's own Usage column: train = Training, val = PublicTest,
+            test = PrivateTest, or PublicTest again when PrivateTest is absent (as in the Kaggle
+            folder layout, whose PrivateTest is withheld).
+        ``"80/10/10"``: stratified train/val/test of all rows, ``random_state=seed`` (Study A's
+            final split; 28,709 / 3,589 / 3,589 on the 35,887-row CSV).
+        ``"90/10"``: stratified train/test of all rows (Study A's first split, 32,298 / 3,589);
+            val is the test part, as in the study.
+    """
+    if how not in SPLITS:
+        raise ConfigError(f"unknown split {how!r}; use one of {', '.join(SPLITS)}")
+    if how == "usage":
+        parts = {u: np.flatnonzero(data.usage == u) for u in USAGES}
+        if len(parts["Training"]) == 0:
+            raise DataError("no rows with Usage 'Training'; use --split 80/10/10 for data without a Usage column")
+        if len(parts["PublicTest"]) == 0 and len(parts["PrivateTest"]) == 0:
+            raise DataError("no PublicTest or PrivateTest rows; use --split 80/10/10 or 90/10")
+        val = parts["PublicTest"] if len(parts["PublicTest"]) else parts["PrivateTest"]
+        test = parts["PrivateTest"] if len(parts["PrivateTest"]) else parts["PublicTest"]
+        return {"train": data.take(parts["Training"]), "val": data.take(val), "test": data.take(test)}
+
+    from sklearn.model_selection import train_test_split
+
+    n = len(data)
+    index = np.arange(n)
+    test_n = int(round(0.1 * n))
+    rest, test = train_test_split(index, test_size=test_n, stratify=data.labels, random_state=seed)
+    if how == "90/10":
+        return {"train": data.take(np.sort(rest)), "val": data.take(np.sort(test)),
+                "test": data.take(np.sort(test))}
+    train, val = train_test_split(rest, test_size=test_n, stratify=data.labels[rest], random_state=seed)
+    return {"train": data.take(np.sort(train)), "val": data.take(np.sort(val)), "test": data.take(np.sort(test))}

@@ -1,0 +1,250 @@
+"""FER2013 in either form: the original CSV (``emotion,pixels,Usage``) or the Kaggle image folders.
+
+Both give a :class:`~fer_keras.data.dataset.FaceData` of uint8 48x48x1 faces with project ids
+(FER2013's ids are the project's, see :mod:`fer_keras.data.labels`).
+"""
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from fer_keras.data.dataset import USAGES, FaceData
+from fer_keras.data.labels import CLASS_NAMES, NUM_CLASSES, class_id
+from fer_keras.errors import ConfigError, DataError
+
+SIDE = 48
+IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".pgm", ".tif", ".tiff", ".webp"}
+#: Folder names of the Kaggle layout and the Usage each implies when a file name carries none.
+SPLIT_FOLDERS = {"train": "Training", "training": "Training", "test": "PublicTest",
+                 "publictest": "PublicTest", "val": "PublicTest", "validation": "PublicTest",
+                 "privatetest": "PrivateTest"}
+_ROWS_PER_CHUNK = 2048
+
+
+def load_fer2013(path: str | os.PathLike, image_size: int = SIDE) -> FaceData:
+    """Load FER2013 from a CSV file, a folder holding ``fer2013.csv``, or the Kaggle folder layout.
+
+    Args:
+        path: ``fer2013.csv``; or a folder with ``train/<class>/*.jpg`` and ``test/<class>/*.jpg``;
+            or a folder of ``<class>/`` sub-folders.
+        image_size: side of the square grayscale images returned (48 for FER2013 itself;
+            other images are resized with area interpolation).
+    """
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"{path}: no such file or folder; pass the FER2013 CSV or the Kaggle "
+                        "folder (with train/ and test/)")
+    if path.is_dir() and (path / "fer2013.csv").is_file():
+        path = path / "fer2013.csv"
+    if path.is_file():
+        return read_fer2013_csv(path, image_size)
+    return read_image_folders(path, image_size)
+
+
+# --------------------------------------------------------------------------------------- CSV
+
+
+def read_fer2013_csv(path: str | os.PathLike, image_size: int = SIDE) -> FaceData:
+    """Parse a FER2013 CSV (header ``emotion,pixels[,Usage]``, any column order), vectorised.
+
+    Pixels are 2,304 space-separated integers 0..255 per row. ``Usage`` is optional; without it
+    every row is ``Training``. Errors name the file and its line number (header = line 1).
+    """
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read ({exc.strerror})") from None
+    lines = raw.split(b"\n")
+    header = [h.strip(b' "\r').decode("utf-8", "replace").lower() for h in lines[0].split(b",")]
+    for column in ("emotion", "pixels"):
+        if column not in header:
+            raise DataError(f"{path}: missing column {column!r} (header is {','.join(header)!r}); "
+                            "a FER2013 CSV has emotion,pixels,Usage")
+    i_emotion, i_pixels = header.index("emotion"), header.index("pixels")
+    i_usage = header.index("usage") if "usage" in header else None
+    n_columns = len(header)
+
+    emotions, pixels, usages, line_numbers = [], [], [], []
+    usage_set = set(USAGES)
+    for number, line in enumerate(lines[1:], start=2):
+        line = line.rstrip(b"\r")
+        if not line.strip():
+            continue
+        fields = line.split(b",")
+        if len(fields) != n_columns:
+            raise DataError(f"{path} line {number}: {len(fields)} fields, expected {n_columns} "
+                            f"({','.join(header)})")
+        emotion = fields[i_emotion].strip(b' "')
+        if not emotion.isdigit() or int(emotion) >= NUM_CLASSES:
+            raise DataError(f"{path} line {number}: unknown emotion {emotion.decode(errors='replace')!r}; "
+                            "expected 0..6 (anger, disgust, fear, happiness, sadness, surprise, neutral)")
+        emotions.append(int(emotion))
+        pixels.append(fields[i_pixels].strip(b' "'))
+        if i_usage is not None:
+            usage = fields[i_usage].strip(b' "').decode(errors="replace")
+            if usage not in usage_set:
+                raise DataError(f"{path} line {number}: unknown Usage {usage!r}; expected one of "
+                                f"{', '.join(USAGES)}")
+            usages.append(usage)
+        line_numbers.append(number)
+    if not emotions:
+        raise DataError(f"{path}: no data rows")
+
+    images = np.empty((len(pixels), SIDE * SIDE), dtype=np.uint8)
+    for start in range(0, len(pixels), _ROWS_PER_CHUNK):
+        chunk = pixels[start:start + _ROWS_PER_CHUNK]
+        images[start:start + len(chunk)] = _parse_pixel_rows(chunk, path, line_numbers[start:])
+    images = images.reshape(-1, SIDE, SIDE, 1)
+    if image_size != SIDE:
+        images = _resize_all(images, image_size)
+    usage = np.array(usages) if usages else np.full(len(emotions), "Training")
+    sources = np.char.add(f"{path.name}:", np.array(line_numbers).astype(str))
+    return FaceData(images, np.array(emotions, np.int32), CLASS_NAMES, usage, sources)
+
+
+def _parse_pixel_rows(rows: list[bytes], path: Path, line_numbers: list[int]) -> np.ndarray:
+    """(len(rows), 2304) uint8 from space-separated integer strings, without a Python loop."""
+    n = len(rows)
+    buf = np.frombuffer(b" ".join(rows) + b" ", dtype=np.uint8)
+    digits = buf - np.uint8(48)  # wraps around for non-digits, so digit <=> value < 10
+    is_digit = digits < 10
+    if not np.all(is_digit | (buf == 32)):
+        _raise_bad_pixels(rows, path, line_numbers)
+    edges = np.diff(is_digit.view(np.int8), prepend=np.int8(0))
+    starts = np.flatnonzero(edges == 1)
+    ends = np.flatnonzero(edges == -1)
+    if len(starts) != n * SIDE * SIDE:
+        _raise_bad_pixels(rows, path, line_numbers)
+    lengths = ends - starts
+    if lengths.max() > 3:
+        _raise_bad_pixels(rows, path, line_numbers)
+    d0 = digits[starts].astype(np.uint16)
+    d1 = digits[np.minimum(starts + 1, len(buf) - 1)].astype(np.uint16)
+    d2 = digits[np.minimum(starts + 2, len(buf) - 1)].astype(np.uint16)
+    values = np.where(lengths == 1, d0, np.where(lengths == 2, d0 * 10 + d1, d0 * 100 + d1 * 10 + d2))
+    if values.max() > 255:
+        _raise_bad_pixels(rows, path, line_numbers)
+    return values.astype(np.uint8).reshape(n, SIDE * SIDE)
+
+
+def _raise_bad_pixels(rows, path, line_numbers):
+    """Slow path, only on bad input: find the first bad row and say what is wrong with it."""
+    for row, number in zip(rows, line_numbers):
+        tokens = row.split()
+        bad = next((t for t in tokens if not t.isdigit()), None)
+        if bad is not None:
+            raise DataError(f"{path} line {number}: non-numeric pixel value "
+                            f"{bad[:20].decode(errors='replace')!r}")
+        if len(tokens) != SIDE * SIDE:
+            raise DataError(f"{path} line {number}: {len(tokens)} pixel values, expected "
+                            f"{SIDE * SIDE} (48x48)")
+        big = next((t for t in tokens if int(t) > 255), None)
+        if big is not None:
+            raise DataError(f"{path} line {number}: pixel value {int(big)} is outside 0..255")
+    raise DataError(f"{path}: malformed pixels column")  # pragma: no cover - unreachable
+
+
+def write_fer2013_csv(data: FaceData, path: str | os.PathLike) -> Path:
+    """Write 48x48 grayscale ``data`` as a FER2013 CSV (project ids, its Usage column)."""
+    if data.image_shape != (SIDE, SIDE, 1):
+        raise ConfigError(f"FER2013 CSV holds 48x48x1 images, not {data.image_shape}")
+    ids = np.array([class_id(n) for n in data.class_names])[data.labels]
+    flat = data.images.reshape(len(data), -1)
+    # One vectorised formatting pass: every value as text, joined per row.
+    text = np.char.mod("%d", flat)
+    pixel_rows = [" ".join(r) for r in text]
+    path = Path(path)
+    from fer_keras.runs import atomic_write_text
+
+    body = "".join(f"{e},{p},{u}\n" for e, p, u in zip(ids, pixel_rows, data.usage))
+    atomic_write_text(path, "emotion,pixels,Usage\n" + body)
+    return path
+
+
+# ----------------------------------------------------------------------------- image folders
+
+
+def read_image_folders(root: str | os.PathLike, image_size: int = SIDE, color: str = "gray") -> FaceData:
+    """Read ``root/<split>/<class>/*`` (or ``root/<class>/*``) images into a FaceData.
+
+    Usage comes from a FER2013 file-name prefix (``Training_``, ``PublicTest_``,
+    ``PrivateTest_``) when present, else from the split folder (train -> Training,
+    test/val -> PublicTest); class folders may use any alias in :mod:`fer_keras.data.labels`.
+    ``color`` is ``"gray"`` (HxWx1) or ``"rgb"`` (HxWx3).
+    """
+    root = Path(root)
+    files, labels, usages = [], [], []
+    split_dirs = [d for d in sorted(root.iterdir()) if d.is_dir() and d.name.lower() in SPLIT_FOLDERS]
+    if not split_dirs:
+        split_dirs = [root]
+    for split_dir in split_dirs:
+        default_usage = SPLIT_FOLDERS.get(split_dir.name.lower(), "Training")
+        class_dirs = [d for d in sorted(split_dir.iterdir()) if d.is_dir() and not d.name.startswith(".")]
+        if not class_dirs:
+            raise DataError(f"{split_dir}: no class folders; expected e.g. {split_dir}/happy/*.jpg "
+                            "or a FER2013 CSV")
+        for class_dir in class_dirs:
+            try:
+                label = class_id(class_dir.name)
+            except ConfigError:
+                raise DataError(f"{class_dir}: unknown class folder {class_dir.name!r}; rename it to one "
+                                f"of {', '.join(CLASS_NAMES)} (or angry, happy, sad, ...)") from None
+            with os.scandir(class_dir) as entries:
+                names = sorted(e.name for e in entries if e.is_file() and not e.name.startswith(".")
+                               and os.path.splitext(e.name)[1].lower() in IMAGE_EXTENSIONS)
+            if not names:
+                raise DataError(f"{class_dir}: empty class folder (no images); add images or remove it")
+            for name in names:
+                prefix = name.split("_", 1)[0]
+                usages.append(prefix if prefix in USAGES else default_usage)
+            files += [os.path.join(class_dir, n) for n in names]
+            labels += [label] * len(names)
+    images = read_images(files, image_size, color)
+    return FaceData(images, np.array(labels, np.int32), CLASS_NAMES, np.array(usages), np.array(files))
+
+
+def read_images(files: list[str], image_size: int | None, color: str = "gray") -> np.ndarray:
+    """uint8 (N, S, S, C) from image files, decoded with OpenCV on two threads.
+
+    ``image_size=None`` keeps the files' own size (all must match). Raises :class:`DataError`
+    naming the first file that cannot be read.
+    """
+    import cv2
+
+    if color not in ("gray", "rgb"):
+        raise ConfigError(f"color must be 'gray' or 'rgb', not {color!r}")
+    flag = cv2.IMREAD_GRAYSCALE if color == "gray" else cv2.IMREAD_COLOR
+
+    def decode(file):
+        image = cv2.imread(file, flag)
+        if image is None:
+            return None
+        if color == "rgb":
+            image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+        if image_size is not None and image.shape[:2] != (image_size, image_size):
+            image = cv2.resize(image, (image_size, image_size), interpolation=cv2.INTER_AREA)
+        return image
+
+    with ThreadPoolExecutor(max(2, min(8, os.cpu_count() or 2))) as pool:
+        decoded = list(pool.map(decode, files, chunksize=256))
+    for file, image in zip(files, decoded):
+        if image is None:
+            raise DataError(f"{file}: unreadable image (not a valid JPEG/PNG); delete or replace it")
+    if not decoded:
+        return np.zeros((0, image_size or SIDE, image_size or SIDE, 1 if color == "gray" else 3), np.uint8)
+    shapes = {d.shape for d in decoded}
+    if len(shapes) > 1:
+        raise DataError(f"images differ in size ({sorted(shapes)[:3]}...); pass image_size to resize them")
+    images = np.stack(decoded)
+    return images[..., None] if images.ndim == 3 else images
+
+
+def _resize_all(images: np.ndarray, side: int) -> np.ndarray:
+    import cv2
+
+    out = np.stack([cv2.resize(im, (side, side), interpolation=cv2.INTER_AREA) for im in images])
+    return out[..., None] if out.ndim == 3 else out

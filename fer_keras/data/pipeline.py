@@ -1,0 +1,93 @@
+"""`tf.data` pipelines from FaceData: uint8 in memory -> batched model inputs.
+
+Images stay uint8 until the batch is drawn, so a 224x224 pipeline costs 1 byte per pixel in
+memory (RAF-DB's 12,271 training faces at 100x100x3: 368 MB, not 7 GB of float32 at 224).
+Per batch: cast to float32 -> match channels (gray <-> RGB) -> resize to the model input ->
+augment (training only, pixel range 0..255) -> scale as the model expects:
+
+* ``"unit"``: pixels / 255, in [0, 1] (DCNN, Study A).
+* ``"standardize"``: mean 0, std 1, either per image (``standardize="image"``) or with the
+  training set's mean and std (``standardize="dataset"``; pass ``mean``/``std``) (GhostFace, Study B).
+
+Every element is ``{"image": float32 (B, H, W, C), "label": float32 one-hot (B, K)}``, the
+feature dict NSL's AdversarialRegularization needs; :func:`as_xy` turns it into the
+``(features, labels)`` pair plain Keras ``fit`` takes.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+import tensorflow as tf
+
+from fer_keras.data.dataset import FaceData
+from fer_keras.errors import ConfigError
+
+INPUT_MODES = ("unit", "standardize")
+
+
+def dataset_stats(data: FaceData) -> tuple[float, float]:
+    """Mean and std of all pixels (0..255 units), for ``standardize="dataset"``."""
+    sample = data.images[:: max(1, len(data) // 5000)].astype(np.float64)
+    return float(sample.mean()), float(sample.std() + 1e-6)
+
+
+def preprocess(images: tf.Tensor, input_shape, mode: str = "unit", standardize: str = "image",
+               mean: float | None = None, std: float | None = None,
+               augment: Callable | None = None) -> tf.Tensor:
+    """Turn a uint8/float batch (B, h, w, c) in 0..255 into model input (B, H, W, C) float32."""
+    if mode not in INPUT_MODES:
+        raise ConfigError(f"unknown input mode {mode!r}; use one of {INPUT_MODES}")
+    height, width, channels = input_shape
+    x = tf.cast(images, tf.float32)
+    if x.shape[-1] == 1 and channels == 3:
+        x = tf.image.grayscale_to_rgb(x)
+    elif x.shape[-1] == 3 and channels == 1:
+        x = tf.image.rgb_to_grayscale(x)
+    if x.shape[1] != height or x.shape[2] != width:
+        x = tf.image.resize(x, (height, width), method="bilinear")
+    if augment is not None:
+        x = augment(x)
+    if mode == "unit":
+        return x / 255.0
+    if standardize == "image":
+        m, v = tf.nn.moments(x, axes=[1, 2, 3], keepdims=True)
+        return (x - m) / tf.maximum(tf.sqrt(v), 1e-3)
+    if standardize == "dataset":
+        if mean is None or std is None:
+            raise ConfigError("standardize='dataset' needs the training set's mean and std")
+        return (x - mean) / std
+    raise ConfigError(f"standardize must be 'image' or 'dataset', not {standardize!r}")
+
+
+def make_dataset(data: FaceData, input_shape, batch_size: int, *, mode: str = "unit",
+                 training: bool = False, augment: Callable | None = None, seed: int = 42,
+                 standardize: str = "image", mean: float | None = None, std: float | None = None,
+                 cache: bool = True) -> tf.data.Dataset:
+    """Batched, prefetched dataset of ``{"image", "label"}`` dicts.
+
+    ``training=True`` shuffles every epoch (seeded) and applies ``augment``; evaluation
+    datasets keep the data's order. ``cache`` keeps prepared evaluation batches in memory
+    (training batches are re-augmented each epoch, so only their uint8 source is held).
+    """
+    if len(data) == 0:
+        raise ConfigError("cannot build a dataset from 0 images")
+    ds = tf.data.Dataset.from_tensor_slices((data.images, data.one_hot()))
+    if training:
+        ds = ds.shuffle(min(len(data), 20000), seed=seed, reshuffle_each_iteration=True)
+    ds = ds.batch(batch_size)
+
+    def prepare(images, labels):
+        x = preprocess(images, input_shape, mode, standardize, mean, std,
+                       augment if training else None)
+        return {"image": x, "label": labels}
+
+    ds = ds.map(prepare, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    if cache and not training:
+        ds = ds.cache()
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def as_xy(ds: tf.data.Dataset) -> tf.data.Dataset:
+    """``{"image", "label"}`` -> ``({"image"}, label)`` for a plain (non-NSL) Keras model."""
+    return ds.map(lambda d: ({"image": d["image"]}, d["label"]))

@@ -1,0 +1,90 @@
+"""Run folders: one folder per experiment with its config, history, metrics, figures and model.
+
+Files are written atomically (to a temporary name in the same folder, then renamed), so an
+interrupted run never leaves a half-written file behind.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fer_keras.errors import ConfigError
+
+CONFIG_FILE = "config.json"
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def _json_default(value):
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (np.floating,)):
+        return float(value)
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def write_json(path: str | os.PathLike, obj: Any) -> Path:
+    return atomic_write_text(path, json.dumps(obj, indent=2, default=_json_default) + "\n")
+
+
+def read_json(path: str | os.PathLike) -> Any:
+    return json.loads(Path(path).read_text())
+
+
+def ensure_writable_dir(path: str | os.PathLike, what: str = "--out") -> Path:
+    """Create ``path`` (and parents) and prove a file can be written there, or raise ConfigError."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = tempfile.NamedTemporaryFile(dir=path, prefix=".write-test-", delete=True)
+        probe.close()
+    except OSError as exc:
+        raise ConfigError(f"{what} {path}: cannot write there ({exc.strerror}); choose a writable folder") from None
+    return path
+
+
+def new_run_dir(out: str | os.PathLike, name: str) -> Path:
+    """A new, empty run folder ``out/<YYYYmmdd-HHMMSS>-<name>`` (suffixed if it exists)."""
+    out = ensure_writable_dir(out)
+    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    base = out / f"{stamp}-{name}"
+    run, i = base, 1
+    while run.exists():
+        i += 1
+        run = Path(f"{base}-{i}")
+    run.mkdir()
+    return run
+
+
+def existing_run_dir(path: str | os.PathLike) -> Path:
+    """A run folder to resume: must exist and hold ``config.json``."""
+    path = Path(path)
+    if not (path / CONFIG_FILE).is_file():
+        raise ConfigError(f"--resume {path}: not a run folder (no {CONFIG_FILE}); pass the folder "
+                          "a previous run printed")
+    return ensure_writable_dir(path, "--resume")
