@@ -1,0 +1,62 @@
+"""Shared command-line plumbing for the experiment scripts: common flags and error handling."""
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Callable
+
+from fer_keras.errors import FerKerasError
+
+
+def run_main(main: Callable[[], object]) -> None:
+    """Run ``main``; user mistakes (FerKerasError) print one line and exit 2, Ctrl-C exits 130."""
+    try:
+        main()
+    except FerKerasError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)
+
+
+def add_training_flags(parser: argparse.ArgumentParser, defaults) -> None:
+    """Flags shared by every training script; ``defaults`` is an ExperimentConfig."""
+    from fer_keras.augment import AUGMENTS
+    from fer_keras.data.dataset import SPLITS
+    from fer_keras.models import MODEL_NAMES
+
+    d = defaults
+    add = parser.add_argument
+    add("--data", default=None, help="FER2013 CSV or Kaggle folder (train/, test/), or RAF-DB root; "
+        "omitted: the bundled synthetic demo set")
+    add("--labels", default=d.labels, help="classes to keep: all, 3class, or names/ids like "
+        "happiness,sadness,neutral (default: %(default)s)")
+    add("--split", default=d.split, choices=SPLITS, help="usage = FER2013's Usage column (default)")
+    add("--model", default=d.model, choices=MODEL_NAMES, help="default: %(default)s")
+    add("--epochs", type=int, default=None, help="default: 30 on real data, 8 on the demo set")
+    add("--batch-size", type=int, default=d.batch_size, help="default: %(default)s")
+    add("--optimizer", default=d.optimizer, choices=("adam", "sgd"), help="default: %(default)s")
+    add("--lr", type=float, default=d.lr, help="learning rate (default: %(default)s)")
+    add("--momentum", type=float, default=d.momentum, help="SGD momentum (default: %(default)s)")
+    add("--augment", default=d.augment, choices=AUGMENTS, help="training augmentation (default: %(default)s)")
+    add("--early-stopping", type=int, default=d.early_stopping, metavar="PATIENCE",
+        help="stop when val loss has not improved for PATIENCE epochs")
+    add("--reduce-lr", type=int, default=d.reduce_lr, metavar="PATIENCE",
+        help="halve the learning rate when val loss plateaus for PATIENCE epochs")
+    add("--limit", type=int, default=None, help="use at most N training images (stratified sample)")
+    add("--eval-limit", type=int, default=None, help="use at most N validation and N test images")
+    add("--seed", type=int, default=d.seed, help="default: %(default)s")
+    add("--no-deterministic", action="store_true", help="allow faster non-deterministic TF ops")
+    add("--jit", action="store_true", help="compile with XLA (jit_compile)")
+    add("--out", default=d.out, help="folder for run folders (default: %(default)s)")
+    add("--resume", default=None, metavar="RUN_DIR", help="continue an interrupted run folder")
+
+
+def config_from_args(args: argparse.Namespace, cls, **extra):
+    """Build an ExperimentConfig (``cls``) from parsed training flags plus ``extra`` fields."""
+    return cls(data=args.data, labels=args.labels, split=args.split, model=args.model,
+               epochs=args.epochs, batch_size=args.batch_size, optimizer=args.optimizer, lr=args.lr,
+               momentum=args.momentum, augment=args.augment, early_stopping=args.early_stopping,
+               reduce_lr=args.reduce_lr, limit=args.limit, eval_limit=args.eval_limit, seed=args.seed,
+               deterministic=not args.no_deterministic, jit_compile=args.jit, out=args.out, **extra)

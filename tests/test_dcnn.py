@@ -1,0 +1,30 @@
+"""Study A's DCNN: exact parameter count, layer by layer, and its variants."""
+import pytest
+
+from fer_keras.models import MODEL_NAMES, build_model
+from fer_keras.errors import ConfigError
+
+# SPEC.md: conv / BN / ... / dense / BN / dense parameter counts of the study's printed summary.
+STUDY_COUNTS = [1664, 256, 102464, 256, 73856, 512, 147584, 512, 295168, 1024, 590080, 1024,
+                1179776, 512, 903]
+
+
+def test_dcnn_matches_study_layer_by_layer():
+    model = build_model("dcnn")
+    assert model.count_params() == 2_395_591
+    assert [l.count_params() for l in model.layers if l.count_params()] == STUDY_COUNTS
+    assert model.input_names == ["image"] and model.input_shape == (None, 48, 48, 1)
+    assert model.output_shape == (None, 7)
+
+
+@pytest.mark.parametrize("name, convs", [("dcnn_deeper", 10), ("dcnn_final", 15)])
+def test_variants_build(name, convs):
+    model = build_model(name, num_classes=3)
+    assert model.output_shape == (None, 3)
+    assert sum(l.__class__.__name__ == "Conv2D" for l in model.layers) == convs
+
+
+def test_unknown_model():
+    assert "dcnn" in MODEL_NAMES
+    with pytest.raises(ConfigError, match="unknown model 'vgg'"):
+        build_model("vgg")

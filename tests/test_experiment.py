@@ -1,0 +1,80 @@
+"""End to end: run_experiment and the run_nsl.py command on tiny demo data."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from fer_keras.config import ExperimentConfig
+from fer_keras.errors import ConfigError
+from fer_keras.experiment import run_experiment
+
+ROOT = Path(__file__).resolve().parents[1]
+RUN_FILES = ["config.json", "history.csv", "metrics.json", "classification_report.txt",
+             "figures/class_distribution.png", "figures/samples.png", "figures/training_curves.png",
+             "figures/confusion_matrix.png", "figures/misclassified.png", "model/model.keras",
+             "model/saved_model/saved_model.pb"]
+
+
+def _config(tmp_path, **kw):
+    return ExperimentConfig(demo_images_per_class=6, epochs=1, batch_size=16, out=str(tmp_path / "runs"), **kw)
+
+
+@pytest.fixture(scope="module")
+def nsl_run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("exp")
+    return run_experiment(_config(tmp), log=lambda *a: None)
+
+
+def test_run_folder_has_everything(nsl_run):
+    for name in RUN_FILES:
+        assert (nsl_run / name).exists(), name
+    metrics = json.loads((nsl_run / "metrics.json").read_text())
+    assert list(metrics["evaluate"]) == ["loss", "categorical_crossentropy", "categorical_accuracy",
+                                         "scaled_adversarial_loss"]
+    assert metrics["wrong"] == round((1 - metrics["accuracy"]) * metrics["images"])
+    assert set(metrics["per_class"]) == {"anger", "disgust", "fear", "happiness", "sadness", "surprise", "neutral"}
+    assert metrics["export_check"]["keras_max_abs_diff"] < 1e-5
+    config = json.loads((nsl_run / "config.json").read_text())
+    assert config["config"]["multiplier"] == 0.3 and config["resolved"]["images"]["train"] == 29
+    assert "precision" in (nsl_run / "classification_report.txt").read_text()
+
+
+def test_resume_of_a_finished_run_does_not_retrain(nsl_run):
+    before = (nsl_run / "history.csv").read_text()
+    run_experiment(ExperimentConfig(), resume=nsl_run, log=lambda *a: None)  # config comes from the folder
+    assert (nsl_run / "history.csv").read_text() == before
+
+
+def test_same_seed_same_metrics(tmp_path, nsl_run):
+    again = run_experiment(_config(tmp_path), log=lambda *a: None)
+    first = json.loads((nsl_run / "metrics.json").read_text())["evaluate"]
+    assert json.loads((again / "metrics.json").read_text())["evaluate"] == first
+
+
+def test_unwritable_out_folder(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(ConfigError, match="--out .*cannot write there"):
+        run_experiment(_config(tmp_path).__class__(out=str(blocker / "runs")), log=lambda *a: None)
+
+
+def _run_nsl(*args, cwd):
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, str(ROOT / "experiments" / "run_nsl.py"), *args],
+                          capture_output=True, text=True, cwd=cwd, env=env, timeout=600)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--data", "no/such/fer2013"], "error: no/such/fer2013: no such file or folder"),
+    (["--labels", "joy,sad"], "error: unknown label 'joy'"),
+    (["--resume", "nowhere"], "error: --resume nowhere: not a run folder"),
+])
+def test_cli_user_errors_are_one_line(tmp_path, args, message):
+    result = _run_nsl(*args, "--out", str(tmp_path), cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1].startswith(message)
+    assert "Traceback" not in result.stderr
+    assert not any(tmp_path.iterdir())  # nothing half-written

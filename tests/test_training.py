@@ -1,0 +1,107 @@
+"""NSL wrapping, compile names, fit with checkpoints/resume/history, export parity."""
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from fer_keras.adversarial import base_model, wrap_adversarial
+from fer_keras.data import FaceData
+from fer_keras.data.pipeline import as_xy, make_dataset
+from fer_keras.errors import ConfigError
+from fer_keras.export import check_exports, export_model
+from fer_keras.training import compile_model, fit, read_history, set_seed
+
+
+def _toy_data(n=96, seed=0):
+    """A separable task: class 0 = bright left half, class 1 = bright right half."""
+    rng = np.random.default_rng(seed)
+    labels = np.arange(n) % 2
+    images = rng.integers(0, 60, (n, 12, 12, 1)).astype(np.uint8)
+    for i, label in enumerate(labels):
+        images[i, :, (6 if label else 0):(12 if label else 6)] += 150
+    return FaceData(images, labels, ("left", "right"))
+
+
+def _tiny_model(num_classes=2):
+    inputs = tf.keras.Input((12, 12, 1), name="image")
+    x = tf.keras.layers.Conv2D(4, 3, activation="relu")(inputs)
+    x = tf.keras.layers.GlobalAveragePooling2D()(x)
+    return tf.keras.Model(inputs, tf.keras.layers.Dense(num_classes, activation="softmax")(x))
+
+
+def test_nsl_wrap_learns_a_separable_task(tmp_path):
+    set_seed(0)
+    ds = make_dataset(_toy_data(), (12, 12, 1), batch_size=16, training=True)
+    model = wrap_adversarial(_tiny_model(), multiplier=0.3, step=0.05)
+    compile_model(model, "adam", lr=0.05)
+    before = model.evaluate(ds, verbose=0, return_dict=True)
+    model.fit(ds, epochs=8, verbose=0)
+    after = model.evaluate(ds, verbose=0, return_dict=True)
+    assert set(after) == {"loss", "categorical_crossentropy", "categorical_accuracy", "scaled_adversarial_loss"}
+    assert after["loss"] < 0.5 * before["loss"]
+    assert after["categorical_accuracy"] > 0.9 and after["scaled_adversarial_loss"] > 0
+
+
+def test_plain_model_reports_same_names():
+    ds = as_xy(make_dataset(_toy_data(), (12, 12, 1), batch_size=16))
+    model = compile_model(_tiny_model())
+    assert set(model.evaluate(ds, verbose=0, return_dict=True)) == {
+        "loss", "categorical_crossentropy", "categorical_accuracy"}
+
+
+def test_wrap_checks_settings_and_input_name():
+    with pytest.raises(ConfigError, match="--grad-norm 'l3'"):
+        wrap_adversarial(_tiny_model(), grad_norm="l3")
+    inputs = tf.keras.Input((4,), name="pixels")
+    with pytest.raises(ConfigError, match="input named 'image'"):
+        wrap_adversarial(tf.keras.Model(inputs, tf.keras.layers.Dense(2)(inputs)))
+
+
+def test_fit_resumes_from_last_epoch(tmp_path):
+    set_seed(0)
+    data = _toy_data()
+    ds = make_dataset(data, (12, 12, 1), batch_size=32, training=True)
+
+    def new_model():
+        return compile_model(wrap_adversarial(_tiny_model(), step=0.05), "adam", lr=0.01)
+
+    class StopAfter(tf.keras.callbacks.Callback):  # simulates a crash after epoch 2
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 1:
+                raise KeyboardInterrupt
+
+    first = new_model()
+    original_fit = first.fit
+
+    def crashing_fit(*args, callbacks=(), **kwargs):
+        return original_fit(*args, callbacks=list(callbacks) + [StopAfter()], **kwargs)
+
+    first.fit = crashing_fit
+    with pytest.raises(KeyboardInterrupt):
+        fit(first, ds, None, epochs=4, run_dir=tmp_path, verbose=0)
+    assert [int(r["epoch"]) for r in read_history(tmp_path / "history.csv")] == [0, 1]
+    saved = [w.numpy() for w in base_model(first).weights]
+
+    second = new_model()
+    seen = []
+    second_fit = second.fit
+
+    def recording_fit(*args, callbacks=(), **kwargs):
+        cb = tf.keras.callbacks.LambdaCallback(on_epoch_begin=lambda e, logs: seen.append(e))
+        return second_fit(*args, callbacks=list(callbacks) + [cb], **kwargs)
+
+    second.fit = recording_fit
+    history = fit(second, ds, None, epochs=4, run_dir=tmp_path, verbose=0)
+    assert seen == [2, 3]  # epochs 0 and 1 were restored, not re-run
+    assert [int(r["epoch"]) for r in history] == [0, 1, 2, 3]
+    assert not np.allclose(saved[0], base_model(second).weights[0].numpy())  # kept training
+
+
+def test_export_reloads_with_identical_predictions(tmp_path):
+    model = wrap_adversarial(_tiny_model())
+    compile_model(model)
+    images = np.random.default_rng(0).random((5, 12, 12, 1)).astype(np.float32)
+    paths = export_model(model, tmp_path / "model")
+    assert paths["keras"].is_file() and (paths["saved_model"] / "saved_model.pb").is_file()
+    diffs = check_exports(model, paths, images)
+    assert diffs["keras_max_abs_diff"] < 1e-6 and diffs["saved_model_max_abs_diff"] < 1e-5
+    assert not list((tmp_path / "model").glob(".export-*"))  # no temporary leftovers
