@@ -9,6 +9,7 @@ Step sizes are in the model's input units ([0, 1] for DCNN, standardised units f
 from __future__ import annotations
 
 import dataclasses
+import logging
 
 import tensorflow as tf
 
@@ -16,6 +17,17 @@ from fer_keras._compat import import_nsl
 from fer_keras.errors import ConfigError
 
 GRAD_NORMS = ("l2", "infinity", "l1")
+
+
+class _QuietLabelWarning(logging.Filter):
+    """NSL warns "Cannot perturb features dict_keys(['label'])" at every trace: the label is
+    never meant to be perturbed, so that one message is dropped (nothing else is)."""
+
+    def filter(self, record):
+        return not record.getMessage().startswith("Cannot perturb features dict_keys(['label'])")
+
+
+logging.getLogger("absl").addFilter(_QuietLabelWarning())
 
 
 @dataclasses.dataclass(frozen=True)

@@ -34,7 +34,10 @@ def add_training_flags(parser: argparse.ArgumentParser, defaults) -> None:
         "happiness,sadness,neutral (default: %(default)s)")
     add("--split", default=d.split, choices=SPLITS, help="usage = FER2013's Usage column (default)")
     add("--model", default=d.model, choices=MODEL_NAMES, help="default: %(default)s")
-    add("--epochs", type=int, default=None, help="default: 30 on real data, 8 on the demo set")
+    add("--epochs", type=int, default=None,
+        help=f"default: {d.full_epochs} on real data, 8 on the demo set")
+    add("--input-size", type=int, default=None, metavar="PIXELS",
+        help="square input side (default: the model's own, 48 for DCNN, 224 for GhostFace)")
     add("--batch-size", type=int, default=d.batch_size, help="default: %(default)s")
     add("--optimizer", default=d.optimizer, choices=("adam", "sgd"), help="default: %(default)s")
     add("--lr", type=float, default=d.lr, help="learning rate (default: %(default)s)")
@@ -55,6 +58,11 @@ def add_training_flags(parser: argparse.ArgumentParser, defaults) -> None:
 
 def config_from_args(args: argparse.Namespace, cls, **extra):
     """Build an ExperimentConfig (``cls``) from parsed training flags plus ``extra`` fields."""
+    from fer_keras.models import default_input_shape
+
+    if args.input_size is not None:
+        channels = default_input_shape(args.model)[2]
+        extra.setdefault("input_shape", (args.input_size, args.input_size, channels))
     return cls(data=args.data, labels=args.labels, split=args.split, model=args.model,
                epochs=args.epochs, batch_size=args.batch_size, optimizer=args.optimizer, lr=args.lr,
                momentum=args.momentum, augment=args.augment, early_stopping=args.early_stopping,

@@ -21,12 +21,14 @@ class ExperimentConfig:
     labels: str = "all"              # "all", "3class" or "happiness,sadness,neutral" / "3,4,6"
     split: str = "usage"             # "usage", "80/10/10" or "90/10"
     model: str = "dcnn"
-    input_shape: tuple[int, int, int] | None = None
+    input_shape: tuple[int, int, int] | None = None  # None: the model's default
+    noise_layers: int = 0            # GhostFace's Gaussian-noise layers (privacy study)
     adversarial: bool = True
     multiplier: float = 0.3
     step: float = 0.12
     grad_norm: str = "l2"
-    epochs: int | None = None        # 30 on real data, DEMO_EPOCHS on the demo set
+    epochs: int | None = None        # full_epochs on real data, DEMO_EPOCHS on the demo set
+    full_epochs: int = 30            # the study's epochs, used when --epochs is not given
     batch_size: int = 50
     optimizer: str = "adam"          # "adam" or "sgd"
     lr: float = 1e-3
@@ -57,7 +59,7 @@ class ExperimentConfig:
 
     @property
     def resolved_epochs(self) -> int:
-        return self.epochs or (DEMO_EPOCHS if self.data is None else 30)
+        return self.epochs or (DEMO_EPOCHS if self.data is None else self.full_epochs)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

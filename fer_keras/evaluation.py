@@ -5,7 +5,7 @@ import numpy as np
 import tensorflow as tf
 
 from fer_keras.adversarial import base_model
-from fer_keras.data.pipeline import as_xy
+from fer_keras.data.pipeline import as_xy, images_only
 
 #: The order in which Study A printed NSL's evaluate figures.
 METRIC_ORDER = ("loss", "categorical_crossentropy", "categorical_accuracy", "scaled_adversarial_loss")
@@ -19,7 +19,7 @@ def ordered_scores(scores: dict) -> dict:
 
 def predict_probabilities(model: tf.keras.Model, ds: tf.data.Dataset) -> np.ndarray:
     """(N, K) class probabilities of the (base) model on a ``{"image", "label"}`` dataset."""
-    return base_model(model).predict(ds.map(lambda d: d["image"]), verbose=0)
+    return base_model(model).predict(images_only(ds), verbose=0)
 
 
 def evaluate(model: tf.keras.Model, ds: tf.data.Dataset, class_names) -> dict:

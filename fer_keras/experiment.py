@@ -22,7 +22,7 @@ from fer_keras.adversarial import base_model, wrap_adversarial
 from fer_keras.augment import make_augmenter
 from fer_keras.config import ExperimentConfig
 from fer_keras.data import FaceData, load_dataset, make_demo, parse_labels, split, stratified_indices
-from fer_keras.data.pipeline import dataset_stats, make_dataset
+from fer_keras.data.pipeline import dataset_stats, images_only, make_dataset
 from fer_keras.evaluation import evaluate
 from fer_keras.export import check_exports, export_model
 from fer_keras.models import build_model, default_input_shape, input_mode
@@ -71,7 +71,8 @@ def run_experiment(config: ExperimentConfig, resume: str | Path | None = None,
     mode = input_mode(config.model)
     mean, std = dataset_stats(parts["train"]) if config.standardize == "dataset" else (None, None)
     if resume is None:
-        run_dir = new_run_dir(config.out, f"{config.model}-{'nsl' if config.adversarial else 'plain'}")
+        run_dir = new_run_dir(config.out, f"{config.model}-{'nsl' if config.adversarial else 'plain'}"
+                                          + (f"-{config.augment}" if config.augment != "basic" else ""))
     epochs = config.resolved_epochs
     write_json(run_dir / CONFIG_FILE, {
         "config": config.to_dict(),
@@ -98,7 +99,8 @@ def run_experiment(config: ExperimentConfig, resume: str | Path | None = None,
     val_ds = make_dataset(parts["val"], **common)
     test_ds = make_dataset(parts["test"], **common)
 
-    model = build_model(config.model, shape, len(class_names))
+    model_kwargs = {"noise_layers": config.noise_layers} if config.noise_layers else {}
+    model = build_model(config.model, shape, len(class_names), **model_kwargs)
     if config.adversarial:
         model = wrap_adversarial(model, config.multiplier, config.step, config.grad_norm)
     compile_model(model, config.optimizer, config.lr, config.momentum, config.jit_compile)
@@ -122,7 +124,7 @@ def run_experiment(config: ExperimentConfig, resume: str | Path | None = None,
     plots.misclassified_gallery(parts["test"].images, labels, probs, class_names, figures / "misclassified.png")
 
     paths = export_model(model, run_dir / "model")
-    sample = next(iter(test_ds.map(lambda d: d["image"]).take(1))).numpy()
+    sample = next(iter(images_only(test_ds).take(1))).numpy()
     epoch_seconds = sum(r.get("seconds", 0.0) for r in history)
     metrics = {
         **results,

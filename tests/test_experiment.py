@@ -78,3 +78,27 @@ def test_cli_user_errors_are_one_line(tmp_path, args, message):
     assert result.stderr.strip().splitlines()[-1].startswith(message)
     assert "Traceback" not in result.stderr
     assert not any(tmp_path.iterdir())  # nothing half-written
+
+
+def test_ghostface_nsl_run_at_small_input(tmp_path):
+    config = _config(tmp_path, model="ghostface", input_shape=(32, 32, 3), optimizer="sgd", lr=0.1,
+                     noise_layers=1)
+    run = run_experiment(config, log=lambda *a: None)
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert "scaled_adversarial_loss" in metrics["evaluate"]
+    assert metrics["export_check"]["saved_model_max_abs_diff"] < 1e-5
+    import tensorflow as tf
+
+    model = tf.keras.models.load_model(run / "model" / "model.keras", compile=False)
+    assert model.input_shape == (None, 32, 32, 3) and model.get_layer("noise_1")
+
+
+def test_run_ghostface_cli_defaults_are_the_study_recipe():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("run_ghostface", ROOT / "experiments" / "run_ghostface.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    recipe = module.STUDY_B
+    assert (recipe.optimizer, recipe.lr, recipe.batch_size, recipe.full_epochs) == ("sgd", 0.1, 16, 100)
+    assert recipe.early_stopping and recipe.reduce_lr and not recipe.adversarial

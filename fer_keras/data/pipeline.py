@@ -24,6 +24,9 @@ from fer_keras.data.dataset import FaceData
 from fer_keras.errors import ConfigError
 
 INPUT_MODES = ("unit", "standardize")
+#: Evaluation batches are cached after preparation only while they take at most this much memory
+#: (float32); larger inputs (e.g. 3,589 test faces at 224x224x3 = 2.2 GB) are prepared on the fly.
+CACHE_LIMIT_BYTES = 256 * 2**20
 
 
 def dataset_stats(data: FaceData) -> tuple[float, float]:
@@ -67,8 +70,9 @@ def make_dataset(data: FaceData, input_shape, batch_size: int, *, mode: str = "u
     """Batched, prefetched dataset of ``{"image", "label"}`` dicts.
 
     ``training=True`` shuffles every epoch (seeded) and applies ``augment``; evaluation
-    datasets keep the data's order. ``cache`` keeps prepared evaluation batches in memory
-    (training batches are re-augmented each epoch, so only their uint8 source is held).
+    datasets keep the data's order. ``cache`` keeps prepared evaluation batches in memory when
+    they fit in :data:`CACHE_LIMIT_BYTES` (training batches are re-augmented each epoch, so only
+    their uint8 source is held).
     """
     if len(data) == 0:
         raise ConfigError("cannot build a dataset from 0 images")
@@ -83,11 +87,25 @@ def make_dataset(data: FaceData, input_shape, batch_size: int, *, mode: str = "u
         return {"image": x, "label": labels}
 
     ds = ds.map(prepare, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    if cache and not training:
+    prepared_bytes = len(data) * int(np.prod(input_shape)) * 4
+    if cache and not training and prepared_bytes <= CACHE_LIMIT_BYTES:
         ds = ds.cache()
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
+def _xy(batch):
+    return {"image": batch["image"]}, batch["label"]
+
+
+def _image(batch):
+    return batch["image"]
+
+
 def as_xy(ds: tf.data.Dataset) -> tf.data.Dataset:
     """``{"image", "label"}`` -> ``({"image"}, label)`` for a plain (non-NSL) Keras model."""
-    return ds.map(lambda d: ({"image": d["image"]}, d["label"]))
+    return ds.map(_xy)
+
+
+def images_only(ds: tf.data.Dataset) -> tf.data.Dataset:
+    """``{"image", "label"}`` -> ``image`` batches, for ``predict``."""
+    return ds.map(_image)
