@@ -50,6 +50,12 @@ def test_csv_errors_name_the_line(tmp_path, body, message):
     assert str(path) in str(info.value) and "\n" not in str(info.value)
 
 
+def test_csv_tolerates_irregular_spacing(tmp_path):
+    values = np.arange(2304) % 256
+    (tmp_path / "a.csv").write_text(HEADER + '4,"  ' + "  ".join(map(str, values)) + ' ",Training\n')
+    np.testing.assert_array_equal(read_fer2013_csv(tmp_path / "a.csv").images.reshape(-1), values)
+
+
 def test_csv_missing_column(tmp_path):
     (tmp_path / "x.csv").write_text("label,pixels\n1,2\n")
     with pytest.raises(DataError, match="missing column 'emotion'"):
