@@ -9,6 +9,7 @@ from pathlib import Path
 
 import tensorflow as tf
 
+from fer_keras.data.pipeline import as_xy
 from fer_keras.errors import ConfigError
 from fer_keras.runs import atomic_write_text
 
@@ -87,7 +88,9 @@ def read_history(path: str | Path) -> list[dict]:
 def fit(model: tf.keras.Model, train: tf.data.Dataset, val: tf.data.Dataset | None, epochs: int,
         run_dir: str | Path, early_stopping: int | None = None, reduce_lr: int | None = None,
         verbose: int | None = None) -> list[dict]:
-    """Fit with per-epoch checkpoints in ``run_dir/checkpoints`` (Keras BackupAndRestore).
+    """Fit on ``{"image", "label"}`` datasets, with per-epoch checkpoints in ``run_dir/checkpoints``.
+
+    NSL models take the feature dicts as they are; plain models get ``(features, label)`` pairs.
 
     Calling again with the same ``run_dir`` after an interruption resumes from the last finished
     epoch. Returns the history rows (as in ``history.csv``).
@@ -102,6 +105,8 @@ def fit(model: tf.keras.Model, train: tf.data.Dataset, val: tf.data.Dataset | No
                                                           restore_best_weights=True))
     if reduce_lr:
         callbacks.append(tf.keras.callbacks.ReduceLROnPlateau(monitor, factor=0.5, patience=reduce_lr))
+    if not hasattr(model, "base_model"):
+        train, val = as_xy(train), (as_xy(val) if val is not None else None)
     if not model.built:  # NSL wrappers build lazily; BackupAndRestore needs the variables now
         model(next(iter(train.take(1))))
     if verbose is None:

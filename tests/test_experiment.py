@@ -54,6 +54,13 @@ def test_same_seed_same_metrics(tmp_path, nsl_run):
     assert json.loads((again / "metrics.json").read_text())["evaluate"] == first
 
 
+def test_plain_run(tmp_path):
+    run = run_experiment(_config(tmp_path, adversarial=False), log=lambda *a: None)
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert list(metrics["evaluate"]) == ["loss", "categorical_crossentropy", "categorical_accuracy"]
+    assert run.name.endswith("dcnn-plain")
+
+
 def test_unwritable_out_folder(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("x")
