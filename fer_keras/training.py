@@ -63,10 +63,17 @@ class HistoryWriter(tf.keras.callbacks.Callback):
             self._started = True
             self.rows = [r for r in read_history(self.path) if int(r["epoch"]) < epoch]
         self._t0 = time.time()
+        self._train_end = None
+
+    def on_test_begin(self, logs=None):  # validation starts: the epoch's training part is over
+        if self._train_end is None:
+            self._train_end = time.time()
 
     def on_epoch_end(self, epoch, logs=None):
+        now = time.time()
         row = {"epoch": epoch, **{k: float(v) for k, v in (logs or {}).items()},
-               "seconds": round(time.time() - self._t0, 3)}
+               "train_seconds": round((self._train_end or now) - self._t0, 3),
+               "seconds": round(now - self._t0, 3)}
         self.rows.append(row)
         fields = list(dict.fromkeys(k for r in self.rows for k in r))
         out = io.StringIO()
