@@ -9,6 +9,8 @@ shift), inputs resized to 224x224x3 and standardised per image.
     python experiments/run_ghostface.py --data path/to/fer2013 --input-size 112
     python experiments/run_ghostface.py --adversarial --multiplier 0.3 --step 0.12   # + NSL
     python experiments/run_ghostface.py --resume runs/<run folder>
+    python experiments/run_ghostface.py --augment basic+randaugment      # the study's "+ RandAugment" row
+    python experiments/run_ghostface.py --augment basic+mixup --mixup-fraction 0.25 --mixup-alpha 0.2
 
 Writes one run folder under --out (config, history, metrics, report, figures, model).
 """

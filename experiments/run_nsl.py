@@ -5,6 +5,7 @@
     python experiments/run_nsl.py --data fer2013.csv --labels 3class      # happiness/sadness/neutral
     python experiments/run_nsl.py --no-adversarial ...                     # same model, plain training
     python experiments/run_nsl.py --resume runs/<run folder>               # continue an interrupted run
+    python experiments/run_nsl.py --augment randaugment+mixup --mixup-fraction 0.25 --randaugment-magnitude 2,4
 
 Writes one run folder under --out (config, history, metrics, report, figures, model).
 """

@@ -46,7 +46,9 @@ def select_keras2() -> None:
         raise KerasVersionError(f"tf-keras is not installed ({exc}). Run the README's set-up command.") from exc
     import tensorflow as tf
 
-    if not tf.keras.__name__.startswith("tf_keras"):
+    # judged by a class, not the module name: importing ``tensorflow.keras`` by name (keras-cv
+    # does) re-registers tf-keras's API module under the name "tensorflow.keras"
+    if not tf.keras.Model.__module__.startswith("tf_keras"):
         raise KerasVersionError(
             f"TensorFlow was imported with Keras 3 (tf.keras is {tf.keras.__name__}). {_HOW_TO_FIX}"
         )

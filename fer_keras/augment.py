@@ -1,19 +1,66 @@
 """Training-time augmentation, run inside the tf.data pipeline on batches in pixel units 0..255.
 
-``"basic"`` is the studies' geometric augmentation; what it contains depends on the study:
-Study A (DCNN): random rotation and zoom in/out only; Study B (GhostFace): horizontal flip,
-rotation and height/width shift. Each part is a setting of :class:`BasicAugment`.
+Settings (``--augment``), alone or joined with ``+`` (applied in the order listed here,
+whatever order they are written in):
+
+``"none"``
+    nothing.
+``"basic"``
+    the studies' geometric augmentation; what it contains depends on the study:
+    Study A (DCNN): random rotation and zoom in/out only; Study B (GhostFace): horizontal flip,
+    rotation and height/width shift. Each part is a setting of :class:`BasicAugment`.
+``"randaugment"``
+    Study B's RandAugment, "0 to 3 transforms per image, random magnitude 2..4", built from
+    keras-cv's RandAugment operations (:class:`RandAugmentSettings`):
+
+    * the number of transforms is drawn per image, uniformly from 0, 1, ..., ``max_ops``
+      (keras-cv's own ``RandAugment(rate=r)`` would give a binomial count instead);
+    * magnitudes are on RandAugment's 0..10 scale, keras-cv's 0..1 (``2..4`` -> ``0.2..0.4``).
+      Operations whose keras-cv layer takes a sampled strength (solarize, colour degeneration,
+      shear) draw it uniformly from ``[0.2, 0.4]`` per image; operations whose keras-cv layer only
+      takes a symmetric range (brightness, contrast, translation) draw from ``+-0.4``;
+      auto-contrast and equalisation have no magnitude. The operation is picked uniformly from
+      keras-cv's standard list of 10.
+    * keras-cv's RandAugment does not work on 1-channel images (colour degeneration and the
+      colour ops need RGB). Grayscale batches are therefore repeated to 3 identical channels for
+      the operations and averaged back to 1 channel afterwards. Every operation treats the three
+      channels alike, so the channels stay identical and the round trip loses nothing.
+``"mixup"``
+    Study B's MixUp (keras-cv ``MixUp``, ``alpha`` 0.2) on a fraction of the training images
+    (:class:`MixUpSettings`, 25% by default): each image of a batch is mixed with probability
+    ``fraction`` (with a random partner from the same batch, weight ~ Beta(alpha, alpha)); its
+    label becomes the same mix of the two one-hot labels. The other images and labels are
+    untouched. (The privacy runs use ``fraction=1``.)
+
+``make_augmenter`` returns an :class:`Augmenter`: ``augmenter(images, labels) -> (images, labels)``.
 """
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable
+from typing import Sequence
 
 import tensorflow as tf
 
 from fer_keras.errors import ConfigError
 
-AUGMENTS = ("none", "basic")
+#: The single settings; any ``+``-joined combination of the last three is valid too.
+PARTS = ("basic", "randaugment", "mixup")
+#: The settings offered on the command line.
+AUGMENTS = ("none", "basic", "randaugment", "mixup", "randaugment+mixup", "basic+randaugment",
+            "basic+mixup", "basic+randaugment+mixup")
+
+
+def parse_augment(name: str) -> tuple[str, ...]:
+    """``"randaugment+mixup"`` -> ``("randaugment", "mixup")`` in application order; ``"none"`` -> ``()``."""
+    name = (name or "none").strip().lower()
+    if name == "none":
+        return ()
+    parts = [p.strip() for p in name.split("+")]
+    unknown = [p for p in parts if p not in PARTS]
+    if unknown or len(set(parts)) != len(parts):
+        raise ConfigError(f"--augment {name!r}: use none or a '+'-joined combination of "
+                          f"{', '.join(PARTS)} (e.g. randaugment+mixup)")
+    return tuple(p for p in PARTS if p in parts)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,17 +94,169 @@ BASIC_PRESETS = {
 }
 
 
-def make_augmenter(name: str, model: str = "dcnn", seed: int = 42,
-                   basic: BasicAugment | None = None) -> Callable[[tf.Tensor], tf.Tensor] | None:
-    """A function ``images (B,H,W,C) float 0..255 -> augmented images``, or None for ``"none"``."""
-    if name not in AUGMENTS:
-        raise ConfigError(f"--augment {name!r}: use one of {', '.join(AUGMENTS)}")
-    if name == "none":
+@dataclasses.dataclass(frozen=True)
+class RandAugmentSettings:
+    """RandAugment: ``0..max_ops`` operations per image (uniform count), magnitude drawn from
+    ``magnitude`` = (low, high) on RandAugment's 0..10 scale. The study: 3 and (2, 4)."""
+
+    max_ops: int = 3
+    magnitude: tuple[float, float] = (2.0, 4.0)
+
+    def __post_init__(self):
+        low, high = (float(v) for v in self.magnitude)
+        object.__setattr__(self, "magnitude", (low, high))
+        if not 0 <= self.max_ops <= 10:
+            raise ConfigError(f"--randaugment-max-ops must be 0..10 (got {self.max_ops})")
+        if not 0 <= low <= high <= 10:
+            raise ConfigError(f"--randaugment-magnitude {low:g},{high:g}: need 0 <= low <= high <= 10")
+
+
+@dataclasses.dataclass(frozen=True)
+class MixUpSettings:
+    """MixUp on a random ``fraction`` of each batch with mixing weight ~ Beta(alpha, alpha)."""
+
+    fraction: float = 0.25
+    alpha: float = 0.2
+
+    def __post_init__(self):
+        if not 0 <= self.fraction <= 1:
+            raise ConfigError(f"--mixup-fraction must be between 0 and 1 (got {self.fraction})")
+        if self.alpha <= 0:
+            raise ConfigError(f"--mixup-alpha must be positive (got {self.alpha})")
+
+
+def _rand_augment_ops(low: float, high: float, seed: int) -> list:
+    """keras-cv's standard RandAugment operations with magnitude in [low, high] (0..1 scale)."""
+    import keras_cv
+    from keras_cv import core
+
+    P = keras_cv.layers
+    vr = (0, 255)
+    # Some keras-cv layers draw from TensorFlow's global generator whatever seed they are given;
+    # under op determinism it must be set explicitly (seeded, so runs repeat).
+    tf.random.set_global_generator(tf.random.Generator.from_seed(seed))
+    high = max(high, 1e-3)  # keras-cv's RandomContrast rejects factor 0
+
+    def uniform(lo, hi):
+        return core.UniformFactorSampler(lo, hi)
+
+    ops = [
+        P.AutoContrast(value_range=vr, seed=seed),
+        P.Equalization(value_range=vr, seed=seed),
+        # keras-cv's policy: add up to 110 levels to pixels above a threshold of 255 * (1 - m)
+        P.Solarization(value_range=vr, addition_factor=uniform(low * 110, high * 110),
+                       threshold_factor=uniform(255 * (1 - high), 255 * (1 - low)), seed=seed),
+        P.RandomColorDegeneration(factor=uniform(low, high), seed=seed),
+        P.RandomContrast(value_range=vr, factor=high, seed=seed),
+        P.RandomBrightness(value_range=vr, factor=high, seed=seed),
+        P.RandomShear(x_factor=uniform(low, high), y_factor=None, seed=seed),
+        P.RandomShear(x_factor=None, y_factor=uniform(low, high), seed=seed),
+        P.RandomTranslation(height_factor=0, width_factor=high, seed=seed),
+        P.RandomTranslation(height_factor=high, width_factor=0, seed=seed),
+    ]
+    return ops
+
+
+def _uniform_count_pipeline(ops: Sequence, max_ops: int, seed: int):
+    """keras-cv RandomAugmentationPipeline whose per-image number of operations is uniform on 0..max_ops."""
+    import keras_cv
+
+    class UniformCountPipeline(keras_cv.layers.RandomAugmentationPipeline):
+        def _augment(self, inputs):
+            count = tf.floor(self._random_generator.uniform(shape=(), minval=0.0, maxval=1.0)
+                             * (max_ops + 1))
+            result = inputs
+            for i in range(max_ops):
+                result = tf.cond(float(i) < count, lambda r=result: self._random_choice(r),
+                                 lambda r=result: r)
+            return result
+
+    return UniformCountPipeline(layers=list(ops), augmentations_per_image=max_ops, seed=seed,
+                                name="randaugment")
+
+
+class Augmenter:
+    """A training augmentation: ``augmenter(images, labels) -> (images, labels)``.
+
+    ``images``: float32 (B, H, W, C) in 0..255, C = 1 or 3; ``labels``: float32 (B, K), one-hot
+    or soft. Stages run in the order of :data:`PARTS`. The output images are float32 in 0..255
+    with the input's shape; labels stay one-hot unless MixUp mixed them (rows still sum to 1).
+    ``uses_labels`` tells :func:`fer_keras.data.pipeline.make_dataset` to pass labels.
+    """
+
+    uses_labels = True
+
+    def __init__(self, parts: Sequence[str], model: str = "dcnn", seed: int = 42,
+                 basic: BasicAugment | None = None, randaugment: RandAugmentSettings | None = None,
+                 mixup: MixUpSettings | None = None):
+        self.parts = tuple(parts)
+        self.name = "+".join(self.parts) or "none"
+        family = "ghostface" if model.startswith("ghostface") else "dcnn"
+        self.basic = basic or BASIC_PRESETS[family]
+        self.randaugment = randaugment or RandAugmentSettings()
+        self.mixup = mixup or MixUpSettings()
+        self._seed = seed
+        self._basic = self._rand = self._mix = None
+        if "basic" in self.parts:
+            self._basic = tf.keras.Sequential(self.basic.layers(seed), name="basic_augment")
+        if "randaugment" in self.parts and self.randaugment.max_ops > 0:
+            low, high = (m / 10.0 for m in self.randaugment.magnitude)
+            self._rand = _uniform_count_pipeline(_rand_augment_ops(low, high, seed + 10),
+                                                 self.randaugment.max_ops, seed + 11)
+        if "mixup" in self.parts:
+            import keras_cv
+
+            self._mix = keras_cv.layers.MixUp(alpha=self.mixup.alpha, seed=seed + 20)
+
+    def __repr__(self):
+        return f"Augmenter({self.name!r})"
+
+    def rand_augment(self, images: tf.Tensor) -> tf.Tensor:
+        """RandAugment a batch; 1-channel images go through 3 identical channels and back."""
+        gray = images.shape[-1] == 1
+        x = tf.image.grayscale_to_rgb(images) if gray else images
+        x = self._rand(x, training=True)
+        if gray:
+            x = tf.reduce_mean(x, axis=-1, keepdims=True)
+        x = tf.clip_by_value(tf.cast(x, tf.float32), 0.0, 255.0)
+        return tf.ensure_shape(x, images.shape)
+
+    def mix_up(self, images: tf.Tensor, labels: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        """MixUp the whole batch with keras-cv, then keep the mix only for a random ``fraction``."""
+        labels = tf.cast(labels, tf.float32)
+        mixed = self._mix({"images": images, "labels": labels}, training=True)
+        batch = tf.shape(images)[0]
+        chosen = tf.random.uniform((batch,), seed=self._seed + 21) < self.mixup.fraction
+        x = tf.where(chosen[:, None, None, None], tf.cast(mixed["images"], tf.float32), images)
+        y = tf.where(chosen[:, None], tf.cast(mixed["labels"], tf.float32), labels)
+        return tf.ensure_shape(x, images.shape), tf.ensure_shape(y, labels.shape)
+
+    def __call__(self, images: tf.Tensor, labels: tf.Tensor | None = None):
+        x = tf.cast(images, tf.float32)
+        if self._basic is not None:
+            x = self._basic(x, training=True)
+        if self._rand is not None:
+            x = self.rand_augment(x)
+        if self._mix is not None:
+            if labels is None:
+                raise ConfigError("MixUp needs the labels: call augmenter(images, labels)")
+            x, labels = self.mix_up(x, labels)
+        return x, labels
+
+
+def make_augmenter(name: str, model: str = "dcnn", seed: int = 42, basic: BasicAugment | None = None,
+                   randaugment: RandAugmentSettings | None = None,
+                   mixup: MixUpSettings | None = None) -> Augmenter | None:
+    """The :class:`Augmenter` for setting ``name`` (e.g. ``"randaugment+mixup"``), or None for ``"none"``."""
+    parts = parse_augment(name)
+    if not parts:
         return None
-    family = "ghostface" if model.startswith("ghostface") else "dcnn"
-    pipeline = tf.keras.Sequential((basic or BASIC_PRESETS[family]).layers(seed), name="basic_augment")
+    return Augmenter(parts, model, seed, basic, randaugment, mixup)
 
-    def augment(images):
-        return pipeline(images, training=True)
 
-    return augment
+def augmenter_from_config(config) -> Augmenter | None:
+    """The augmenter an :class:`~fer_keras.config.ExperimentConfig` asks for."""
+    return make_augmenter(config.augment, config.model, config.seed,
+                          randaugment=RandAugmentSettings(config.randaugment_max_ops,
+                                                          tuple(config.randaugment_magnitude)),
+                          mixup=MixUpSettings(config.mixup_fraction, config.mixup_alpha))

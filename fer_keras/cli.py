@@ -20,6 +20,22 @@ def run_main(main: Callable[[], object]) -> None:
         sys.exit(130)
 
 
+def _magnitude_range(text: str) -> tuple[float, float]:
+    try:
+        low, high = (float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: give LOW,HIGH, e.g. 2,4") from None
+    return low, high
+
+
+def float_list(text: str) -> list[float]:
+    """argparse type for comma-separated numbers such as ``0,0.2,0.4``."""
+    try:
+        return [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: give comma-separated numbers, e.g. 0,0.2,0.4") from None
+
+
 def add_training_flags(parser: argparse.ArgumentParser, defaults) -> None:
     """Flags shared by every training script; ``defaults`` is an ExperimentConfig."""
     from fer_keras.augment import AUGMENTS
@@ -42,7 +58,16 @@ def add_training_flags(parser: argparse.ArgumentParser, defaults) -> None:
     add("--optimizer", default=d.optimizer, choices=("adam", "sgd"), help="default: %(default)s")
     add("--lr", type=float, default=d.lr, help="learning rate (default: %(default)s)")
     add("--momentum", type=float, default=d.momentum, help="SGD momentum (default: %(default)s)")
-    add("--augment", default=d.augment, choices=AUGMENTS, help="training augmentation (default: %(default)s)")
+    add("--augment", default=d.augment, metavar="|".join(AUGMENTS[:5]),
+        help="training augmentation: none, basic, randaugment, mixup or a '+' combination "
+        "such as basic+randaugment+mixup (default: %(default)s)")
+    add("--mixup-fraction", type=float, default=d.mixup_fraction,
+        help="share of training images MixUp mixes (default: %(default)s)")
+    add("--mixup-alpha", type=float, default=d.mixup_alpha, help="MixUp Beta(alpha, alpha) (default: %(default)s)")
+    add("--randaugment-max-ops", type=int, default=d.randaugment_max_ops,
+        help="RandAugment applies 0..N operations per image, uniformly (default: %(default)s)")
+    add("--randaugment-magnitude", type=_magnitude_range, default=d.randaugment_magnitude, metavar="LOW,HIGH",
+        help="RandAugment magnitude range on the 0..10 scale (default: 2,4)")
     add("--early-stopping", type=int, default=d.early_stopping, metavar="PATIENCE",
         help="stop when val loss has not improved for PATIENCE epochs")
     add("--reduce-lr", type=int, default=d.reduce_lr, metavar="PATIENCE",
@@ -65,6 +90,8 @@ def config_from_args(args: argparse.Namespace, cls, **extra):
         extra.setdefault("input_shape", (args.input_size, args.input_size, channels))
     return cls(data=args.data, labels=args.labels, split=args.split, model=args.model,
                epochs=args.epochs, batch_size=args.batch_size, optimizer=args.optimizer, lr=args.lr,
-               momentum=args.momentum, augment=args.augment, early_stopping=args.early_stopping,
+               momentum=args.momentum, augment=args.augment, mixup_fraction=args.mixup_fraction,
+               mixup_alpha=args.mixup_alpha, randaugment_max_ops=args.randaugment_max_ops,
+               randaugment_magnitude=tuple(args.randaugment_magnitude), early_stopping=args.early_stopping,
                reduce_lr=args.reduce_lr, limit=args.limit, eval_limit=args.eval_limit, seed=args.seed,
                deterministic=not args.no_deterministic, jit_compile=args.jit, out=args.out, **extra)

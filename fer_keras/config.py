@@ -33,7 +33,13 @@ class ExperimentConfig:
     optimizer: str = "adam"          # "adam" or "sgd"
     lr: float = 1e-3
     momentum: float = 0.9            # SGD only
-    augment: str = "basic"
+    augment: str = "basic"           # none, basic, randaugment, mixup or a '+' combination
+    mixup_fraction: float = 0.25     # share of training images MixUp mixes (Study B: 25%)
+    mixup_alpha: float = 0.2         # MixUp's Beta(alpha, alpha)
+    randaugment_max_ops: int = 3     # RandAugment: 0..max_ops operations per image
+    randaugment_magnitude: tuple[float, float] = (2.0, 4.0)  # on RandAugment's 0..10 scale
+    label_noise: float = 0.0         # fraction of training labels flipped (label-noise study)
+    label_noise_mode: str = "uniform"  # "uniform" or "class" (see fer_keras.label_noise)
     standardize: str = "image"       # for standardised models: "image" or "dataset"
     early_stopping: int | None = None  # patience in epochs (val loss); None = off
     reduce_lr: int | None = None       # ReduceLROnPlateau patience; None = off
@@ -54,6 +60,17 @@ class ExperimentConfig:
                 raise ConfigError(f"--{field.replace('_', '-')} must be at least 1 (got {value})")
         if self.lr <= 0:
             raise ConfigError(f"--lr must be positive (got {self.lr})")
+        from fer_keras.augment import MixUpSettings, RandAugmentSettings, parse_augment
+        from fer_keras.label_noise import NOISE_MODES
+
+        self.augment = "+".join(parse_augment(self.augment)) or "none"
+        self.randaugment_magnitude = RandAugmentSettings(self.randaugment_max_ops,
+                                                         tuple(self.randaugment_magnitude)).magnitude
+        MixUpSettings(self.mixup_fraction, self.mixup_alpha)
+        if not 0 <= self.label_noise < 1:
+            raise ConfigError(f"--noise {self.label_noise:g}: the fraction of flipped labels must be in [0, 1)")
+        if self.label_noise_mode not in NOISE_MODES:
+            raise ConfigError(f"--noise-mode {self.label_noise_mode!r}: use one of {', '.join(NOISE_MODES)}")
         if self.input_shape is not None:
             self.input_shape = tuple(int(v) for v in self.input_shape)
 

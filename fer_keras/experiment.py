@@ -4,6 +4,8 @@ data -> label subset -> split -> (limit) -> tf.data -> model (-> NSL wrapper) ->
 -> evaluate -> figures -> export. The run folder holds everything needed to compare or
 reproduce it: ``config.json``, ``history.csv``, ``metrics.json``, ``classification_report.txt``,
 ``figures/*.png``, ``model/model.keras`` + ``model/saved_model/`` and ``checkpoints/`` (resume).
+With ``config.label_noise`` > 0 it also holds ``label_noise.json`` (which training labels were
+flipped, and how the trained model predicts those images).
 """
 from __future__ import annotations
 
@@ -19,19 +21,26 @@ import tensorflow as tf
 
 from fer_keras import plots
 from fer_keras.adversarial import base_model, wrap_adversarial
-from fer_keras.augment import make_augmenter
+from fer_keras.augment import augmenter_from_config
 from fer_keras.config import ExperimentConfig
 from fer_keras.data import FaceData, load_dataset, make_demo, parse_labels, split, stratified_indices
-from fer_keras.data.pipeline import dataset_stats, images_only, make_dataset
-from fer_keras.evaluation import evaluate
+from fer_keras.data.pipeline import dataset_stats, images_only, make_dataset, to_pixels
+from fer_keras.evaluation import evaluate, predict_probabilities
 from fer_keras.export import check_exports, export_model
+from fer_keras.label_noise import flip_labels, memorisation
 from fer_keras.models import build_model, default_input_shape, input_mode
 from fer_keras.runs import CONFIG_FILE, atomic_write_text, existing_run_dir, new_run_dir, read_json, write_json
 from fer_keras.training import compile_model, fit, set_seed
 
 
-def prepare_data(config: ExperimentConfig, log: Callable = print) -> dict[str, FaceData]:
-    """Load, subset, split and limit the data as ``config`` says; returns train/val/test."""
+def prepare_data(config: ExperimentConfig, log: Callable = print, return_noise: bool = False):
+    """Load, subset, split and limit the data as ``config`` says; returns train/val/test.
+
+    With ``config.label_noise`` > 0 a fraction of the *training* labels is flipped
+    (:func:`fer_keras.label_noise.flip_labels`, seeded by ``config.seed``); validation and test
+    keep their labels. ``return_noise=True`` returns ``(parts, noise)`` where ``noise`` is
+    ``{"indices", "true_labels", "noisy_labels"}`` of the flipped training rows (None without noise).
+    """
     if config.data is None:
         data = make_demo(config.demo_images_per_class, seed=0)
         log(f"No --data given: using the bundled synthetic demo set ({len(data)} drawn 48x48 faces, "
@@ -50,7 +59,18 @@ def prepare_data(config: ExperimentConfig, log: Callable = print) -> dict[str, F
             parts[name] = parts[name].take(stratified_indices(parts[name].labels, config.eval_limit, config.seed))
     if config.split == "usage" and not np.any(data.usage == "PrivateTest"):
         log("Note: no PrivateTest rows, so validation and test are both PublicTest.")
-    return parts
+    noise = None
+    if config.label_noise:
+        train = parts["train"]
+        noisy, flipped = flip_labels(train.labels, config.label_noise, config.label_noise_mode,
+                                     train.num_classes, config.seed, train.class_names)
+        idx = np.flatnonzero(flipped)
+        noise = {"indices": idx, "true_labels": train.labels[idx], "noisy_labels": noisy[idx]}
+        parts["train"] = train.take(np.arange(len(train)))
+        parts["train"].labels = noisy
+        log(f"Label noise: flipped {len(idx):,} of {len(train):,} training labels "
+            f"({config.label_noise_mode}, {config.label_noise:.0%})")
+    return (parts, noise) if return_noise else parts
 
 
 def run_experiment(config: ExperimentConfig, resume: str | Path | None = None,
@@ -65,14 +85,15 @@ def run_experiment(config: ExperimentConfig, resume: str | Path | None = None,
         config = ExperimentConfig.from_dict(read_json(run_dir / CONFIG_FILE)["config"])
         log(f"Resuming {run_dir}")
     set_seed(config.seed, config.deterministic)
-    parts = prepare_data(config, log)
+    parts, noise = prepare_data(config, log, return_noise=True)
     class_names = parts["train"].class_names
     shape = tuple(config.input_shape or default_input_shape(config.model))
     mode = input_mode(config.model)
     mean, std = dataset_stats(parts["train"]) if config.standardize == "dataset" else (None, None)
     if resume is None:
         run_dir = new_run_dir(config.out, f"{config.model}-{'nsl' if config.adversarial else 'plain'}"
-                                          + (f"-{config.augment}" if config.augment != "basic" else ""))
+                                          + (f"-{config.augment}" if config.augment != "basic" else "")
+                                          + (f"-noise{config.label_noise:g}" if config.label_noise else ""))
     epochs = config.resolved_epochs
     write_json(run_dir / CONFIG_FILE, {
         "config": config.to_dict(),
@@ -92,7 +113,9 @@ def run_experiment(config: ExperimentConfig, resume: str | Path | None = None,
     plots.class_distribution(parts, figures / "class_distribution.png")
     plots.sample_grid(parts["train"], figures / "samples.png", seed=config.seed)
 
-    augment = make_augmenter(config.augment, config.model, config.seed)
+    augment = augmenter_from_config(config)
+    if augment is not None:
+        _augmented_samples(parts["train"], augment, shape, config.seed, figures / "augmented_samples.png")
     common = dict(input_shape=shape, batch_size=config.batch_size, mode=mode,
                   standardize=config.standardize, mean=mean, std=std, seed=config.seed)
     train_ds = make_dataset(parts["train"], training=True, augment=augment, **common)
@@ -126,15 +149,34 @@ def run_experiment(config: ExperimentConfig, resume: str | Path | None = None,
     paths = export_model(model, run_dir / "model")
     sample = next(iter(images_only(test_ds).take(1))).numpy()
     epoch_seconds = sum(r.get("seconds", 0.0) for r in history)
+    train_seconds = sum(r.get("train_seconds", r.get("seconds", 0.0)) for r in history)
     metrics = {
         **results,
         "export_check": check_exports(model, paths, sample),
         "training": {"epochs": len(history), "seconds": round(epoch_seconds, 1),
-                     # training images per second of epoch wall time (validation included)
-                     "images_per_second": round(len(parts["train"]) * len(history) / max(epoch_seconds, 1e-9), 1),
+                     # training images per second of training wall time (validation excluded)
+                     "images_per_second": round(len(parts["train"]) * len(history) / max(train_seconds, 1e-9), 1),
                      "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)},
     }
+    if noise is not None:
+        train_eval = make_dataset(parts["train"].take(noise["indices"]), **common)
+        memo = memorisation(predict_probabilities(model, train_eval), noise["true_labels"], noise["noisy_labels"])
+        metrics["label_noise"] = {"fraction": config.label_noise, "mode": config.label_noise_mode, **memo}
+        write_json(run_dir / "label_noise.json", {**metrics["label_noise"], **noise})
+        log(f"Flipped training images: {memo['fraction_true']:.1%} predicted as their true label, "
+            f"{memo['fraction_noisy']:.1%} as their noisy label")
     write_json(run_dir / "metrics.json", metrics)
     log("Test: " + ", ".join(f"{k} {v:.4f}" for k, v in results["evaluate"].items())
         + f"; {results['wrong']} of {results['images']} wrong; macro F1 {results['macro_f1']:.4f}")
     return run_dir
+
+
+def _augmented_samples(train: FaceData, augment, shape, seed: int, path, count: int = 16) -> None:
+    """Figure: ``count`` training faces before and after one pass of ``augment`` (as one batch)."""
+    rng = np.random.default_rng(seed)
+    idx = np.sort(rng.choice(len(train), min(count, len(train)), replace=False))
+    before = to_pixels(train.images[idx], shape)
+    labels = tf.constant(train.one_hot()[idx])
+    after, mixed = augment(before, labels)
+    plots.augmented_samples(before.numpy(), after.numpy(), labels.numpy(), mixed.numpy(),
+                            train.class_names, path, title=f"Augmentation: {augment.name}")

@@ -122,3 +122,84 @@ def misclassified_gallery(images, labels, probabilities, class_names, path, coun
     fig.suptitle(f"Misclassified test faces ({len(np.flatnonzero(preds != labels))} wrong; "
                  f"most confident {len(wrong)} shown)")
     return _save(fig, path)
+
+
+def _label_text(row, class_names) -> str:
+    """``happiness`` for a one-hot row; ``0.83 happiness / 0.17 sadness`` for a mixed one."""
+    order = np.argsort(-row)
+    if row[order[0]] > 1 - 1e-6:
+        return class_names[order[0]]
+    return "\n".join(f"{row[i]:.2f} {class_names[i]}" for i in order[:2] if row[i] > 1e-3)
+
+
+def augmented_samples(before, after, labels_before, labels_after, class_names, path,
+                      title="Augmented training samples", cols: int = 8) -> Path:
+    """Pairs of rows: training faces (0..255) before augmentation, and the same faces after it,
+    with their labels (MixUp's mixed labels shown as weights of the two classes)."""
+    n = len(before)
+    blocks = int(np.ceil(n / cols))
+    fig, axes = plt.subplots(2 * blocks, cols, figsize=(cols * 1.25, blocks * 3.3), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for i in range(n):
+        r, c = 2 * (i // cols), i % cols
+        changed = not np.allclose(before[i], after[i], atol=0.5)
+        relabelled = not np.allclose(labels_before[i], labels_after[i], atol=1e-6)
+        for ax, img, text, color in (
+                (axes[r, c], before[i], _label_text(labels_before[i], class_names), "black"),
+                (axes[r + 1, c], after[i], _label_text(labels_after[i], class_names),
+                 "darkred" if relabelled else ("black" if changed else "gray"))):
+            ax.axis("on")
+            _show(ax, np.clip(img, 0, 255), text, color=color)
+        axes[r, 0].set_ylabel("original", fontsize=8)
+        axes[r + 1, 0].set_ylabel("augmented", fontsize=8)
+    fig.suptitle(f"{title}\n(rows in pairs: original / augmented; red label = mixed by MixUp, "
+                 "gray = left unchanged)", fontsize=9)
+    return _save(fig, path)
+
+
+def robustness_curves(results: dict, path, title="Accuracy under attack (test)") -> Path:
+    """Accuracy vs epsilon for FGSM, PGD and NSL's perturbation, one line style per attack and
+    one colour per model. ``results``: ``{model label: evaluate_robustness() dict}``."""
+    fig, ax = plt.subplots(figsize=(6.2, 4))
+    styles = {"fgsm": ("o", "-"), "pgd": ("s", "--"), "nsl": ("^", ":")}
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for m, (label, res) in enumerate(results.items()):
+        eps = res["epsilons"]
+        for attack, (marker, ls) in styles.items():
+            if attack in res:
+                ax.plot(eps, res[attack], marker=marker, ls=ls, ms=4, color=colors[m % len(colors)],
+                        label=f"{label} {attack.upper()}")
+    ax.set_xlabel(f"epsilon ({next(iter(results.values())).get('units', 'input units')})")
+    ax.set_ylabel("accuracy")
+    ax.set_ylim(0, 1)
+    ax.grid(alpha=0.3)
+    ax.set_title(title)
+    ax.legend(fontsize=7)
+    return _save(fig, path)
+
+
+def label_noise_curves(rows: list[dict], path, title="Label noise: test accuracy and memorisation") -> Path:
+    """Two panels against the noise fraction, one line per augmentation setting: clean test
+    accuracy, and the share of flipped training images predicted as their true / noisy label."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, augment in enumerate(dict.fromkeys(r["augment"] for r in rows)):
+        rs = sorted((r for r in rows if r["augment"] == augment), key=lambda r: r["noise"])
+        noise = [r["noise"] for r in rs]
+        color = colors[i % len(colors)]
+        axes[0].plot(noise, [r["test_accuracy"] for r in rs], marker="o", color=color, label=augment)
+        noisy = [r for r in rs if r["noise"] > 0]
+        axes[1].plot([r["noise"] for r in noisy], [r["fraction_true"] for r in noisy], marker="o",
+                     color=color, label=f"{augment}: true label")
+        axes[1].plot([r["noise"] for r in noisy], [r["fraction_noisy"] for r in noisy], marker="x",
+                     ls="--", color=color, label=f"{augment}: noisy label")
+    axes[0].set_title("clean test accuracy")
+    axes[1].set_title("flipped training images predicted as ...")
+    for ax in axes:
+        ax.set_xlabel("fraction of training labels flipped")
+        ax.set_ylim(0, 1)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.suptitle(title)
+    return _save(fig, path)

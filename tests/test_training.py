@@ -4,21 +4,17 @@ import pytest
 import tensorflow as tf
 
 from fer_keras.adversarial import base_model, wrap_adversarial
-from fer_keras.data import FaceData
 from fer_keras.data.pipeline import as_xy, make_dataset
 from fer_keras.errors import ConfigError
 from fer_keras.export import check_exports, export_model
 from fer_keras.training import compile_model, fit, read_history, set_seed
 
+from toys import halves
+
 
 def _toy_data(n=96, seed=0):
     """A separable task: class 0 = bright left half, class 1 = bright right half."""
-    rng = np.random.default_rng(seed)
-    labels = np.arange(n) % 2
-    images = rng.integers(0, 60, (n, 12, 12, 1)).astype(np.uint8)
-    for i, label in enumerate(labels):
-        images[i, :, (6 if label else 0):(12 if label else 6)] += 150
-    return FaceData(images, labels, ("left", "right"))
+    return halves(n, seed)
 
 
 def _tiny_model(num_classes=2):

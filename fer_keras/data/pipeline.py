@@ -3,7 +3,7 @@
 Images stay uint8 until the batch is drawn, so a 224x224 pipeline costs 1 byte per pixel in
 memory (RAF-DB's 12,271 training faces at 100x100x3: 368 MB, not 7 GB of float32 at 224).
 Per batch: cast to float32 -> match channels (gray <-> RGB) -> resize to the model input ->
-augment (training only, pixel range 0..255) -> scale as the model expects:
+augment (training only, pixel range 0..255; see below) -> scale as the model expects:
 
 * ``"unit"``: pixels / 255, in [0, 1] (DCNN, Study A).
 * ``"standardize"``: mean 0, std 1, either per image (``standardize="image"``) or with the
@@ -12,6 +12,11 @@ augment (training only, pixel range 0..255) -> scale as the model expects:
 Every element is ``{"image": float32 (B, H, W, C), "label": float32 one-hot (B, K)}``, the
 feature dict NSL's AdversarialRegularization needs; :func:`as_xy` turns it into the
 ``(features, labels)`` pair plain Keras ``fit`` takes.
+
+An ``augment`` hook is either a function ``images -> images`` or an object with
+``uses_labels = True`` called as ``augment(images, labels) -> (images, labels)`` (needed by
+MixUp, which mixes labels too; see :class:`fer_keras.augment.Augmenter`). Either way it sees
+float32 pixels 0..255 at the model's input size, and it runs on training datasets only.
 """
 from __future__ import annotations
 
@@ -38,9 +43,18 @@ def dataset_stats(data: FaceData) -> tuple[float, float]:
 def preprocess(images: tf.Tensor, input_shape, mode: str = "unit", standardize: str = "image",
                mean: float | None = None, std: float | None = None,
                augment: Callable | None = None) -> tf.Tensor:
-    """Turn a uint8/float batch (B, h, w, c) in 0..255 into model input (B, H, W, C) float32."""
-    if mode not in INPUT_MODES:
-        raise ConfigError(f"unknown input mode {mode!r}; use one of {INPUT_MODES}")
+    """Turn a uint8/float batch (B, h, w, c) in 0..255 into model input (B, H, W, C) float32.
+
+    ``augment`` here is an images-only hook (a labels-aware one is applied by :func:`make_dataset`).
+    """
+    x = to_pixels(images, input_shape)
+    if augment is not None:
+        x = augment(x)
+    return scale(x, mode, standardize, mean, std)
+
+
+def to_pixels(images: tf.Tensor, input_shape) -> tf.Tensor:
+    """Cast to float32 (still 0..255), match the channel count and resize to ``input_shape``."""
     height, width, channels = input_shape
     x = tf.cast(images, tf.float32)
     if x.shape[-1] == 1 and channels == 3:
@@ -49,8 +63,14 @@ def preprocess(images: tf.Tensor, input_shape, mode: str = "unit", standardize: 
         x = tf.image.rgb_to_grayscale(x)
     if x.shape[1] != height or x.shape[2] != width:
         x = tf.image.resize(x, (height, width), method="bilinear")
-    if augment is not None:
-        x = augment(x)
+    return x
+
+
+def scale(x: tf.Tensor, mode: str = "unit", standardize: str = "image",
+          mean: float | None = None, std: float | None = None) -> tf.Tensor:
+    """Pixels 0..255 -> the model's input units (``mode`` "unit" or "standardize")."""
+    if mode not in INPUT_MODES:
+        raise ConfigError(f"unknown input mode {mode!r}; use one of {INPUT_MODES}")
     if mode == "unit":
         return x / 255.0
     if standardize == "image":
@@ -81,10 +101,17 @@ def make_dataset(data: FaceData, input_shape, batch_size: int, *, mode: str = "u
         ds = ds.shuffle(min(len(data), 20000), seed=seed, reshuffle_each_iteration=True)
     ds = ds.batch(batch_size)
 
+    scale(tf.zeros((1, 1, 1, 1)), mode, standardize, mean, std)  # check the settings now, not in a trace
+    augment = augment if training else None
+
     def prepare(images, labels):
-        x = preprocess(images, input_shape, mode, standardize, mean, std,
-                       augment if training else None)
-        return {"image": x, "label": labels}
+        x = to_pixels(images, input_shape)
+        if augment is not None:
+            if getattr(augment, "uses_labels", False):
+                x, labels = augment(x, labels)
+            else:
+                x = augment(x)
+        return {"image": scale(x, mode, standardize, mean, std), "label": labels}
 
     ds = ds.map(prepare, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     prepared_bytes = len(data) * int(np.prod(input_shape)) * 4

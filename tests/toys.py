@@ -1,0 +1,15 @@
+"""Tiny learnable data sets shared by the tests."""
+import numpy as np
+
+from fer_keras.data import FaceData
+
+
+def halves(n=96, seed=0, background=(0, 60), boost=150, size=12):
+    """A separable task on (size, size, 1) uint8 images: class 0 = bright left half, 1 = right half."""
+    rng = np.random.default_rng(seed)
+    labels = np.arange(n) % 2
+    images = rng.integers(*background, (n, size, size, 1)).astype(np.uint8)
+    half = size // 2
+    for i, label in enumerate(labels):
+        images[i, :, (half if label else 0):(size if label else half)] += boost
+    return FaceData(images, labels, ("left", "right"))
