@@ -1,0 +1,51 @@
+"""Adversarial robustness of trained models: clean, FGSM, PGD and NSL-perturbation accuracy.
+
+Each run folder's model (model/model.keras) is attacked with its own gradients (white-box) on that
+run's test split, re-created from its config.json. Epsilons are in the model's input units:
+pixels/255 for the DCNN (so 8/255 = 8 grey levels; adversarial images are clipped to [0, 1]),
+standardised units for GhostFace (no clipping). See fer_keras/robustness.py.
+
+    python experiments/run_robustness.py --runs runs/<plain run> runs/<nsl run>
+    python experiments/run_robustness.py --runs runs/a runs/b --epsilons 0,2/255,4/255,8/255 --pgd-steps 10
+    python experiments/run_robustness.py --runs runs/a --limit 500 --nsl-grad-norm l2
+
+Writes robustness.json and figures/robustness.png into every run folder, and a comparison
+(robustness_table.md/.csv, robustness.png, robustness_all.json) into a new folder under --out.
+"""
+import argparse
+
+import fer_keras  # noqa: F401  (selects Keras 2 before TensorFlow loads)
+from fer_keras.adversarial import GRAD_NORMS
+from fer_keras.cli import run_main
+
+
+def main():
+    from fer_keras.robustness import evaluate_run, parse_epsilons, write_comparison
+    from fer_keras.runs import new_run_dir
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", nargs="+", required=True, metavar="RUN_DIR", help="finished run folders")
+    parser.add_argument("--epsilons", default="0,1/255,2/255,4/255,8/255",
+                        help="attack sizes in model input units (default: %(default)s)")
+    parser.add_argument("--pgd-steps", type=int, default=10, help="default: %(default)s")
+    parser.add_argument("--pgd-step-size", type=float, default=None, help="default: 2.5 * eps / steps")
+    parser.add_argument("--nsl-grad-norm", default="infinity", choices=GRAD_NORMS,
+                        help="norm of NSL's perturbation (default: %(default)s, as in NSL's tutorial)")
+    parser.add_argument("--limit", type=int, default=None, help="attack a stratified sample of N test images")
+    parser.add_argument("--batch-size", type=int, default=100, help="default: %(default)s")
+    parser.add_argument("--data", default=None, help="data path, if it moved since the runs were trained")
+    parser.add_argument("--seed", type=int, default=0, help="PGD random starts (default: %(default)s)")
+    parser.add_argument("--out", default="runs", help="folder for the comparison folder (default: %(default)s)")
+    args = parser.parse_args()
+    epsilons = parse_epsilons(args.epsilons)
+    out = new_run_dir(args.out, "robustness")
+    results = [evaluate_run(run, epsilons, args.pgd_steps, args.pgd_step_size, args.nsl_grad_norm,
+                            data=args.data, limit=args.limit, batch_size=args.batch_size, seed=args.seed)
+               for run in args.runs]
+    paths = write_comparison(results, out)
+    print(paths["markdown"].read_text())
+    print(f"Per run: robustness.json, figures/robustness.png; comparison in {out}")
+
+
+if __name__ == "__main__":
+    run_main(main)

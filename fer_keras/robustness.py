@@ -1,0 +1,325 @@
+"""Adversarial robustness of a trained model: clean, FGSM, PGD and NSL-perturbation accuracy.
+
+All attacks are white-box: gradients come from the model being evaluated (NSL's perturbation can
+instead come from a ``reference`` model, as in NSL's tutorial, where adversarial images made
+against a plain model are shown to both models).
+
+**Units.** Epsilons are in the model's *input* units, after the pipeline's scaling:
+
+* DCNN (``input_mode == "unit"``): pixels / 255 in [0, 1]; ``epsilon = 8/255`` changes each
+  pixel by at most 8 grey levels. Adversarial images are clipped to [0, 1].
+* GhostFace (``"standardize"``): standardised units (mean 0, std 1, per image or per data set).
+  There is no fixed valid range, so nothing is clipped; one unit is one standard deviation of the
+  image's pixels (typically 40..70 grey levels for a face), so ``8/255`` there is a much larger
+  change than for the DCNN.
+
+**Attacks** (L-infinity, on categorical cross-entropy of the model's probabilities):
+
+* FGSM: ``x + eps * sign(grad)`` (Goodfellow et al. 2015).
+* PGD: random start in the eps-ball, ``steps`` steps of ``step_size`` (default ``2.5 * eps /
+  steps``) along the gradient sign, each followed by projection onto the eps-ball around the
+  clean image and onto the valid range (Madry et al. 2018).
+* NSL: ``nsl.keras.AdversarialRegularization(...).perturb_on_batch`` with ``adv_step_size=eps``,
+  the perturbation NSL trains with and its tutorial evaluates with. With ``adv_grad_norm=
+  "infinity"`` (the default here and in NSL's tutorial) it is FGSM computed by NSL; with ``"l2"``
+  (what the DCNN is trained with) ``eps`` is the L2 norm of the whole perturbation.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import time
+import weakref
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from fer_keras._compat import import_nsl
+from fer_keras.adversarial import GRAD_NORMS, base_model
+from fer_keras.errors import ConfigError
+
+ROBUSTNESS_FILE = "robustness.json"
+#: Default epsilons: 0, 1, 2, 4 and 8 grey levels of a [0, 1] input.
+DEFAULT_EPSILONS = (0.0, 1 / 255, 2 / 255, 4 / 255, 8 / 255)
+
+
+def parse_epsilons(text: str) -> list[float]:
+    """``"0,1/255,0.01"`` -> ``[0.0, 0.00392..., 0.01]``; raises ConfigError naming ``--epsilons``."""
+    try:
+        values = [float(Fraction(v.strip())) for v in text.split(",") if v.strip()]
+    except (ValueError, ZeroDivisionError):
+        raise ConfigError(f"--epsilons {text!r}: give comma-separated numbers or fractions, "
+                          "e.g. 0,1/255,2/255,4/255") from None
+    if not values or min(values) < 0:
+        raise ConfigError(f"--epsilons {text!r}: need at least one value, none negative")
+    return values
+
+
+def _loss(model, x, y):
+    return tf.keras.losses.categorical_crossentropy(y, model(x, training=False))
+
+
+#: One compiled gradient function per model, dropped with the model.
+_GRADIENTS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def input_gradient(model: tf.keras.Model, images, labels) -> tf.Tensor:
+    """Gradient of the cross-entropy with respect to the input images."""
+    grad = _GRADIENTS.get(model)
+    if grad is None:
+        @tf.function(reduce_retracing=True)
+        def grad(x, y):
+            with tf.GradientTape() as tape:
+                tape.watch(x)
+                loss = _loss(model, x, y)
+            return tape.gradient(loss, x)
+
+        _GRADIENTS[model] = grad
+    return grad(tf.convert_to_tensor(images, tf.float32), tf.convert_to_tensor(labels, tf.float32))
+
+
+def _clip(x, clip):
+    return x if clip is None else tf.clip_by_value(x, clip[0], clip[1])
+
+
+def fgsm(model: tf.keras.Model, images, labels, epsilon: float, clip=(0.0, 1.0), gradient=None) -> tf.Tensor:
+    """FGSM images ``clip(x + epsilon * sign(grad_x loss))``; ``clip=None`` for no valid range.
+    ``gradient``: a precomputed :func:`input_gradient` (it does not depend on epsilon)."""
+    x = tf.convert_to_tensor(images, tf.float32)
+    g = input_gradient(model, x, labels) if gradient is None else gradient
+    return _clip(x + epsilon * tf.sign(g), clip)
+
+
+def pgd(model: tf.keras.Model, images, labels, epsilon: float, steps: int = 10,
+        step_size: float | None = None, random_start: bool = True, clip=(0.0, 1.0),
+        seed: int | None = 0) -> tf.Tensor:
+    """L-infinity PGD: random start, ``steps`` signed-gradient steps, projection after each step.
+
+    Every output pixel is within ``epsilon`` of the input (and within ``clip`` when given).
+    """
+    x0 = tf.convert_to_tensor(images, tf.float32)
+    if epsilon == 0 or steps < 1:
+        return _clip(x0, clip)
+    alpha = 2.5 * epsilon / steps if step_size is None else step_size
+    lo, hi = x0 - epsilon, x0 + epsilon
+    x = x0
+    if random_start:
+        rng = tf.random.Generator.from_seed(seed) if seed is not None else tf.random.get_global_generator()
+        x = _clip(x0 + rng.uniform(tf.shape(x0), -epsilon, epsilon), clip)
+    for _ in range(steps):
+        x = x + alpha * tf.sign(input_gradient(model, x, labels))
+        x = _clip(tf.clip_by_value(x, lo, hi), clip)
+    return x
+
+
+class NSLPerturbation:
+    """NSL's own adversarial neighbour (``perturb_on_batch``) against ``model``."""
+
+    def __init__(self, model: tf.keras.Model, grad_norm: str = "infinity", clip=(0.0, 1.0)):
+        if grad_norm not in GRAD_NORMS:
+            raise ConfigError(f"--nsl-grad-norm {grad_norm!r}: use one of {', '.join(GRAD_NORMS)}")
+        nsl = import_nsl()
+        clip = clip or (None, None)
+        config = nsl.configs.make_adv_reg_config(adv_step_size=0.01, adv_grad_norm=grad_norm,
+                                                 clip_value_min=clip[0], clip_value_max=clip[1])
+        self.wrapper = nsl.keras.AdversarialRegularization(base_model(model), label_keys=["label"],
+                                                           adv_config=config)
+        self.wrapper.compile(optimizer="sgd", loss=tf.keras.losses.CategoricalCrossentropy())  # never trained
+
+    def __call__(self, images, labels, step: float) -> np.ndarray:
+        batch = {"image": tf.convert_to_tensor(images, tf.float32), "label": tf.convert_to_tensor(labels, tf.float32)}
+        return self.wrapper.perturb_on_batch(batch, adv_step_size=float(step))["image"]
+
+
+def _batches(ds):
+    for batch in ds:
+        if isinstance(batch, dict):
+            yield batch["image"], batch["label"]
+        else:
+            features, labels = batch
+            yield (features["image"] if isinstance(features, dict) else features), labels
+
+
+def evaluate_robustness(model: tf.keras.Model, ds: tf.data.Dataset, epsilons=DEFAULT_EPSILONS,
+                        pgd_steps: int = 10, pgd_step_size: float | None = None, clip=(0.0, 1.0),
+                        nsl: bool = True, nsl_grad_norm: str = "infinity",
+                        reference: tf.keras.Model | None = None, seed: int = 0, log=None) -> dict:
+    """Accuracy of ``model`` (plain or NSL-wrapped; its base model is attacked) on ``ds`` (``{"image",
+    "label"}`` batches) clean and under FGSM, PGD and NSL's perturbation at each epsilon.
+
+    Returns ``{"images", "clean", "epsilons", "fgsm": [acc per eps], "pgd": [...], "nsl": [...],
+    "max_abs_perturbation": {"fgsm": [...], "pgd": [...], "nsl": [...]}, "settings": {...}}``;
+    ``clip`` is the valid input range, None when there is none (standardised inputs).
+    """
+    model = base_model(model)
+    epsilons = [float(e) for e in epsilons]
+    if any(e < 0 for e in epsilons) or pgd_steps < 1:
+        raise ConfigError("epsilons must be >= 0 and --pgd-steps >= 1")
+    nsl_attack = NSLPerturbation(reference or model, nsl_grad_norm, clip) if nsl else None
+    attacks = ["fgsm", "pgd"] + (["nsl"] if nsl else [])
+    correct = {a: np.zeros(len(epsilons)) for a in attacks}
+    max_delta = {a: np.zeros(len(epsilons)) for a in attacks}
+    clean_correct, n, start = 0, 0, time.time()
+    for b, (x, y) in enumerate(_batches(ds)):
+        x, y = tf.cast(x, tf.float32), tf.cast(y, tf.float32)
+        truth = tf.argmax(y, 1)
+
+        def hits(images):
+            return int(tf.reduce_sum(tf.cast(tf.argmax(model(images, training=False), 1) == truth, tf.int32)))
+
+        clean_hits = hits(x)
+        clean_correct += clean_hits
+        n += int(x.shape[0])
+        grad = input_gradient(model, x, y)
+        for i, eps in enumerate(epsilons):
+            for attack in attacks:
+                if eps == 0:
+                    adv = x
+                elif attack == "fgsm":
+                    adv = fgsm(model, x, y, eps, clip, gradient=grad)
+                elif attack == "pgd":
+                    adv = pgd(model, x, y, eps, pgd_steps, pgd_step_size, clip=clip, seed=seed + b)
+                else:
+                    adv = tf.convert_to_tensor(nsl_attack(x, y, eps))
+                correct[attack][i] += clean_hits if eps == 0 else hits(adv)
+                max_delta[attack][i] = max(max_delta[attack][i], float(tf.reduce_max(tf.abs(adv - x))))
+        if log:
+            log(f"  batch {b + 1}: {n} images, {time.time() - start:.0f} s")
+    if n == 0:
+        raise ConfigError("robustness evaluation got an empty dataset")
+    return {
+        "images": n,
+        "clean": clean_correct / n,
+        "epsilons": epsilons,
+        **{a: (correct[a] / n).tolist() for a in attacks},
+        "max_abs_perturbation": {a: max_delta[a].tolist() for a in attacks},
+        "units": "input units, [0, 1]" if clip == (0.0, 1.0) else ("standardised units" if clip is None
+                                                                   else f"input units, {list(clip)}"),
+        "settings": {"clip": list(clip) if clip else None, "pgd_steps": pgd_steps,
+                     "pgd_step_size": pgd_step_size if pgd_step_size is not None else "2.5 * eps / steps",
+                     "pgd_random_start": True, "nsl_grad_norm": nsl_grad_norm if nsl else None,
+                     "nsl_reference": None if reference is None else reference.name,
+                     "white_box": reference is None, "seconds": round(time.time() - start, 1)},
+    }
+
+
+# --------------------------------------------------------------------------- run folders
+
+def load_run(run_dir: str | Path, data: str | None = None, limit: int | None = None,
+             batch_size: int = 100, log=print):
+    """Load ``run_dir``'s model and re-create its test split as a dataset.
+
+    Returns ``(model, test_ds, info)``; ``info`` holds the run's config, input mode and clip range.
+    ``data`` overrides the data path in the run's config (if the data has moved); ``limit``
+    evaluates a stratified sample of that many test images.
+    """
+    from fer_keras.config import ExperimentConfig
+    from fer_keras.data import stratified_indices
+    from fer_keras.data.pipeline import make_dataset
+    from fer_keras.experiment import prepare_data
+    from fer_keras.runs import CONFIG_FILE, read_json
+
+    run_dir = Path(run_dir)
+    model_path = run_dir / "model" / "model.keras"
+    if not (run_dir / CONFIG_FILE).is_file() or not model_path.is_file():
+        raise ConfigError(f"--runs {run_dir}: not a finished run folder (needs {CONFIG_FILE} and model/model.keras)")
+    saved = read_json(run_dir / CONFIG_FILE)
+    config = ExperimentConfig.from_dict(saved["config"])
+    if data is not None:
+        config.data = data
+    config.label_noise = 0.0  # only the test split is needed; noise never touches it
+    resolved = saved["resolved"]
+    parts = prepare_data(config, log=lambda *a: None)
+    test = parts["test"]
+    if limit:
+        test = test.take(stratified_indices(test.labels, limit, config.seed))
+    mode = resolved["input_mode"]
+    ds = make_dataset(test, tuple(resolved["input_shape"]), batch_size, mode=mode,
+                      standardize=config.standardize, mean=resolved.get("dataset_mean"),
+                      std=resolved.get("dataset_std"))
+    model = tf.keras.models.load_model(model_path, compile=False)
+    clip = (0.0, 1.0) if mode == "unit" else None
+    label = (f"{config.model} " + (f"NSL (x{config.multiplier:g}, step {config.step:g})" if config.adversarial
+                                   else "plain") + (f", {config.augment}" if config.augment != "basic" else ""))
+    log(f"{run_dir.name}: {label}; {len(test)} test images")
+    return model, ds, {"config": config, "input_mode": mode, "clip": clip, "label": label}
+
+
+def evaluate_run(run_dir: str | Path, epsilons=DEFAULT_EPSILONS, pgd_steps: int = 10,
+                 pgd_step_size: float | None = None, nsl_grad_norm: str = "infinity",
+                 data: str | None = None, limit: int | None = None, batch_size: int = 100,
+                 reference: tf.keras.Model | None = None, seed: int = 0, log=print) -> dict:
+    """:func:`evaluate_robustness` on a run folder's test split; writes ``robustness.json`` and
+    ``figures/robustness.png`` into the folder and returns the results (plus ``run`` and ``label``)."""
+    from fer_keras import plots
+    from fer_keras.runs import write_json
+
+    run_dir = Path(run_dir)
+    model, ds, info = load_run(run_dir, data, limit, batch_size, log)
+    results = evaluate_robustness(model, ds, epsilons, pgd_steps, pgd_step_size, info["clip"],
+                                  nsl_grad_norm=nsl_grad_norm, reference=reference, seed=seed, log=log)
+    cfg = info["config"]
+    results = {"run": str(run_dir), "label": info["label"], "model": cfg.model,
+               "adversarial": cfg.adversarial, "multiplier": cfg.multiplier if cfg.adversarial else None,
+               "step": cfg.step if cfg.adversarial else None, "augment": cfg.augment, **results}
+    write_json(run_dir / ROBUSTNESS_FILE, results)
+    (run_dir / "figures").mkdir(exist_ok=True)
+    plots.robustness_curves({info["label"]: results}, run_dir / "figures" / "robustness.png",
+                            title=f"Accuracy under attack: {info['label']}")
+    log(f"  clean {results['clean']:.4f}; " + "; ".join(
+        f"{a.upper()} " + " ".join(f"{v:.3f}" for v in results[a]) for a in ("fgsm", "pgd", "nsl") if a in results))
+    return results
+
+
+def comparison_rows(results: list[dict]) -> tuple[list[str], list[list[str]]]:
+    """Header and rows of the comparison table: one row per run and attack, one column per epsilon."""
+    epsilons = results[0]["epsilons"]
+    header = ["run", "model", "training", "augment", "attack", "clean"] + [
+        f"eps={_eps_text(e)}" for e in epsilons]
+    rows = []
+    for r in results:
+        training = f"NSL x{r['multiplier']:g} step {r['step']:g}" if r["adversarial"] else "plain"
+        for attack in ("fgsm", "pgd", "nsl"):
+            if attack in r:
+                rows.append([Path(r["run"]).name, r["model"], training, r["augment"], attack.upper(),
+                             f"{r['clean']:.4f}"] + [f"{v:.4f}" for v in r[attack]])
+    return header, rows
+
+
+def _eps_text(eps: float) -> str:
+    levels = eps * 255
+    return f"{eps:.4g} ({levels:.3g}/255)" if abs(levels - round(levels)) < 1e-6 and eps else f"{eps:.4g}"
+
+
+def write_comparison(results: list[dict], out: str | Path) -> dict[str, Path]:
+    """``robustness_table.md``, ``robustness_table.csv`` and ``robustness.png`` (all runs) in ``out``."""
+    from fer_keras import plots
+    from fer_keras.runs import atomic_write_text, write_json
+
+    out = Path(out)
+    if len({tuple(r["epsilons"]) for r in results}) != 1:
+        raise ConfigError("runs were evaluated at different --epsilons; evaluate them together")
+    header, rows = comparison_rows(results)
+    buf = io.StringIO()
+    csv.writer(buf).writerows([header] + rows)
+    md = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    md += ["| " + " | ".join(row) + " |" for row in rows]
+    units = results[0]["units"]
+    settings = results[0]["settings"]
+    md += ["", f"Accuracy on {results[0]['images']} test images per run; epsilon in {units}; "
+           f"PGD {settings['pgd_steps']} steps of {settings['pgd_step_size']} with random start; "
+           f"NSL = perturb_on_batch with adv_grad_norm={settings['nsl_grad_norm']}; "
+           f"{'white-box (each model attacked with its own gradients)' if settings['white_box'] else 'NSL perturbation from a reference model'}."]
+    labels = {}
+    for r in results:
+        label = r["label"]
+        while label in labels:
+            label += "'"
+        labels[label] = r
+    paths = {"csv": atomic_write_text(out / "robustness_table.csv", buf.getvalue()),
+             "markdown": atomic_write_text(out / "robustness_table.md", "\n".join(md) + "\n"),
+             "json": write_json(out / "robustness_all.json", results),
+             "figure": plots.robustness_curves(labels, out / "robustness.png")}
+    return paths
