@@ -1,0 +1,518 @@
+"""Privacy audit (membership inference) and differentially private training.
+
+The audit asks of a trained model: from its outputs on an image, can an attacker tell whether the
+image was in the training set? It uses tensorflow-privacy's membership-inference attacks
+(``tensorflow_privacy.privacy.privacy_tests.membership_inference_attack``) on
+``members`` (training images) and ``nonmembers`` (held-out images), 2,000 + 2,000 by default as in
+Study B, drawn reproducibly and with the same class mix on both sides (:func:`sample_members_nonmembers`).
+
+Attacks (names as in tensorflow-privacy's ``AttackType``):
+
+* ``"threshold"``: loss threshold: low cross-entropy loss -> member (membership score = -loss);
+* ``"threshold-entropy"``: threshold on the (label-aware, "modified") prediction entropy;
+* ``"lr"`` (and ``"mlp"``, ``"rf"``, ``"knn"``): a trained attacker on the logits and the loss;
+  tensorflow-privacy scores every image with an attacker that did not see it (2-fold
+  cross-validation), so its ROC is an out-of-sample one.
+
+Figures per attack (:func:`audit`): AUC, attacker advantage (max TPR - FPR), TPR at 1% and 0.1%
+FPR (from the ROC curve), and the attack's confusion matrix TP/FP/TN/FN as **percentages of all
+audited images** (Study B's table) at two documented operating points, computed from the
+membership scores tensorflow-privacy returns (``membership_scores_train/test``; an image is called
+a member when its score is above the threshold):
+
+``at_target_fpr`` (default ``target_fpr`` = 10%)
+    Study B's "population attack" (ML Privacy Meter): a **per-class threshold** set so that a
+    fraction ``target_fpr`` of *population* images of that class would be called members. For the
+    loss and entropy attacks the population is ``reference``: held-out images that are *not*
+    among the audited non-members (so the FPR on the non-members is measured, not imposed); if
+    there is no reference set, or a class has fewer than ``min_reference`` reference images, that
+    class's threshold is calibrated on the audited non-members themselves (an oracle choice; the
+    result's ``calibration`` says which). Trained attacks' scores exist only for audited images,
+    so their per-class thresholds are always calibrated on the audited non-members.
+``best_accuracy``
+    the single threshold on the membership score with the highest attack accuracy
+    (TP + TN) over all audited images (with equal members and non-members this is
+    50% + advantage / 2).
+
+Differentially private training: :func:`compile_dp` compiles a model with tensorflow-privacy's
+DP Keras optimizers (per-example clipping + Gaussian noise; the loss is per-example, reduction
+NONE) and :func:`dp_epsilon` gives the (epsilon, delta) spent (RDP accounting).
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from fer_keras._compat import import_tf_privacy
+from fer_keras.data.dataset import FaceData
+from fer_keras.errors import ConfigError, DataError
+
+MIA_PACKAGE = "privacy.privacy_tests.membership_inference_attack"
+#: Attacks run by default: the loss threshold, the entropy threshold and logistic regression.
+DEFAULT_ATTACKS = ("threshold", "threshold-entropy", "lr")
+#: False-positive rate at which the per-class (population) thresholds are set.
+DEFAULT_TARGET_FPR = 0.10
+#: The low-FPR points reported from each ROC curve.
+LOW_FPRS = (0.01, 0.001)
+CONFUSION_KEYS = ("tp", "fp", "tn", "fn")
+
+
+def _mia():
+    return import_tf_privacy(f"{MIA_PACKAGE}.membership_inference_attack")
+
+
+def _mia_data():
+    return import_tf_privacy(f"{MIA_PACKAGE}.data_structures")
+
+
+# ---------------------------------------------------------------------------------------------
+# Sampling members and non-members
+
+
+@dataclasses.dataclass
+class AuditSets:
+    """The images an audit uses: ``members`` (from training), ``nonmembers`` (held out, same
+    per-class counts as ``members``), and ``reference`` (the held-out images not chosen as
+    non-members; population data for the per-class thresholds; may be empty)."""
+
+    members: FaceData
+    nonmembers: FaceData
+    reference: FaceData
+
+    def __iter__(self):  # members, nonmembers = sample_members_nonmembers(...)
+        return iter((self.members, self.nonmembers))
+
+
+def balanced_counts(available: np.ndarray, n: int) -> np.ndarray:
+    """Per-class counts summing to ``min(n, available.sum())``, as equal as ``available`` allows.
+
+    Water-filling: every class gets the same share; a class with fewer images gives all it has
+    and its shortfall is shared among the others. Remainders go to the classes with most images.
+    """
+    available = np.asarray(available, dtype=np.int64)
+    n = int(min(n, available.sum()))
+    counts = np.zeros_like(available)
+    left = n
+    open_ = available > 0
+    while left > 0 and open_.any():
+        share = left // open_.sum()
+        if share == 0:  # fewer images left than open classes: one more each, largest classes first
+            room = np.where(open_, available - counts, -1)
+            for c in np.argsort(-room, kind="stable")[:left]:
+                counts[c] += 1
+            break
+        add = np.where(open_, np.minimum(share, available - counts), 0)
+        counts += add
+        left -= int(add.sum())
+        open_ = counts < available
+    return counts
+
+
+def sample_members_nonmembers(train: FaceData, held_out: FaceData, n: int = 2000,
+                              seed: int = 0) -> AuditSets:
+    """Draw ``n`` members from ``train`` and ``n`` non-members from ``held_out``, reproducibly.
+
+    Both sides get the same per-class counts, as equal across classes as the data allow
+    (:func:`balanced_counts` on the per-class minimum of the two sets); if either set has fewer
+    than ``n`` images, both get fewer. The held-out images not drawn are returned as ``reference``.
+    """
+    if n < 1:
+        raise ConfigError(f"--audit-size must be at least 1 (got {n})")
+    if train.class_names != held_out.class_names:
+        raise DataError("members and non-members have different class lists")
+    k = train.num_classes
+    avail = np.minimum(np.bincount(train.labels, minlength=k), np.bincount(held_out.labels, minlength=k))
+    if avail.sum() == 0:
+        raise DataError("no class has images in both the training and the held-out set; cannot audit")
+    counts = balanced_counts(avail, n)
+    rng = np.random.default_rng(seed)
+
+    def draw(labels):
+        idx = [rng.choice(np.flatnonzero(labels == c), counts[c], replace=False) for c in range(k)]
+        return np.sort(np.concatenate(idx)).astype(np.int64)
+
+    member_idx, nonmember_idx = draw(train.labels), draw(held_out.labels)
+    rest = np.setdiff1d(np.arange(len(held_out)), nonmember_idx)
+    return AuditSets(train.take(member_idx), held_out.take(nonmember_idx), held_out.take(rest))
+
+
+# ---------------------------------------------------------------------------------------------
+# Model outputs -> AttackInputData
+
+
+def model_logits(model: tf.keras.Model, data: FaceData, *, input_shape=None, mode: str = "unit",
+                 standardize: str = "image", mean: float | None = None, std: float | None = None,
+                 batch_size: int = 100) -> np.ndarray:
+    """(N, K) float64 logits of ``model`` (plain or NSL-wrapped) on ``data``.
+
+    fer_keras models end in ``Dense(K, activation="softmax")``: then the exact pre-softmax logits
+    are computed from the penultimate features and that layer's weights (no loss of precision
+    where the softmax saturates, as it does on memorised images). For any other model the logits
+    are ``log(probabilities)`` (equal to the logits up to a per-image constant, which changes
+    neither the softmax, the loss nor the entropy).
+    """
+    from fer_keras.adversarial import base_model
+    from fer_keras.data.pipeline import images_only, make_dataset
+
+    model = base_model(model)
+    shape = tuple(input_shape or model.input_shape[1:])
+    ds = images_only(make_dataset(data, shape, batch_size, mode=mode, standardize=standardize,
+                                  mean=mean, std=std, cache=False))
+    last = model.layers[-1]
+    if (isinstance(last, tf.keras.layers.Dense) and last.activation is tf.keras.activations.softmax
+            and not isinstance(last.input, list)):
+        features = tf.keras.Model(model.inputs, last.input).predict(ds, verbose=0).astype(np.float64)
+        kernel, bias = (w.astype(np.float64) for w in last.get_weights())
+        return features @ kernel + bias
+    probs = model.predict(ds, verbose=0).astype(np.float64)
+    return np.log(np.clip(probs, 1e-300, None))
+
+
+def cross_entropy(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Per-image categorical cross-entropy (natural log) from logits and integer labels."""
+    from scipy.special import logsumexp
+
+    logits = np.asarray(logits, dtype=np.float64)
+    return logsumexp(logits, axis=1) - logits[np.arange(len(labels)), labels]
+
+
+def _entropy(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """tensorflow-privacy's label-aware ("modified") entropy, computed from probabilities."""
+    from scipy.special import softmax
+
+    return _mia_data().AttackInputData._get_entropy(softmax(logits, axis=1), labels)
+
+
+def make_attack_input(logits_in, labels_in, logits_out, labels_out):
+    """tensorflow-privacy ``AttackInputData`` from logits and integer labels of members (``in``)
+    and non-members (``out``): logits, labels (per-class slicing), losses and entropies."""
+    labels_in, labels_out = np.asarray(labels_in, np.int64), np.asarray(labels_out, np.int64)
+    return _mia_data().AttackInputData(
+        logits_train=np.asarray(logits_in, np.float64), logits_test=np.asarray(logits_out, np.float64),
+        labels_train=labels_in, labels_test=labels_out,
+        loss_train=cross_entropy(logits_in, labels_in), loss_test=cross_entropy(logits_out, labels_out),
+        entropy_train=_entropy(logits_in, labels_in), entropy_test=_entropy(logits_out, labels_out))
+
+
+def attack_inputs(model: tf.keras.Model, members: FaceData, nonmembers: FaceData, **pipeline):
+    """``AttackInputData`` for ``model`` on ``members`` / ``nonmembers``; ``pipeline``: the
+    preprocessing keywords of :func:`model_logits` (input_shape, mode, standardize, mean, std)."""
+    return make_attack_input(model_logits(model, members, **pipeline), members.labels,
+                             model_logits(model, nonmembers, **pipeline), nonmembers.labels)
+
+
+# ---------------------------------------------------------------------------------------------
+# Operating points
+
+
+def confusion_percentages(tp: int, fp: int, tn: int, fn: int) -> dict:
+    """TP/FP/TN/FN as percentages of all audited images (exact floats) plus the counts."""
+    total = tp + fp + tn + fn
+    pct = {k: 100.0 * v / total for k, v in zip(CONFUSION_KEYS, (tp, fp, tn, fn))}
+    if abs(sum(pct.values()) - 100.0) > 1e-9:  # pragma: no cover - arithmetic invariant
+        raise AssertionError(f"TP+FP+TN+FN = {sum(pct.values())}%, not 100%")
+    return {**pct, "counts": {k: int(v) for k, v in zip(CONFUSION_KEYS, (tp, fp, tn, fn))},
+            "accuracy": (tp + tn) / total, "tpr": tp / max(tp + fn, 1), "fpr": fp / max(fp + tn, 1)}
+
+
+def round_to_total(values: Sequence[float], decimals: int = 1, total: float = 100.0) -> list[float]:
+    """Round ``values`` to ``decimals`` so that the rounded values still sum to ``total``
+    (largest-remainder rounding), e.g. for a printed TP/FP/TN/FN row."""
+    scale = 10 ** decimals
+    scaled = np.asarray(values, dtype=np.float64) * scale
+    floors = np.floor(scaled + 1e-9)
+    short = int(round(total * scale - floors.sum()))
+    order = np.argsort(-(scaled - floors), kind="stable")
+    floors[order[:max(short, 0)]] += 1
+    return [float(v) / scale for v in floors]
+
+
+def best_accuracy_point(scores_in: np.ndarray, scores_out: np.ndarray) -> dict:
+    """The single threshold (member iff score >= threshold) with the highest attack accuracy."""
+    s = np.concatenate([scores_in, scores_out]).astype(np.float64)
+    y = np.concatenate([np.ones(len(scores_in)), np.zeros(len(scores_out))])
+    order = np.argsort(-s, kind="stable")
+    s, y = s[order], y[order]
+    ends = np.r_[s[1:] != s[:-1], True]  # cut only between different scores
+    tp = np.r_[0, np.cumsum(y)[ends]]
+    fp = np.r_[0, np.cumsum(1 - y)[ends]]
+    thresholds = np.r_[np.inf, s[ends]]
+    n_in, n_out = len(scores_in), len(scores_out)
+    best = int(np.argmax(tp + (n_out - fp)))
+    tp, fp = int(tp[best]), int(fp[best])
+    return {**confusion_percentages(tp, fp, n_out - fp, n_in - tp), "threshold": float(thresholds[best])}
+
+
+def _upper_threshold(scores: np.ndarray, fpr: float) -> float:
+    """A threshold t with at most a fraction ``fpr`` of ``scores`` above it (score > t)."""
+    return float(np.quantile(scores, 1.0 - fpr, method="higher"))
+
+
+def per_class_point(scores_in, labels_in, scores_out, labels_out, target_fpr: float,
+                    calib_scores=None, calib_labels=None, min_reference: int = 20) -> dict:
+    """Confusion at per-class thresholds set at ``target_fpr`` on calibration scores.
+
+    Class c's threshold is the (1 - target_fpr) quantile of the calibration scores of class c
+    (the ``calib_*`` population when it has at least ``min_reference`` images of that class,
+    else the non-members of that class); an image is called a member when its score is above it.
+    """
+    classes = np.union1d(labels_in, labels_out)
+    thresholds, sources = {}, {}
+    for c in classes:
+        if calib_scores is not None and np.sum(calib_labels == c) >= min_reference:
+            thresholds[int(c)], sources[int(c)] = _upper_threshold(calib_scores[calib_labels == c], target_fpr), "reference"
+        else:
+            pool = scores_out[labels_out == c]
+            if len(pool) == 0:
+                pool = scores_out
+            thresholds[int(c)], sources[int(c)] = _upper_threshold(pool, target_fpr), "non-members"
+    t_in = np.array([thresholds[int(c)] for c in labels_in])
+    t_out = np.array([thresholds[int(c)] for c in labels_out])
+    tp, fp = int(np.sum(scores_in > t_in)), int(np.sum(scores_out > t_out))
+    used = set(sources.values())
+    return {**confusion_percentages(tp, fp, len(scores_out) - fp, len(scores_in) - tp),
+            "target_fpr": target_fpr, "thresholds": thresholds,
+            "calibration": used.pop() if len(used) == 1 else "mixed", "calibration_per_class": sources}
+
+
+def tpr_at_fpr(fpr: np.ndarray, tpr: np.ndarray, at: float) -> float:
+    """Highest TPR on the ROC curve whose FPR is at most ``at``."""
+    ok = np.asarray(fpr) <= at + 1e-12
+    return float(np.max(np.asarray(tpr)[ok])) if ok.any() else 0.0
+
+
+# ---------------------------------------------------------------------------------------------
+# The audit
+
+
+def _attack_type(name: str):
+    types = {t.value: t for t in _mia_data().AttackType}
+    key = name.replace("_", "-")
+    if key not in types:
+        raise ConfigError(f"--attacks {name!r}: unknown attack; use {', '.join(types)}")
+    return types[key]
+
+
+def audit_outputs(logits_in, labels_in, logits_out, labels_out, *, reference_logits=None,
+                  reference_labels=None, attacks: Sequence[str] = DEFAULT_ATTACKS,
+                  target_fpr: float = DEFAULT_TARGET_FPR, min_reference: int = 20, seed: int = 0,
+                  keep_roc: bool = True) -> dict:
+    """Run the attacks on model outputs (logits + integer labels); see the module docstring."""
+    if not 0 < target_fpr < 1:
+        raise ConfigError(f"--target-fpr must be between 0 and 1 (got {target_fpr})")
+    labels_in, labels_out = np.asarray(labels_in), np.asarray(labels_out)
+    if len(labels_in) == 0 or len(labels_out) == 0:
+        raise DataError("an audit needs at least one member and one non-member")
+    mia, ds = _mia(), _mia_data()
+    types = [_attack_type(a) for a in attacks]
+    data = make_attack_input(logits_in, labels_in, logits_out, labels_out)
+    ref_scores = {}
+    if reference_logits is not None and len(reference_labels):
+        reference_labels = np.asarray(reference_labels)
+        ref_scores = {"threshold": -cross_entropy(reference_logits, reference_labels),
+                      "threshold-entropy": -_entropy(reference_logits, reference_labels)}
+    state = np.random.get_state()
+    np.random.seed(seed)  # tensorflow-privacy draws the trained attacks' folds with np.random
+    try:
+        with np.errstate(divide="ignore", invalid="ignore"):  # its epsilon lower bound divides by 0
+            results = mia.run_attacks(data, ds.SlicingSpec(entire_dataset=True, by_class=False),
+                                      attack_types=types)
+    finally:
+        np.random.set_state(state)
+    out = {"members": int(len(labels_in)), "nonmembers": int(len(labels_out)),
+           "reference": int(0 if reference_labels is None else len(reference_labels)),
+           "target_fpr": target_fpr, "attacks": {}}
+    for result in results.single_attack_results:
+        name = result.attack_type.value
+        s_in = np.asarray(result.membership_scores_train, np.float64)
+        s_out = np.asarray(result.membership_scores_test, np.float64)
+        fpr, tpr = np.asarray(result.roc_curve.fpr), np.asarray(result.roc_curve.tpr)
+        # tensorflow-privacy keeps the input order in the scores (the trained attacks score
+        # every image out of fold), so the per-class labels apply to every attack.
+        if len(s_in) != len(labels_in) or len(s_out) != len(labels_out):  # pragma: no cover
+            raise AssertionError(f"{name}: scores for {len(s_in)}/{len(s_out)} images, expected "
+                                 f"{len(labels_in)}/{len(labels_out)}")
+        point = per_class_point(s_in, labels_in, s_out, labels_out, target_fpr,
+                                ref_scores.get(name), reference_labels, min_reference)
+        entry = {
+            "auc": float(result.get_auc()),
+            "advantage": float(result.get_attacker_advantage()),
+            **{f"tpr_at_{f * 100:g}%_fpr": tpr_at_fpr(fpr, tpr, f) for f in LOW_FPRS},
+            "at_target_fpr": point,
+            "best_accuracy": best_accuracy_point(s_in, s_out),
+            "scored": {"members": int(len(s_in)), "nonmembers": int(len(s_out))},
+        }
+        if keep_roc:
+            entry["roc"] = {"fpr": fpr.tolist(), "tpr": tpr.tolist()}
+        out["attacks"][name] = entry
+    return out
+
+
+def audit(model: tf.keras.Model, members: FaceData, nonmembers: FaceData, reference: FaceData | None = None,
+          *, attacks: Sequence[str] = DEFAULT_ATTACKS, target_fpr: float = DEFAULT_TARGET_FPR,
+          min_reference: int = 20, seed: int = 0, keep_roc: bool = True, **pipeline) -> dict:
+    """Membership-inference audit of ``model`` on ``members`` vs ``nonmembers``.
+
+    ``reference`` (optional) is population data for the per-class thresholds of the loss and
+    entropy attacks; ``pipeline`` are the preprocessing keywords of :func:`model_logits`.
+    Returns ``{"members", "nonmembers", "reference", "target_fpr", "attacks": {name: {"auc",
+    "advantage", "tpr_at_1%_fpr", "tpr_at_0.1%_fpr", "at_target_fpr", "best_accuracy", "roc"}}}``;
+    each operating point holds ``tp, fp, tn, fn`` (% of all audited images, summing to 100), the
+    ``counts``, ``accuracy``, ``tpr`` and ``fpr``.
+    """
+    ref_logits = ref_labels = None
+    if reference is not None and len(reference):
+        ref_logits, ref_labels = model_logits(model, reference, **pipeline), reference.labels
+    return audit_outputs(model_logits(model, members, **pipeline), members.labels,
+                         model_logits(model, nonmembers, **pipeline), nonmembers.labels,
+                         reference_logits=ref_logits, reference_labels=ref_labels, attacks=attacks,
+                         target_fpr=target_fpr, min_reference=min_reference, seed=seed, keep_roc=keep_roc)
+
+
+# ---------------------------------------------------------------------------------------------
+# Differentially private training
+
+
+@dataclasses.dataclass(frozen=True)
+class DPSettings:
+    """DP-SGD settings: per-example gradients clipped to ``l2_norm_clip`` and Gaussian noise of
+    std ``noise_multiplier * l2_norm_clip`` added to their sum. ``num_microbatches`` None = one
+    per example (the tightest accounting). ``delta`` None = 1 / (10 * training images)."""
+
+    l2_norm_clip: float = 1.0
+    noise_multiplier: float = 1.1
+    num_microbatches: int | None = None
+    delta: float | None = None
+
+    def __post_init__(self):
+        if self.l2_norm_clip <= 0:
+            raise ConfigError(f"--dp-clip must be positive (got {self.l2_norm_clip})")
+        if self.noise_multiplier < 0:
+            raise ConfigError(f"--dp-noise must be non-negative (got {self.noise_multiplier})")
+        if self.num_microbatches is not None and self.num_microbatches < 1:
+            raise ConfigError(f"--dp-microbatches must be at least 1 (got {self.num_microbatches})")
+
+
+def compile_dp(model: tf.keras.Model, l2_norm_clip: float = 1.0, noise_multiplier: float = 1.1,
+               num_microbatches: int | None = None, lr: float = 1e-3,
+               optimizer: str = "adam") -> tf.keras.Model:
+    """Compile ``model`` (plain Keras, inputs ``(x, one-hot y)``) for DP-SGD training.
+
+    Uses tensorflow-privacy's ``DPKerasAdamOptimizer`` / ``DPKerasSGDOptimizer`` with a
+    per-example cross-entropy (``reduction=NONE``, which these optimizers need to clip each
+    example's gradient). ``num_microbatches`` must divide the batch size; None = per example.
+    """
+    dp = import_tf_privacy("privacy.optimizers.dp_optimizer_keras")
+    classes = {"adam": dp.DPKerasAdamOptimizer, "sgd": dp.DPKerasSGDOptimizer}
+    if optimizer not in classes:
+        raise ConfigError(f"--optimizer {optimizer!r}: DP training supports adam or sgd")
+    opt = classes[optimizer](l2_norm_clip=l2_norm_clip, noise_multiplier=noise_multiplier,
+                             num_microbatches=num_microbatches, learning_rate=lr)
+    loss = tf.keras.losses.CategoricalCrossentropy(reduction=tf.keras.losses.Reduction.NONE)
+    model.compile(optimizer=opt, loss=loss,
+                  metrics=[tf.keras.metrics.CategoricalAccuracy(name="categorical_accuracy")])
+    return model
+
+
+def dp_epsilon(num_examples: int, batch_size: int, epochs: float, noise_multiplier: float,
+               delta: float | None = None, num_microbatches: int | None = None) -> dict:
+    """Epsilon spent by DP-SGD (add-or-remove-one-example adjacency, RDP accounting).
+
+    Computed as tensorflow-privacy's ``compute_dp_sgd_privacy_lib`` does for its headline figure:
+    ``epochs * ceil(N / batch)`` steps of the sampled Gaussian mechanism with sampling rate
+    ``batch / N`` (Poisson-sampling assumption; shuffled batches are believed to be close), with
+    the sensitivity doubled when several examples share a microbatch.
+    """
+    lib = import_tf_privacy("privacy.analysis.compute_dp_sgd_privacy_lib")
+    if delta is None:
+        delta = 1.0 / (10 * num_examples)
+    microbatched = num_microbatches is not None and num_microbatches < batch_size
+    if noise_multiplier == 0:
+        eps = math.inf
+    else:
+        steps = epochs * math.ceil(num_examples / batch_size)
+        eps = lib._compute_dp_sgd_example_privacy(  # noqa: SLF001 (the library's own accountant)
+            num_epochs=steps * batch_size / num_examples, noise_multiplier=noise_multiplier,
+            example_delta=delta, used_microbatching=microbatched,
+            poisson_subsampling_probability=batch_size / num_examples)
+    return {"epsilon": float(eps), "delta": float(delta), "noise_multiplier": noise_multiplier,
+            "steps": int(epochs * math.ceil(num_examples / batch_size)), "batch_size": batch_size,
+            "examples": num_examples, "accounting": "RDP, Poisson sampling q = batch / N",
+            "microbatched": microbatched}
+
+
+# ---------------------------------------------------------------------------------------------
+# Tables and figures
+
+
+TABLE_COLUMNS = ("setting", "test_accuracy", "attack", "point", "TP", "FP", "TN", "FN", "auc",
+                 "advantage", "tpr@1%fpr", "tpr@0.1%fpr", "epsilon")
+
+
+def table_rows(setting: str, test_accuracy: float, result: dict, epsilon: float | None = None,
+               points: Sequence[str] = ("at_target_fpr", "best_accuracy")) -> list[dict]:
+    """Table rows (one per attack and operating point) for one setting's audit result.
+    TP/FP/TN/FN are rounded to 0.1 so that each row still sums to exactly 100."""
+    rows = []
+    for attack, fig in result["attacks"].items():
+        for point in points:
+            p = fig[point]
+            tp, fp, tn, fn = round_to_total([p[k] for k in CONFUSION_KEYS], 1)
+            rows.append({"setting": setting, "test_accuracy": round(100 * test_accuracy, 2),
+                         "attack": attack, "point": point, "TP": tp, "FP": fp, "TN": tn, "FN": fn,
+                         "auc": round(fig["auc"], 4), "advantage": round(fig["advantage"], 4),
+                         "tpr@1%fpr": round(fig["tpr_at_1%_fpr"], 4),
+                         "tpr@0.1%fpr": round(fig["tpr_at_0.1%_fpr"], 4),
+                         "epsilon": "" if epsilon is None else round(epsilon, 2)})
+    return rows
+
+
+def table_csv(rows: list[dict]) -> str:
+    import csv
+    import io
+
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=TABLE_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buf.getvalue()
+
+
+def table_markdown(rows: list[dict]) -> str:
+    def fmt(column, v):
+        if column in ("TP", "FP", "TN", "FN"):
+            return f"{v:.1f}"
+        if column == "test_accuracy":
+            return f"{v:.2f}"
+        return f"{v:g}" if isinstance(v, float) else str(v)
+
+    lines = ["| " + " | ".join(TABLE_COLUMNS) + " |", "|" + " --- |" * len(TABLE_COLUMNS)]
+    lines += ["| " + " | ".join(fmt(c, r[c]) for c in TABLE_COLUMNS) + " |" for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def plot_roc(curves: dict, path, title: str = "Membership inference ROC") -> "Path":
+    """ROC curves ``{label: (fpr, tpr, auc)}``: linear axes and log-log (low-FPR) side by side."""
+    from fer_keras import plots
+
+    plt = plots.plt
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.8))
+    for label, (fpr, tpr, auc) in curves.items():
+        for ax in axes:
+            ax.plot(fpr, tpr, lw=1.2, label=f"{label} (AUC {auc:.3f})")
+    for ax in axes:
+        ax.plot([0, 1], [0, 1], "k--", lw=0.8, label="chance")
+        ax.set_xlabel("false-positive rate (non-members called members)")
+        ax.set_ylabel("true-positive rate")
+    axes[1].set_xscale("log")
+    axes[1].set_yscale("log")
+    axes[1].set_xlim(1e-3, 1)
+    axes[1].set_ylim(1e-3, 1)
+    axes[0].set_title(title)
+    axes[1].set_title("low-FPR region (log-log)")
+    axes[0].legend(fontsize=7, loc="lower right")
+    return plots._save(fig, path)
