@@ -1,0 +1,118 @@
+"""The ``fer-keras`` command (also ``python -m fer_keras``): one sub-command per task.
+
+    fer-keras preprocess PHOTOS OUT [--detector auto] [--size 48] [--color gray]
+    fer-keras predict SOURCE --model RUN_OR_MODEL [--out predictions] [--format json]
+
+A sub-command is registered with :func:`register` (name, help, a function adding its flags to an
+``argparse`` parser, and a function running it from the parsed flags). User mistakes print one
+line and exit with status 2 (see :func:`fer_keras.cli.run_main`).
+"""
+from __future__ import annotations
+
+import argparse
+from typing import Callable
+
+from fer_keras.cli import run_main
+from fer_keras.faces import BACKENDS
+
+#: name -> (help, add_arguments(parser), run(args))
+COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], object]]] = {}
+
+
+def register(name: str, help: str, add_arguments: Callable[[argparse.ArgumentParser], None],
+             run: Callable[[argparse.Namespace], object]) -> None:
+    """Add sub-command ``name``; ``run(args)`` does the work (raise FerKerasError for user mistakes)."""
+    COMMANDS[name] = (help, add_arguments, run)
+
+
+def _detector_flags(parser: argparse.ArgumentParser) -> None:
+    add = parser.add_argument
+    add("--detector", default="auto", choices=("auto", *BACKENDS),
+        help="face detector; auto = the best installed of " + ", ".join(BACKENDS) + " (default: %(default)s)")
+    add("--min-score", type=float, default=None, help="drop faces the detector scores below this "
+        "(RetinaFace, MTCNN; default 0.9)")
+    add("--detector-weights", default=None, metavar="ONNX", help="RetinaFace weights file to use instead of "
+        "the shipped ones")
+    add("--margin", type=float, default=0.2, help="crop margin on each side, as a share of the face box "
+        "(default: %(default)s)")
+    add("--no-align", action="store_true", help="do not rotate faces so the eyes are level")
+
+
+def _detector(args: argparse.Namespace):
+    from fer_keras.faces import get_detector
+
+    kwargs = {}
+    if args.min_score is not None:
+        kwargs["min_score"] = args.min_score
+    if args.detector_weights is not None:
+        if args.detector not in ("auto", "retinaface"):
+            from fer_keras.errors import ConfigError
+
+            raise ConfigError("--detector-weights is for --detector retinaface")
+        args.detector, kwargs["weights"] = "retinaface", args.detector_weights
+    return get_detector(args.detector, **kwargs)
+
+
+def _preprocess_flags(parser: argparse.ArgumentParser) -> None:
+    add = parser.add_argument
+    add("photos", help="folder of photos; class sub-folders (happy/, sad/, ...) become labels")
+    add("out", help="output folder: OUT/<split>/<class>/*.png, crop_report.csv, crop_summary.json")
+    _detector_flags(parser)
+    add("--size", type=int, default=48, help="crop side in pixels (default: %(default)s; GhostFace: 224)")
+    add("--color", default="gray", choices=("gray", "rgb"), help="default: %(default)s")
+    add("--all-faces", action="store_true", help="keep every face of a photo, not only the largest")
+    add("--split", default="train", help="split folder for photos not below train/ or test/ (default: %(default)s)")
+    add("--no-cache", action="store_true", help="redo every photo, ignoring OUT/.crop_cache.json")
+
+
+def _preprocess(args: argparse.Namespace):
+    from fer_keras.data.face_crops import crop_folder
+    from fer_keras.predict import progress_to_stderr
+
+    return crop_folder(args.photos, args.out, _detector(args), size=args.size, color=args.color,
+                       margin=args.margin, align=not args.no_align, keep="all" if args.all_faces else "largest",
+                       split=args.split, use_cache=not args.no_cache, log=progress_to_stderr)
+
+
+def _predict_flags(parser: argparse.ArgumentParser) -> None:
+    add = parser.add_argument
+    add("source", help="an image, a video (.mp4, .avi, ...) or a folder of them")
+    add("--model", required=True, help="run folder, model .keras file, SavedModel folder or .tflite file")
+    add("--out", default="predictions", help="folder for predictions.json/csv and annotated/ (default: %(default)s)")
+    add("--format", default="json", choices=("json", "csv"), help="default: %(default)s")
+    _detector_flags(parser)
+    add("--every", type=int, default=1, metavar="N", help="classify every N-th video frame (default: 1)")
+    add("--batch-size", type=int, default=64, help="faces per model call (default: %(default)s)")
+    add("--no-annotate", action="store_true", help="do not write annotated images/videos")
+    add("--input-mode", default=None, choices=("unit", "standardize"),
+        help="model input: unit = pixels/255, standardize = mean 0/std 1 per image "
+        "(default: from the run folder or the model's name)")
+    add("--classes", default=None, help="comma-separated class names in output order (default: from the run "
+        "folder, else the seven FER2013 classes)")
+
+
+def _predict(args: argparse.Namespace):
+    from fer_keras.predict import predict, progress_to_stderr
+
+    classes = [c.strip() for c in args.classes.split(",")] if args.classes else None
+    return predict(args.source, args.model, _detector(args), args.out, fmt=args.format, every=args.every,
+                   batch_size=args.batch_size, margin=args.margin, align=not args.no_align,
+                   annotate=not args.no_annotate, input_mode=args.input_mode, class_names=classes,
+                   log=progress_to_stderr)
+
+
+register("preprocess", "crop the faces of a folder of photos into a labelled data set", _preprocess_flags, _preprocess)
+register("predict", "detect faces in images/videos and classify their expressions", _predict_flags, _predict)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="fer-keras", description="Facial expression recognition with Keras 2.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (help_text, add_arguments, _) in COMMANDS.items():
+        add_arguments(sub.add_parser(name, help=help_text, description=help_text))
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    run_main(lambda: COMMANDS[args.command][2](args))

@@ -1,0 +1,299 @@
+"""Faces in, emotions out: detect faces in images or videos and classify each face's expression.
+
+``predict("photo.jpg", "runs/<run>")`` returns, per image or video frame, every face's box, the
+class probabilities and the top label, and (with ``out=``) writes ``predictions.json`` or
+``predictions.csv`` and annotated copies (``annotated/<name>.jpg``, ``annotated/<name>.mp4``).
+
+The model is any of: a run folder (``config.json`` + ``model/``; its input mode, standardisation
+and class names are read from the config), a ``.keras`` file, a SavedModel folder (signature
+``serving_default``: ``image`` float32 (B, H, W, C) -> ``probabilities`` (B, K), as
+:mod:`fer_keras.export` writes it) or a ``.tflite`` file. Outside a run folder the input mode
+comes from the model's name when it is a registered model (``dcnn``: pixels / 255,
+``ghostface``: per-image standardisation), else from ``input_mode``; class names default to
+the project's seven.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import os
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import Callable, Iterator
+
+import cv2
+import numpy as np
+
+from fer_keras.data.fer2013 import IMAGE_EXTENSIONS
+from fer_keras.data.labels import CLASS_NAMES
+from fer_keras.errors import ConfigError, DataError, FerKerasError
+from fer_keras.faces import Detector, Face, crop_face, get_detector, read_image
+from fer_keras.runs import (CONFIG_FILE, atomic_write_bytes, atomic_write_text, ensure_writable_dir, read_json,
+                            write_json)
+
+VIDEO_EXTENSIONS = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg"}
+_CHUNK_FRAMES = 16  # frames detected before their faces are classified in one batch
+
+
+class Classifier:
+    """A loaded expression model: ``classifier(crops)`` -> probabilities.
+
+    ``crops``: uint8 (N, H, W, C) faces at :attr:`input_shape` (H, W, C), 0..255; returns float32
+    (N, K), rows summing to 1, in the order of :attr:`class_names`.
+    """
+
+    def __init__(self, path: str | os.PathLike, input_mode: str | None = None, class_names=None,
+                 standardize: str = "image", mean: float | None = None, std: float | None = None):
+        import tensorflow as tf
+
+        from fer_keras.models import REGISTRY, input_mode as registered_mode
+
+        self.path = Path(path)
+        if not self.path.exists():
+            raise ConfigError(f"model {path}: no such file or folder; pass a run folder, .keras, SavedModel or .tflite")
+        run_config = _find_run_config(self.path)
+        resolved = (run_config or {}).get("resolved", {})
+        settings = (run_config or {}).get("config", {})
+        model_path = self.path / "model" if run_config and (self.path / CONFIG_FILE).is_file() else self.path
+        if model_path.is_dir() and (model_path / "model.keras").is_file():
+            model_path = model_path / "model.keras"
+        elif model_path.is_dir() and (model_path / "saved_model" / "saved_model.pb").is_file():
+            model_path = model_path / "saved_model"
+        self.model_path, name = model_path, settings.get("model")
+        try:
+            if model_path.suffix == ".tflite":
+                with warnings.catch_warnings():  # "tf.lite.Interpreter is deprecated": it still works in TF 2.19
+                    warnings.simplefilter("ignore", UserWarning)
+                    self._interpreter = tf.lite.Interpreter(model_path=str(model_path))
+                shape = self._interpreter.get_input_details()[0]["shape"][1:]
+                self._run = self._run_tflite
+            elif model_path.is_dir():
+                self._signature = tf.saved_model.load(str(model_path)).signatures["serving_default"]
+                shape = self._signature.structured_input_signature[1]["image"].shape[1:]
+                self._run = lambda x: self._signature(image=tf.constant(x))["probabilities"].numpy()
+            else:
+                model = tf.keras.models.load_model(str(model_path), compile=False)
+                shape, name = model.input_shape[1:], name or model.name
+                self._run = lambda x: model(x, training=False).numpy()
+        except (OSError, ValueError, KeyError) as exc:
+            raise FerKerasError(f"model {model_path}: cannot load ({str(exc).splitlines()[0][:200]})") from None
+        self.input_shape = tuple(int(v) for v in shape)
+        self.mode = input_mode or resolved.get("input_mode") or (registered_mode(name) if name in REGISTRY else None)
+        if self.mode is None:
+            raise ConfigError(f"model {path}: cannot tell how it expects its input; pass input_mode "
+                              "(--input-mode unit for pixels/255, standardize for mean 0 / std 1)")
+        self.class_names = tuple(class_names or resolved.get("class_names") or CLASS_NAMES)
+        self.standardize = settings.get("standardize", standardize)
+        self.mean, self.std = resolved.get("dataset_mean", mean), resolved.get("dataset_std", std)
+        probe = self(np.zeros((1, *self.input_shape), np.uint8))
+        if probe.shape[1] != len(self.class_names):
+            raise ConfigError(f"model {path} has {probe.shape[1]} outputs but {len(self.class_names)} class names; "
+                              "pass the class names (--classes a,b,c)")
+
+    def __call__(self, crops: np.ndarray) -> np.ndarray:
+        from fer_keras.data.pipeline import scale, to_pixels
+
+        x = scale(to_pixels(crops, self.input_shape), self.mode, self.standardize, self.mean, self.std)
+        return np.asarray(self._run(x.numpy()), np.float32)
+
+    def _run_tflite(self, x: np.ndarray) -> np.ndarray:
+        interpreter = self._interpreter
+        index = interpreter.get_input_details()[0]["index"]
+        if tuple(interpreter.get_input_details()[0]["shape"]) != x.shape:
+            interpreter.resize_tensor_input(index, x.shape)
+            interpreter.allocate_tensors()
+        elif not getattr(self, "_allocated", False):
+            interpreter.allocate_tensors()
+        self._allocated = True
+        interpreter.set_tensor(index, x.astype(np.float32))
+        interpreter.invoke()
+        return interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
+
+
+def _find_run_config(path: Path) -> dict | None:
+    """config.json of the run folder ``path`` is, or holds the model at (up to two levels up)."""
+    for folder in [path, *path.parents[:3]] if path.is_dir() else list(path.parents[:3]):
+        if (folder / CONFIG_FILE).is_file():
+            try:
+                return read_json(folder / CONFIG_FILE)
+            except ValueError:
+                raise DataError(f"{folder / CONFIG_FILE}: not valid JSON") from None
+    return None
+
+
+def _frames(source: Path, every: int, skip: Path | None = None
+            ) -> Iterator[tuple[str, Path, int | None, float | None, np.ndarray | None, float]]:
+    """(name, file, frame index, time s, RGB image or None if unreadable, fps of the frames yielded).
+
+    Files below ``skip`` (the output folder, when it is inside ``source``) are left out.
+    """
+    skip = skip.resolve() if skip is not None else None
+    files = [source] if source.is_file() else sorted(
+        p for p in source.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS | VIDEO_EXTENSIONS
+        and not (skip and p.resolve().is_relative_to(skip)))
+    if not files:
+        raise DataError(f"{source}: no images or videos found")
+    for file in files:
+        name = file.name if file == source else file.relative_to(source).as_posix()
+        if file.suffix.lower() not in VIDEO_EXTENSIONS:
+            yield name, file, None, None, read_image(file), 0.0
+            continue
+        capture = cv2.VideoCapture(str(file))
+        fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
+        if not capture.isOpened():
+            yield name, file, None, None, None, fps
+            continue
+        index = 0
+        try:
+            while True:
+                ok, frame = capture.read()
+                if not ok:
+                    break
+                if index % every == 0:
+                    yield name, file, index, round(index / fps, 3), cv2.cvtColor(frame, cv2.COLOR_BGR2RGB), fps / every
+                index += 1
+        finally:
+            capture.release()
+
+
+def predict(source: str | os.PathLike, model: str | os.PathLike | Classifier, detector: str | Detector = "auto",
+            out: str | os.PathLike | None = None, *, fmt: str = "json", every: int = 1, batch_size: int = 64,
+            margin: float = 0.2, align: bool = True, annotate: bool = True, input_mode: str | None = None,
+            class_names=None, log: Callable = print) -> dict:
+    """Expressions of every face in an image file, a video file or a folder of them.
+
+    Args:
+        model: a :class:`Classifier` or a path it loads (run folder, .keras, SavedModel, .tflite).
+        detector: face detector backend name or instance (see :mod:`fer_keras.faces`).
+        out: folder for ``predictions.<fmt>`` and ``annotated/``; None writes nothing.
+        fmt: ``"json"`` or ``"csv"`` (one row per face; a frame without a face gets one empty row).
+        every: classify every N-th video frame (the annotated video keeps those frames only).
+        batch_size: faces per model call.
+
+    Returns ``{"model", "detector", "class_names", "items": [...]}``; each item is one image or
+    video frame: ``file``, ``frame`` and ``time`` (seconds; video only), ``status`` (``ok``,
+    ``no_face`` or ``unreadable``) and ``faces``: ``box`` [x, y, w, h] pixels, detector ``score``,
+    ``label`` and ``probabilities`` {class: p}.
+    """
+    if fmt not in ("json", "csv"):
+        raise ConfigError(f"format must be json or csv, not {fmt!r}")
+    if every < 1 or batch_size < 1:
+        raise ConfigError("every and batch_size must be at least 1")
+    source = Path(source)
+    if not source.exists():
+        raise DataError(f"{source}: no such file or folder; pass an image, a video or a folder of them")
+    classifier = model if isinstance(model, Classifier) else Classifier(model, input_mode, class_names)
+    detector = get_detector(detector)
+    out = ensure_writable_dir(out, "output folder") if out is not None else None
+    writers: dict[str, cv2.VideoWriter] = {}
+    items, chunk, start, last_log, done = [], [], time.monotonic(), time.monotonic(), False
+
+    def flush():
+        items.extend(_classify_chunk(chunk, detector, classifier, out if annotate else None, writers,
+                                     batch_size, margin, align))
+        chunk.clear()
+
+    try:
+        for frame in _frames(source, every, out):
+            chunk.append(frame)
+            if len(chunk) == _CHUNK_FRAMES:
+                flush()
+            if time.monotonic() - last_log > 5:
+                last_log = time.monotonic()
+                log(f"{frame[0]}: {len(items)} frames/images done, {len(items) / (last_log - start):.1f} per s")
+        flush()
+        done = True
+    finally:
+        for name, writer in writers.items():  # videos are written under a hidden name, shown when whole
+            writer.release()
+            path = _annotated_path(out, name, ".mp4")
+            if done:
+                os.replace(_hidden(path), path)
+            else:
+                _hidden(path).unlink(missing_ok=True)
+    result = {"model": str(classifier.path), "detector": detector.name, "class_names": list(classifier.class_names),
+              "items": items}
+    if out is not None:
+        target = out / f"predictions.{fmt}"
+        if fmt == "json":
+            write_json(target, result)
+        else:
+            atomic_write_text(target, _to_csv(result))
+        faces = sum(len(i["faces"]) for i in items)
+        log(f"{len(items)} images/frames, {faces} faces, {sum(i['status'] == 'no_face' for i in items)} without a "
+            f"face, {sum(i['status'] == 'unreadable' for i in items)} unreadable -> {target}")
+    return result
+
+
+def _annotated_path(out: Path, name: str, suffix: str) -> Path:
+    """``out/annotated/<name>``, with ``suffix`` added unless ``name`` already ends with it."""
+    return out / "annotated" / (name if name.lower().endswith(suffix) else name + suffix)
+
+
+def _hidden(path: Path) -> Path:
+    return path.with_name("." + path.name)
+
+
+def _classify_chunk(chunk, detector, classifier, out, writers, batch_size, margin, align) -> list[dict]:
+    height, width, channels = classifier.input_shape
+    found = [detector.detect(image) if image is not None else [] for _, _, _, _, image, _ in chunk]
+    crops = [crop_face(image, face, (height, width), margin, align, gray=channels == 1)
+             for (*_, image, _), faces in zip(chunk, found) for face in faces]
+    probs = np.concatenate([classifier(np.stack(crops[i:i + batch_size])) for i in range(0, len(crops), batch_size)]
+                           ) if crops else np.zeros((0, len(classifier.class_names)))
+    items, k = [], 0
+    for (name, file, index, seconds, image, fps), faces in zip(chunk, found):
+        records = []
+        for face in faces:
+            p = probs[k]
+            k += 1
+            records.append({**face.to_dict(), "label": classifier.class_names[int(p.argmax())],
+                            "probabilities": {c: round(float(v), 5) for c, v in zip(classifier.class_names, p)}})
+        item = {"file": name, **({"frame": index, "time": seconds} if index is not None else {}),
+                "status": "unreadable" if image is None else ("ok" if faces else "no_face"), "faces": records}
+        items.append(item)
+        if out is not None and image is not None:
+            _write_annotated(out, name, image, faces, records, index is not None, fps, writers)
+    return items
+
+
+def _write_annotated(out: Path, name: str, image: np.ndarray, faces: list[Face], records: list[dict],
+                     is_video: bool, fps: float, writers: dict) -> None:
+    canvas = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
+    thick = max(1, round(max(image.shape[:2]) / 400))
+    for face, record in zip(faces, records):
+        x, y, w, h = face.box
+        cv2.rectangle(canvas, (x, y), (x + w, y + h), (0, 200, 0), thick)
+        text = f"{record['label']} {record['probabilities'][record['label']]:.2f}"
+        cv2.putText(canvas, text, (x, max(12, y - 4)), cv2.FONT_HERSHEY_SIMPLEX, 0.4 * thick, (0, 200, 0), thick)
+    path = _annotated_path(out, name, ".mp4" if is_video else ".jpg")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not is_video:
+        atomic_write_bytes(path, cv2.imencode(".jpg", canvas)[1].tobytes())
+        return
+    if name not in writers:
+        writers[name] = cv2.VideoWriter(str(_hidden(path)), cv2.VideoWriter_fourcc(*"mp4v"), fps,
+                                        (image.shape[1], image.shape[0]))
+    writers[name].write(canvas)
+
+
+def _to_csv(result: dict) -> str:
+    names = result["class_names"]
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["file", "frame", "time", "status", "face", "x", "y", "w", "h", "score", "label", *names])
+    for item in result["items"]:
+        head = [item["file"], item.get("frame", ""), item.get("time", ""), item["status"]]
+        if not item["faces"]:
+            writer.writerow(head + [""] * (7 + len(names)))
+        for i, face in enumerate(item["faces"]):
+            writer.writerow(head + [i, *face["box"], face["score"], face["label"],
+                                    *(face["probabilities"][c] for c in names)])
+    return buffer.getvalue()
+
+
+def progress_to_stderr(message: str) -> None:
+    """A ``log`` for :func:`predict` and :func:`~fer_keras.data.face_crops.crop_folder` that keeps stdout clean."""
+    print(message, file=sys.stderr, flush=True)

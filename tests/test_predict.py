@@ -1,0 +1,143 @@
+"""Predict: faces in images, folders and videos -> boxes, probabilities, labels, annotated copies.
+
+The model is an untrained DCNN (weights are random but fixed, so outputs can be compared across
+formats). Faces are found with the Haar cascade, which needs no optional package.
+"""
+import csv
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+from fer_keras.data.labels import CLASS_NAMES
+from fer_keras.errors import ConfigError, FerKerasError
+from fer_keras.predict import Classifier, predict
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    """A run folder (config.json + model/ export), a lone .keras file and a .tflite file."""
+    import tensorflow as tf
+
+    from fer_keras.export import export_model
+    from fer_keras.models import build_model
+    from fer_keras.runs import write_json
+
+    root = tmp_path_factory.mktemp("models")
+    tf.keras.utils.set_random_seed(0)
+    model = build_model("dcnn")
+    run = root / "run"
+    export_model(model, run / "model")
+    names = [f"class{i}" for i in range(7)]  # names come from the run's config, not the defaults
+    write_json(run / "config.json", {"config": {"model": "dcnn", "standardize": "image"},
+                                     "resolved": {"input_mode": "unit", "class_names": names}})
+    model.save(root / "alone.keras")
+    (root / "model.tflite").write_bytes(tf.lite.TFLiteConverter.from_keras_model(model).convert())
+    return {"run": run, "keras": root / "alone.keras", "saved_model": run / "model" / "saved_model",
+            "tflite": root / "model.tflite", "names": names}
+
+
+@pytest.fixture(scope="module")
+def photo_bgr():
+    import matplotlib.cbook
+
+    return cv2.imread(str(matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)))
+
+
+def _check_faces(item, names, count=1):
+    assert item["status"] == ("ok" if count else "no_face") and len(item["faces"]) == count
+    for face in item["faces"]:
+        x, y, w, h = face["box"]
+        assert 100 < (x + w / 2) % 512 < 400 and w > 100  # (512: the photo's width, for pasted copies)
+        probs = face["probabilities"]
+        assert list(probs) == list(names) and abs(sum(probs.values()) - 1) < 1e-3
+        assert face["label"] == max(probs, key=probs.get)
+
+
+def test_image_folder_with_run_folder_model(tmp_path, models, photo_bgr):
+    src = tmp_path / "in"
+    src.mkdir()
+    cv2.imwrite(str(src / "hopper.jpg"), photo_bgr)
+    cv2.imwrite(str(src / "blank.png"), np.zeros((100, 100), np.uint8))
+    (src / "broken.jpg").write_bytes(b"no image")
+    predict(src, models["run"], "haar", src / "out", log=lambda *_: None)
+    result = predict(src, models["run"], "haar", src / "out", log=lambda *_: None)  # skips its own output folder
+    assert len(result["items"]) == 3
+    saved = json.loads((src / "out" / "predictions.json").read_text())
+    assert saved == json.loads(json.dumps(result)) and saved["class_names"] == models["names"]
+    items = {i["file"]: i for i in saved["items"]}
+    _check_faces(items["hopper.jpg"], models["names"])
+    _check_faces(items["blank.png"], models["names"], count=0)
+    assert items["broken.jpg"]["status"] == "unreadable"
+    annotated = cv2.imread(str(src / "out" / "annotated" / "hopper.jpg"))
+    assert annotated.shape == photo_bgr.shape and np.abs(annotated.astype(int) - photo_bgr).max() > 100  # a box drawn
+    assert (src / "out" / "annotated" / "blank.png.jpg").is_file()
+
+
+def test_every_model_format_gives_the_same_probabilities(tmp_path, models, photo_bgr):
+    path = tmp_path / "two.jpg"
+    cv2.imwrite(str(path), np.hstack([photo_bgr, photo_bgr]))
+    results = {}
+    for kind in ("run", "keras", "saved_model", "tflite"):
+        mode = "unit" if kind in ("saved_model", "tflite") else None  # no name or config to tell it
+        item = predict(path, models[kind], "haar", input_mode=mode, log=lambda *_: None)["items"][0]
+        _check_faces(item, models["names"] if kind in ("run", "saved_model") else CLASS_NAMES, count=2)
+        results[kind] = np.array([list(f["probabilities"].values()) for f in item["faces"]])
+    for kind, probs in results.items():
+        assert np.abs(probs - results["run"]).max() < 1e-4, kind
+
+
+def test_classifier_input_mode_and_class_names(models):
+    assert Classifier(models["keras"]).mode == "unit"  # from the model's name: dcnn
+    with pytest.raises(ConfigError, match="input_mode"):
+        Classifier(models["tflite"])
+    with pytest.raises(ConfigError, match="7 outputs but 3 class names"):
+        Classifier(models["keras"], class_names=["a", "b", "c"])
+    with pytest.raises(ConfigError, match="no such file"):
+        Classifier(models["run"] / "missing.keras")
+    (models["run"].parent / "bad.keras").write_bytes(b"not a model")
+    with pytest.raises(FerKerasError, match="bad.keras: cannot load"):
+        Classifier(models["run"].parent / "bad.keras")
+
+
+def test_video_every_other_frame_csv_and_annotated_video(tmp_path, models, photo_bgr):
+    frame = cv2.resize(photo_bgr, (320, 376))
+    video = tmp_path / "clip.mp4"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"mp4v"), 10.0, (320, 376))
+    for i in range(8):
+        writer.write(frame if i < 6 else np.zeros_like(frame))  # the face leaves for the last two frames
+    writer.release()
+    result = predict(video, models["keras"], "haar", tmp_path / "out", fmt="csv", every=2, log=lambda *_: None)
+    assert [(i["frame"], i["time"], i["status"]) for i in result["items"]] == [
+        (0, 0.0, "ok"), (2, 0.2, "ok"), (4, 0.4, "ok"), (6, 0.6, "no_face")]
+    with open(tmp_path / "out" / "predictions.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 4 and rows[0]["label"] in CLASS_NAMES and rows[3]["status"] == "no_face"
+    assert abs(sum(float(rows[0][c]) for c in CLASS_NAMES) - 1) < 1e-3
+    capture = cv2.VideoCapture(str(tmp_path / "out" / "annotated" / "clip.mp4"))
+    assert capture.get(cv2.CAP_PROP_FRAME_COUNT) == 4 and capture.get(cv2.CAP_PROP_FPS) == 5.0
+    capture.release()
+    assert not list((tmp_path / "out").rglob(".*"))  # no hidden half-written files left
+
+
+def test_command_line(tmp_path, models, photo_bgr, capsys):
+    from fer_keras.commands import COMMANDS, main
+
+    assert {"predict", "preprocess"} <= set(COMMANDS)
+    cv2.imwrite(str(tmp_path / "a.jpg"), photo_bgr)
+    main(["predict", str(tmp_path / "a.jpg"), "--model", str(models["run"]), "--detector", "haar",
+          "--out", str(tmp_path / "out"), "--no-annotate"])
+    assert json.loads((tmp_path / "out" / "predictions.json").read_text())["items"][0]["status"] == "ok"
+    assert not (tmp_path / "out" / "annotated").exists()
+    assert "1 faces" in capsys.readouterr().err  # progress and summary go to stderr
+    for argv, message in ((["predict", str(tmp_path / "nothing.jpg"), "--model", str(models["run"])], "no such file"),
+                          (["predict", str(tmp_path / "a.jpg"), "--model", str(models["tflite"]), "--detector",
+                            "haar"], "input_mode"),
+                          (["predict", str(tmp_path / "a.jpg"), "--model", str(models["run"]), "--detector", "haar",
+                            "--detector-weights", "x.onnx"], "retinaface")):
+        with pytest.raises(SystemExit) as exit_info:
+            main(argv)
+        assert exit_info.value.code == 2
+        error = capsys.readouterr().err.strip().splitlines()
+        assert len(error) == 1 and error[0].startswith("error:") and message in error[0]
