@@ -39,7 +39,11 @@ def class_distribution(splits: dict, path) -> Path:
 
 
 def _show(ax, image, title=None, color="black"):
-    ax.imshow(image[..., 0] if image.shape[-1] == 1 else image, cmap="gray", vmin=0, vmax=255)
+    """Show a face with pixels 0..255 (gray (H, W, 1) or RGB (H, W, 3), any dtype)."""
+    if image.shape[-1] == 1:
+        ax.imshow(image[..., 0], cmap="gray", vmin=0, vmax=255)
+    else:  # imshow ignores vmin/vmax for RGB: it wants uint8 or floats in [0, 1]
+        ax.imshow(np.clip(np.asarray(image, np.float32), 0, 255).astype(np.uint8))
     ax.set_xticks([])
     ax.set_yticks([])
     if title:
@@ -202,4 +206,27 @@ def label_noise_curves(rows: list[dict], path, title="Label noise: test accuracy
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     fig.suptitle(title)
+    return _save(fig, path)
+
+
+def gradcam_grid(images, heatmaps, titles, path, title="Grad-CAM", cols: int = 8, alpha: float = 0.45) -> Path:
+    """Faces (N, h, w, c) 0..255 with their Grad-CAM heatmaps (N, H, W) in [0, 1] overlaid
+    (viridis, ``alpha``; stretched over the face). ``titles``: per face ``text`` or
+    ``(text, colour)``, e.g. given and predicted label. An empty set draws a "none" note."""
+    n = len(images)
+    rows = max(1, int(np.ceil(n / cols)))
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.3, rows * 1.6 + 0.4), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for i in range(n):
+        ax = axes.flat[i]
+        text, color = titles[i] if isinstance(titles[i], tuple) else (titles[i], "black")
+        _show(ax, images[i], text, color)
+        h, w = images[i].shape[:2]
+        ax.imshow(heatmaps[i], cmap="viridis", vmin=0, vmax=1, alpha=alpha, extent=(-0.5, w - 0.5, h - 0.5, -0.5),
+                  interpolation="bilinear")
+        ax.axis("on")
+    if n == 0:
+        axes[0, 0].text(0, 0.5, "no faces", fontsize=10)
+    fig.suptitle(title, fontsize=9)
     return _save(fig, path)
