@@ -9,7 +9,12 @@ from fer_keras.errors import FerKerasError
 
 
 def run_main(main: Callable[[], object]) -> None:
-    """Run ``main``; user mistakes (FerKerasError) print one line and exit 2, Ctrl-C exits 130."""
+    """Run ``main``; user mistakes (FerKerasError) print one line and exit 2, Ctrl-C exits 130.
+
+    Output is line-buffered even into a file or pipe, so progress shows up as it happens."""
+    for stream in (sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(line_buffering=True)
     try:
         main()
     except FerKerasError as exc:
