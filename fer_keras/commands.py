@@ -2,6 +2,7 @@
 
     fer-keras preprocess PHOTOS OUT [--detector auto] [--size 48] [--color gray]
     fer-keras predict SOURCE --model RUN_OR_MODEL [--out predictions] [--format json]
+    fer-keras export RUN [--out DIR] [--no-tflite]
 
 A sub-command is registered with :func:`register` (name, help, a function adding its flags to an
 ``argparse`` parser, and a function running it from the parsed flags). User mistakes print one
@@ -101,8 +102,28 @@ def _predict(args: argparse.Namespace):
                    log=progress_to_stderr)
 
 
+def _export_flags(parser: argparse.ArgumentParser) -> None:
+    add = parser.add_argument
+    add("run", help="a finished run folder (config.json + model/model.keras)")
+    add("--out", default=None, help="output folder (default: RUN/model)")
+    add("--no-tflite", action="store_true", help="skip model.tflite and model_dynamic.tflite")
+
+
+def _export(args: argparse.Namespace):
+    from fer_keras.export import export_run
+
+    result = export_run(args.run, args.out, tflite=not args.no_tflite)
+    for name, path in result["paths"].items():
+        print(f"{name:15s} {path}")
+    print("max |probability difference| vs the Keras model on 32 random faces: " + ", ".join(
+        f"{k.replace('_max_abs_diff', '')} {v:.2g}" for k, v in result["check"].items()))
+    return result
+
+
 register("preprocess", "crop the faces of a folder of photos into a labelled data set", _preprocess_flags, _preprocess)
 register("predict", "detect faces in images/videos and classify their expressions", _predict_flags, _predict)
+register("export", "write a run's SavedModel (float and uint8 signatures) and TFLite (float, int8 weights)",
+         _export_flags, _export)
 
 
 def build_parser() -> argparse.ArgumentParser:

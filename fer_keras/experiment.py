@@ -146,7 +146,7 @@ def run_experiment(config: ExperimentConfig, resume: str | Path | None = None,
     plots.confusion_matrix(results["confusion_matrix"], class_names, figures / "confusion_matrix.png")
     plots.misclassified_gallery(parts["test"].images, labels, probs, class_names, figures / "misclassified.png")
 
-    paths = export_model(model, run_dir / "model")
+    paths = export_model(model, run_dir / "model", input_mode=mode, standardize=config.standardize, mean=mean, std=std)
     sample = next(iter(images_only(test_ds).take(1))).numpy()
     epoch_seconds = sum(r.get("seconds", 0.0) for r in history)
     train_seconds = sum(r.get("train_seconds", r.get("seconds", 0.0)) for r in history)

@@ -1,63 +1,240 @@
-"""Export a trained (base) model as a Keras ``.keras`` file and a TensorFlow SavedModel.
+"""Export a trained (base) model: Keras ``.keras``, a TensorFlow SavedModel and TFLite files.
 
-SavedModel signature ``serving_default``: input ``image`` float32 (B, H, W, C), already prepared
-as the model expects (see :mod:`fer_keras.data.pipeline`); output ``probabilities`` (B, K).
-Custom layers are registered Keras serializables, so ``tf.keras.models.load_model`` needs no
-``custom_objects``.
+Files in ``out_dir`` (each appears whole or not at all):
+
+* ``model.keras``: the Keras model. Custom layers are registered Keras serializables, so
+  ``tf.keras.models.load_model`` needs no ``custom_objects``.
+* ``saved_model/`` with two signatures, both returning ``probabilities`` float32 (B, K):
+
+  - ``serving_default``: input ``image`` float32 (B, H, W, C), already prepared as the model
+    expects (see :mod:`fer_keras.data.pipeline`);
+  - ``serving_uint8`` (written when ``input_mode`` is given): input ``pixels`` uint8 (B, h, w, c),
+    raw pixels 0..255 of any size h x w with the model's channel count C; inside, it resizes
+    bilinearly to (H, W) and scales as the model was trained (``"unit"``: / 255;
+    ``"standardize"``: mean 0 / std 1 per image, or with the training set's ``mean``/``std``).
+
+* ``model.tflite`` (float32) and ``model_dynamic.tflite`` (dynamic-range quantised: int8 weights,
+  float activations) when ``tflite=True``: the ``serving_default`` computation (input prepared
+  float32 (1, H, W, C); resize the batch dimension with :func:`tflite_predict`).
+
+:func:`check_exports` runs every export on the same inputs and reports the largest absolute
+difference of its probabilities from the Keras model's.
 """
 from __future__ import annotations
 
 import shutil
 import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
 
 from fer_keras.adversarial import base_model
+from fer_keras.data.pipeline import scale, to_pixels
 
 KERAS_FILE = "model.keras"
 SAVED_MODEL_DIR = "saved_model"
+TFLITE_FILE = "model.tflite"
+TFLITE_DYNAMIC_FILE = "model_dynamic.tflite"
+UINT8_SIGNATURE = "serving_uint8"
 
 
-def export_model(model: tf.keras.Model, out_dir: str | Path) -> dict[str, Path]:
-    """Write ``out_dir/model.keras`` and ``out_dir/saved_model/``; each appears whole or not at all."""
+def export_model(model: tf.keras.Model, out_dir: str | Path, *, input_mode: str | None = None,
+                 standardize: str = "image", mean: float | None = None, std: float | None = None,
+                 tflite: bool = False) -> dict[str, Path]:
+    """Write the exports listed in the module docstring into ``out_dir``; return their paths.
+
+    Args:
+        model: a Keras model (or NSL wrapper; its base model is exported).
+        input_mode: ``"unit"`` or ``"standardize"`` (:func:`fer_keras.models.input_mode`); when
+            given, the SavedModel also gets the ``serving_uint8`` signature.
+        standardize, mean, std: as in :func:`fer_keras.data.pipeline.scale` (pixels 0..255 units).
+        tflite: also write ``model.tflite`` and ``model_dynamic.tflite``.
+
+    Returns: ``{"keras", "saved_model"[, "tflite", "tflite_dynamic"]}`` -> path.
+    """
     model = base_model(model)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    height, width, channels = model.input_shape[1:]
+    names = {"keras": KERAS_FILE, "saved_model": SAVED_MODEL_DIR}
     with tempfile.TemporaryDirectory(dir=out_dir, prefix=".export-") as tmp:
         tmp = Path(tmp)
         model.save(tmp / KERAS_FILE)
-        spec = tf.TensorSpec([None, *model.input_shape[1:]], tf.float32, name="image")
 
-        @tf.function(input_signature=[spec])
+        @tf.function(input_signature=[tf.TensorSpec([None, height, width, channels], tf.float32, name="image")])
         def serve(image):
             return {"probabilities": model(image, training=False)}
 
-        tf.saved_model.save(model, str(tmp / SAVED_MODEL_DIR), signatures={"serving_default": serve})
-        for name in (KERAS_FILE, SAVED_MODEL_DIR):
+        signatures = {"serving_default": serve}
+        if input_mode is not None:
+            scale(tf.zeros((1, 1, 1, 1)), input_mode, standardize, mean, std)  # validate settings now
+
+            @tf.function(input_signature=[tf.TensorSpec([None, None, None, channels], tf.uint8, name="pixels")])
+            def serve_uint8(pixels):
+                x = scale(to_pixels(pixels, (height, width, channels)), input_mode, standardize, mean, std)
+                return {"probabilities": model(x, training=False)}
+
+            signatures[UINT8_SIGNATURE] = serve_uint8
+        tf.saved_model.save(model, str(tmp / SAVED_MODEL_DIR), signatures=signatures)
+        if tflite:
+            for key, name, quantise in (("tflite", TFLITE_FILE, False), ("tflite_dynamic", TFLITE_DYNAMIC_FILE, True)):
+                (tmp / name).write_bytes(convert_tflite(tmp / SAVED_MODEL_DIR, quantise))
+                names[key] = name
+        for name in {TFLITE_FILE, TFLITE_DYNAMIC_FILE} - set(names.values()):
+            (out_dir / name).unlink(missing_ok=True)  # a re-export must not leave another model's TFLite files
+        for name in names.values():
             target = out_dir / name
             if target.is_dir():
                 shutil.rmtree(target)
             (tmp / name).replace(target)
-    return {"keras": out_dir / KERAS_FILE, "saved_model": out_dir / SAVED_MODEL_DIR}
+    return {key: out_dir / name for key, name in names.items()}
+
+
+def convert_tflite(saved_model_dir: str | Path, quantise: bool = False) -> bytes:
+    """TFLite flatbuffer of a SavedModel's ``serving_default``; ``quantise`` = dynamic-range int8 weights."""
+    converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model_dir), signature_keys=["serving_default"])
+    if quantise:
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    return converter.convert()
 
 
 def load_keras(path: str | Path) -> tf.keras.Model:
     return tf.keras.models.load_model(str(path), compile=False)
 
 
-def saved_model_predict(path: str | Path, images: np.ndarray) -> np.ndarray:
-    """Probabilities from a SavedModel's ``serving_default`` signature."""
+def saved_model_predict(path: str | Path, images: np.ndarray, signature: str = "serving_default") -> np.ndarray:
+    """Probabilities (B, K) from a SavedModel signature: ``serving_default`` takes prepared
+    float32 ``image`` (B, H, W, C); ``serving_uint8`` takes uint8 ``pixels`` 0..255."""
     loaded = tf.saved_model.load(str(path))
-    out = loaded.signatures["serving_default"](image=tf.constant(images, tf.float32))
-    return out["probabilities"].numpy()
+    if signature == UINT8_SIGNATURE:
+        return loaded.signatures[signature](pixels=tf.constant(images, tf.uint8))["probabilities"].numpy()
+    return loaded.signatures[signature](image=tf.constant(images, tf.float32))["probabilities"].numpy()
 
 
-def check_exports(model: tf.keras.Model, paths: dict[str, Path], images: np.ndarray) -> dict[str, float]:
-    """Max absolute probability difference of each export against ``model`` on ``images``."""
-    expected = base_model(model).predict(images, verbose=0)
-    return {
-        "keras_max_abs_diff": float(np.abs(load_keras(paths["keras"]).predict(images, verbose=0) - expected).max()),
-        "saved_model_max_abs_diff": float(np.abs(saved_model_predict(paths["saved_model"], images) - expected).max()),
+class TFLiteModel:
+    """A TFLite model as a callable: prepared float32 (B, H, W, C) -> probabilities (B, K).
+
+    ``num_threads`` is the interpreter's CPU threads (None = TFLite's default). When the batch
+    size changes, the interpreter is rebuilt for it (resizing an already-invoked interpreter
+    crashes TF 2.19's XNNPACK delegate on dynamic-range quantised models).
+    """
+
+    def __init__(self, path: str | Path, num_threads: int | None = None):
+        self.content = Path(path).read_bytes()
+        self.num_threads = num_threads
+        self._batch = None
+        self._build(None)
+        #: the model's input shape (H, W, C) without the batch axis
+        self.input_shape = tuple(int(v) for v in self.interpreter.get_input_details()[0]["shape"][1:])
+
+    def _build(self, shape) -> None:
+        with warnings.catch_warnings():  # "tf.lite.Interpreter is deprecated" (TF 2.19; LiteRT is its successor)
+            warnings.simplefilter("ignore", UserWarning)
+            self.interpreter = tf.lite.Interpreter(model_content=self.content, num_threads=self.num_threads)
+        self._input = self.interpreter.get_input_details()[0]["index"]
+        self._output = self.interpreter.get_output_details()[0]["index"]
+        if shape is not None:
+            self.interpreter.resize_tensor_input(self._input, list(shape))
+        self.interpreter.allocate_tensors()
+        self._batch = None if shape is None else shape[0]
+
+    def __call__(self, images: np.ndarray) -> np.ndarray:
+        images = np.ascontiguousarray(images, dtype=np.float32)
+        if len(images) != self._batch:
+            self._build(images.shape)
+        self.interpreter.set_tensor(self._input, images)
+        self.interpreter.invoke()
+        return self.interpreter.get_tensor(self._output).copy()
+
+
+def tflite_predict(path: str | Path, images: np.ndarray, num_threads: int | None = None) -> np.ndarray:
+    """Probabilities (B, K) of a TFLite model on prepared float32 ``images`` (B, H, W, C)."""
+    return TFLiteModel(path, num_threads)(images)
+
+
+def check_exports(model: tf.keras.Model, paths: dict[str, Path], images: np.ndarray,
+                  pixels: np.ndarray | None = None, input_mode: str | None = None,
+                  standardize: str = "image", mean: float | None = None,
+                  std: float | None = None) -> dict[str, float]:
+    """Max absolute probability difference of each export against ``model``.
+
+    ``images``: prepared float32 (B, H, W, C), fed to the Keras model, ``serving_default`` and the
+    TFLite files. ``pixels``: optional uint8 (B, h, w, c) 0..255; with ``input_mode`` (and the
+    scaling settings) the ``serving_uint8`` signature on ``pixels`` is compared with the Keras
+    model on the same pixels prepared by :mod:`fer_keras.data.pipeline`.
+    Keys: ``<export>_max_abs_diff`` for keras, saved_model, [saved_model_uint8, tflite, tflite_dynamic].
+    """
+    model = base_model(model)
+    expected = model.predict(images, verbose=0)
+    diffs = {
+        "keras_max_abs_diff": np.abs(load_keras(paths["keras"]).predict(images, verbose=0) - expected).max(),
+        "saved_model_max_abs_diff": np.abs(saved_model_predict(paths["saved_model"], images) - expected).max(),
     }
+    if pixels is not None and input_mode is not None:
+        prepared = scale(to_pixels(pixels, model.input_shape[1:]), input_mode, standardize, mean, std)
+        got = saved_model_predict(paths["saved_model"], pixels, UINT8_SIGNATURE)
+        diffs["saved_model_uint8_max_abs_diff"] = np.abs(got - model.predict(prepared, verbose=0)).max()
+    for key in ("tflite", "tflite_dynamic"):
+        if key in paths:
+            diffs[f"{key}_max_abs_diff"] = np.abs(tflite_predict(paths[key], images) - expected).max()
+    return {k: float(v) for k, v in diffs.items()}
+
+
+class RunModel:
+    """A finished run folder's model with its own input preparation (from ``config.json``).
+
+    Attributes: ``model`` (Keras), ``config`` (:class:`fer_keras.config.ExperimentConfig`),
+    ``input_shape`` (H, W, C), ``input_mode``, ``class_names``, ``name`` (the folder's name).
+    ``prepare(pixels)`` turns uint8/float pixels 0..255 (B, h, w, c) into model input
+    float32 (B, H, W, C), exactly as the run's test pipeline did.
+    """
+
+    def __init__(self, run_dir: str | Path):
+        from fer_keras.config import ExperimentConfig
+        from fer_keras.errors import ConfigError
+        from fer_keras.runs import CONFIG_FILE, read_json
+
+        run_dir = Path(run_dir)
+        model_path = run_dir / "model" / KERAS_FILE
+        if not (run_dir / CONFIG_FILE).is_file() or not model_path.is_file():
+            raise ConfigError(f"{run_dir}: not a finished run folder (needs {CONFIG_FILE} and model/{KERAS_FILE})")
+        saved = read_json(run_dir / CONFIG_FILE)
+        resolved = saved["resolved"]
+        self.run_dir, self.name = run_dir, run_dir.name
+        self.config = ExperimentConfig.from_dict(saved["config"])
+        self.input_shape = tuple(resolved["input_shape"])
+        self.input_mode = resolved["input_mode"]
+        self.class_names = tuple(resolved["class_names"])
+        self._scaling = dict(standardize=self.config.standardize, mean=resolved.get("dataset_mean"),
+                             std=resolved.get("dataset_std"))
+        self.model = load_keras(model_path)
+
+    def prepare(self, pixels) -> tf.Tensor:
+        return scale(to_pixels(pixels, self.input_shape), self.input_mode, **self._scaling)
+
+    def predict(self, pixels: np.ndarray, batch_size: int = 64) -> np.ndarray:
+        """Probabilities (N, K) for uint8 faces (N, h, w, c), prepared batch by batch."""
+        out = [self.model.predict_on_batch(self.prepare(pixels[i:i + batch_size]))
+               for i in range(0, len(pixels), batch_size)]
+        return np.concatenate([np.asarray(o) for o in out]) if out else np.zeros((0, len(self.class_names)))
+
+
+def export_run(run_dir: str | Path, out_dir: str | Path | None = None, tflite: bool = True,
+               check_images: int = 32, seed: int = 0) -> dict:
+    """Re-export a finished run's model (default into ``run_dir/model``), with the uint8 signature
+    and TFLite files, and check every export on ``check_images`` random faces.
+
+    Returns ``{"paths": {...}, "check": {export: max abs probability difference}}``.
+    """
+    from fer_keras.runs import ensure_writable_dir
+
+    run = RunModel(run_dir)
+    out_dir = ensure_writable_dir(out_dir or run.run_dir / "model", "--out")
+    scaling = run._scaling
+    paths = export_model(run.model, out_dir, input_mode=run.input_mode, tflite=tflite, **scaling)
+    pixels = np.random.default_rng(seed).integers(0, 256, (check_images, *run.input_shape), dtype=np.uint8)
+    check = check_exports(run.model, paths, run.prepare(pixels).numpy(), pixels=pixels,
+                          input_mode=run.input_mode, **scaling)
+    return {"paths": {k: str(v) for k, v in paths.items()}, "check": check}

@@ -19,7 +19,6 @@ import io
 import os
 import sys
 import time
-import warnings
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -48,6 +47,8 @@ class Classifier:
                  standardize: str = "image", mean: float | None = None, std: float | None = None):
         import tensorflow as tf
 
+        from fer_keras.export import TFLiteModel
+
         from fer_keras.models import REGISTRY, input_mode as registered_mode
 
         self.path = Path(path)
@@ -64,11 +65,8 @@ class Classifier:
         self.model_path, name = model_path, settings.get("model")
         try:
             if model_path.suffix == ".tflite":
-                with warnings.catch_warnings():  # "tf.lite.Interpreter is deprecated": it still works in TF 2.19
-                    warnings.simplefilter("ignore", UserWarning)
-                    self._interpreter = tf.lite.Interpreter(model_path=str(model_path))
-                shape = self._interpreter.get_input_details()[0]["shape"][1:]
-                self._run = self._run_tflite
+                self._run = TFLiteModel(model_path)
+                shape = self._run.input_shape
             elif model_path.is_dir():
                 self._signature = tf.saved_model.load(str(model_path)).signatures["serving_default"]
                 shape = self._signature.structured_input_signature[1]["image"].shape[1:]
@@ -97,19 +95,6 @@ class Classifier:
 
         x = scale(to_pixels(crops, self.input_shape), self.mode, self.standardize, self.mean, self.std)
         return np.asarray(self._run(x.numpy()), np.float32)
-
-    def _run_tflite(self, x: np.ndarray) -> np.ndarray:
-        interpreter = self._interpreter
-        index = interpreter.get_input_details()[0]["index"]
-        if tuple(interpreter.get_input_details()[0]["shape"]) != x.shape:
-            interpreter.resize_tensor_input(index, x.shape)
-            interpreter.allocate_tensors()
-        elif not getattr(self, "_allocated", False):
-            interpreter.allocate_tensors()
-        self._allocated = True
-        interpreter.set_tensor(index, x.astype(np.float32))
-        interpreter.invoke()
-        return interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
 
 
 def _find_run_config(path: Path) -> dict | None:

@@ -89,3 +89,21 @@ def test_save_and_reload_identical(tmp_path):
     x = np.random.default_rng(0).normal(size=(2, 32, 32, 1)).astype("float32")
     loaded = assert_save_reload_identical(model, x, str(tmp_path))
     assert loaded.name == "ghostface" and loaded.get_layer(LAST_CONV_LAYER) is not None
+
+
+def test_saved_model_loads_in_a_fresh_process_after_import_fer_keras(tmp_path):
+    """A user's session: only ``import fer_keras``, then plain ``load_model`` (no custom_objects)."""
+    import subprocess
+    import sys
+
+    model = ghostface((32, 32, 3))
+    x = np.random.default_rng(1).normal(size=(2, 32, 32, 3)).astype("float32")
+    model.save(tmp_path / "g.keras")
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "y.npy", model(x).numpy())
+    code = ("import fer_keras, numpy as np, tensorflow as tf, sys; d = sys.argv[1]; "
+            "m = tf.keras.models.load_model(d + '/g.keras'); "
+            "print(float(np.abs(m(np.load(d + '/x.npy')).numpy() - np.load(d + '/y.npy')).max()))")
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert float(out.stdout.strip().splitlines()[-1]) < 1e-5

@@ -28,14 +28,15 @@ def models(tmp_path_factory):
     tf.keras.utils.set_random_seed(0)
     model = build_model("dcnn")
     run = root / "run"
-    export_model(model, run / "model")
+    paths = export_model(model, run / "model", input_mode="unit", tflite=True)
     names = [f"class{i}" for i in range(7)]  # names come from the run's config, not the defaults
     write_json(run / "config.json", {"config": {"model": "dcnn", "standardize": "image"},
                                      "resolved": {"input_mode": "unit", "class_names": names}})
     model.save(root / "alone.keras")
-    (root / "model.tflite").write_bytes(tf.lite.TFLiteConverter.from_keras_model(model).convert())
-    return {"run": run, "keras": root / "alone.keras", "saved_model": run / "model" / "saved_model",
-            "tflite": root / "model.tflite", "names": names}
+    for name in ("tflite", "tflite_dynamic"):  # outside the run folder: nothing tells their input mode
+        paths[name] = paths[name].replace(root / paths[name].name)
+    return {"run": run, "keras": root / "alone.keras", "saved_model": paths["saved_model"],
+            "tflite": paths["tflite"], "tflite_dynamic": paths["tflite_dynamic"], "names": names}
 
 
 @pytest.fixture(scope="module")
@@ -86,6 +87,17 @@ def test_every_model_format_gives_the_same_probabilities(tmp_path, models, photo
         results[kind] = np.array([list(f["probabilities"].values()) for f in item["faces"]])
     for kind, probs in results.items():
         assert np.abs(probs - results["run"]).max() < 1e-4, kind
+
+
+def test_quantised_tflite_handles_changing_batch_sizes(models, photo_bgr):
+    """The dynamic-range model is re-built, not resized, when the batch changes (resizing crashes TF 2.19)."""
+    float_model = Classifier(models["run"])
+    quantised = Classifier(models["tflite_dynamic"], input_mode="unit")
+    crops = np.stack([cv2.resize(photo_bgr, quantised.input_shape[:2])[..., :1]] * 3)
+    for batch in (1, 3, 2):
+        probs = quantised(crops[:batch])
+        assert probs.shape == (batch, 7)
+        assert np.abs(probs - float_model(crops[:batch])).max() < 0.1
 
 
 def test_classifier_input_mode_and_class_names(models):
