@@ -1,0 +1,114 @@
+"""Grad-CAM and the explanation galleries: shapes, range, localisation on a task whose evidence
+is in a known place, figures written, and the command on two run folders."""
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from fer_keras.explain import confident_disagreements, grad_cam, last_conv_layer, wrong_vs_right
+from fer_keras.models import build_model
+from fer_keras.models.ghostface import LAST_CONV_LAYER
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _squares(n, seed, classes=3):
+    """32x32x1 noise images in [0, 1] with an 8x8 bright shape at a random place: a filled
+    square (class 0), a hollow square (class 1) or none (class 2, so that both shapes need
+    evidence of their own). Returns images, labels and the shapes' top-left corners."""
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(0, 0.3, (n, 32, 32, 1)).astype(np.float32)
+    y = rng.integers(0, classes, n)
+    corners = rng.integers(0, 24, (n, 2))
+    for img, label, (r, c) in zip(x, y, corners):
+        if label < 2:
+            img[r:r + 8, c:c + 8] = 1.0
+        if label == 1:
+            img[r + 2:r + 6, c + 2:c + 6] = 0.0
+    return x, y, corners
+
+
+@pytest.fixture(scope="module")
+def square_model():
+    tf.keras.utils.set_random_seed(0)
+    layers = tf.keras.layers
+    inputs = layers.Input((32, 32, 1), name="image")
+    x = layers.Conv2D(8, 3, padding="same", activation="relu")(inputs)
+    x = layers.MaxPooling2D(2)(x)
+    x = layers.Conv2D(16, 3, padding="same", activation="relu", name="feat")(x)
+    x = layers.GlobalAveragePooling2D()(x)
+    outputs = layers.Dense(3, activation="softmax", name="probabilities")(x)
+    model = tf.keras.Model(inputs, outputs)
+    model.compile(tf.keras.optimizers.Adam(0.01), "sparse_categorical_crossentropy", ["accuracy"])
+    x, y, _ = _squares(600, 0)
+    model.fit(x, y, epochs=6, batch_size=32, verbose=0)
+    return model
+
+
+def test_heatmap_is_higher_on_the_evidence(square_model):
+    x, y, corners = _squares(40, 1, classes=2)  # images with a shape
+    assert (square_model.predict(x, verbose=0).argmax(1) == y).mean() > 0.9
+    cams, probs = grad_cam(square_model, x)
+    assert cams.shape == (40, 32, 32) and probs.shape == (40, 3)
+    assert cams.min() >= 0 and cams.max() <= 1 and cams.max() > 0.9  # per-image max 1 before resizing
+    inside = np.array([c[r:r + 8, k:k + 8].mean() for c, (r, k) in zip(cams, corners)])
+    outside = np.array([(c.sum() - c[r:r + 8, k:k + 8].sum()) / (32 * 32 - 64) for c, (r, k) in zip(cams, corners)])
+    assert np.mean(inside > 2 * outside) >= 0.9, (inside, outside)
+
+
+def test_last_conv_layer_and_shapes():
+    dcnn = build_model("dcnn", (48, 48, 1), 7)
+    assert last_conv_layer(dcnn) == "block3_conv2"
+    ghost = build_model("ghostface", (64, 64, 3), 7)
+    assert last_conv_layer(ghost) == LAST_CONV_LAYER
+    cams, probs = grad_cam(ghost, np.random.default_rng(0).normal(size=(3, 64, 64, 3)).astype(np.float32),
+                           class_index=2)
+    assert cams.shape == (3, 64, 64) and probs.shape == (3, 7)
+    assert cams.min() >= 0 and cams.max() <= 1
+    empty, _ = grad_cam(dcnn, np.zeros((0, 48, 48, 1), np.float32))
+    assert empty.shape == (0, 48, 48)
+
+
+def test_gallery_selections():
+    labels = np.array([0, 1, 2, 0])
+    probs = np.array([[0.05, 0.95, 0], [0, 1.0, 0], [0.4, 0.6, 0], [0.1, 0.0, 0.9]])
+    np.testing.assert_array_equal(confident_disagreements(labels, probs, 0.9), [0, 3])
+    np.testing.assert_array_equal(confident_disagreements(labels, probs, 0.5), [0, 3, 2])
+    other = np.eye(3)[[0, 1, 1, 0]]
+    np.testing.assert_array_equal(wrong_vs_right(labels, probs, other), [0, 3])
+
+
+def _fake_run(path, model, tag):
+    """A run folder as fer_keras.experiment writes it, on the synthetic demo set."""
+    from fer_keras.config import ExperimentConfig
+    from fer_keras.data.labels import CLASS_NAMES
+    from fer_keras.runs import write_json
+
+    config = ExperimentConfig(model="dcnn", demo_images_per_class=10, eval_limit=70, seed=int(tag))
+    run = path / f"run{tag}"
+    (run / "model").mkdir(parents=True)
+    write_json(run / "config.json", {"config": config.to_dict(), "resolved": {
+        "input_shape": [48, 48, 1], "input_mode": "unit", "class_names": list(CLASS_NAMES)}})
+    model.save(run / "model" / "model.keras")
+    return run
+
+
+def test_command_writes_galleries(tmp_path):
+    sys.path.insert(0, str(ROOT / "experiments"))
+    import explain as command
+
+    from fer_keras.models.small_cnn import small_cnn
+    tf.keras.utils.set_random_seed(0)
+    a, b = _fake_run(tmp_path, small_cnn(), 1), _fake_run(tmp_path, small_cnn(widths=(8, 8, 8)), 2)
+    out = command.main(["--run", str(a), "--compare", str(b), "--threshold", "0", "--count", "8",
+                        "--out", str(tmp_path / "explain")])
+    summary = json.loads((out / "explain.json").read_text())
+    for name in summary["figures"]:
+        assert (out / name).stat().st_size > 5000
+    assert {"gradcam.png", "confident_disagreements.png", "wrong_run1_right_run2.png",
+            "wrong_run2_right_run1.png"} <= set(summary["figures"])
+    assert summary["figures"]["confident_disagreements.png"] == 8  # threshold 0: every wrong face
+    assert summary["layer"] == "conv3"
