@@ -81,7 +81,7 @@ def add_training_flags(parser: argparse.ArgumentParser, defaults) -> None:
     add("--eval-limit", type=int, default=None, help="use at most N validation and N test images")
     add("--seed", type=int, default=d.seed, help="default: %(default)s")
     add("--no-deterministic", action="store_true", help="allow faster non-deterministic TF ops")
-    add("--jit", action="store_true", help="compile with XLA (jit_compile)")
+    add("--jit", action="store_true", help="compile with XLA (jit_compile); needs --no-deterministic")
     add("--out", default=d.out, help="folder for run folders (default: %(default)s)")
     add("--resume", default=None, metavar="RUN_DIR", help="continue an interrupted run folder")
 

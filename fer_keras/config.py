@@ -60,6 +60,8 @@ class ExperimentConfig:
                 raise ConfigError(f"--{field.replace('_', '-')} must be at least 1 (got {value})")
         if self.lr <= 0:
             raise ConfigError(f"--lr must be positive (got {self.lr})")
+        if self.jit_compile and self.deterministic:
+            raise ConfigError("--jit needs --no-deterministic: XLA has no deterministic MaxPool gradient")
         from fer_keras.augment import MixUpSettings, RandAugmentSettings, parse_augment
         from fer_keras.label_noise import NOISE_MODES
 

@@ -109,3 +109,9 @@ def test_run_ghostface_cli_defaults_are_the_study_recipe():
     recipe = module.STUDY_B
     assert (recipe.optimizer, recipe.lr, recipe.batch_size, recipe.full_epochs) == ("sgd", 0.1, 16, 100)
     assert recipe.early_stopping and recipe.reduce_lr and not recipe.adversarial
+
+
+def test_jit_needs_nondeterministic_ops():
+    with pytest.raises(ConfigError, match="--jit needs --no-deterministic"):
+        ExperimentConfig(jit_compile=True)
+    assert ExperimentConfig(jit_compile=True, deterministic=False).jit_compile

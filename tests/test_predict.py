@@ -133,7 +133,8 @@ def test_video_every_other_frame_csv_and_annotated_video(tmp_path, models, photo
     assert not list((tmp_path / "out").rglob(".*"))  # no hidden half-written files left
 
 
-def test_command_line(tmp_path, models, photo_bgr, capsys):
+def test_command_line(tmp_path, models, photo_bgr, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # a run that wrongly succeeds writes its default out folder here, not in the repo
     from fer_keras.commands import COMMANDS, main
 
     assert {"predict", "preprocess"} <= set(COMMANDS)

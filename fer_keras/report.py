@@ -1,0 +1,544 @@
+"""Results report: run folders -> ``docs/RESULTS.md`` and the summary block of ``README.md``.
+
+Every figure in the report is read from run files (``config.json``, ``metrics.json``,
+``history.csv``, ``robustness.json``, a privacy run's ``summary.json``, and the two files this
+module adds: ``timing.json`` from ``/usr/bin/time -v`` and ``profile.json`` from
+:mod:`fer_keras.profiler`) or computed from them; the only typed-in figures are the studies'
+own (:data:`STUDY_A`, :data:`STUDY_B`, :data:`STUDY_B_MIA`, from the studies as restated in the
+project's spec), always shown as the study's.
+
+Units: accuracy and F1 as fractions in the files, shown in %; times in seconds unless a column
+says otherwise; MACs = multiply-accumulates of one image (batch 1, see
+:data:`fer_keras.profiler.MAC_CONVENTION`); GFLOP/s = 1e9 floating-point operations per second,
+2 FLOPs per MAC.
+"""
+from __future__ import annotations
+
+import glob
+import json
+import platform
+import re
+import shutil
+from pathlib import Path
+
+from fer_keras.runs import CONFIG_FILE, atomic_write_text, read_json, write_json
+from fer_keras.training import read_history
+
+#: Small result files copied from a run folder into ``docs/runs/<run>/`` (never weights).
+RESULT_FILES = ("config.json", "metrics.json", "history.csv", "classification_report.txt",
+                "label_noise.json", "robustness.json", "timing.json", "profile.json",
+                "summary.json", "table.md", "table.csv")
+TIMING_FILE, PROFILE_FILE = "timing.json", "profile.json"
+#: Runs in a folder of this name (``docs/runs/speed/<run>``) are speed probes: they appear in the
+#: scale table, the XLA comparison and the CPU estimates, not in the accuracy tables.
+SPEED_DIR = "speed"
+DEFAULT_PATTERNS = ("docs/runs/*", f"docs/runs/{SPEED_DIR}/*")
+README_START, README_END = "<!-- results:start -->", "<!-- results:end -->"
+#: Training cost of one image as a multiple of its forward MACs: forward + backward (2x) = 3x,
+#: times 2 FLOPs per MAC = 6. NSL adds a gradient w.r.t. the input and a second forward/backward
+#: on the perturbed batch: counted as 2x the plain cost.
+TRAIN_FLOPS_PER_MAC = 6
+NSL_COST_FACTOR = 2
+#: Sustained fp32 throughput assumed for the GPU wall-time estimates of the full recipes
+#: (a Colab T4: 8.1 TFLOP/s peak; small convnets at batch 16-50 reach a fraction of it).
+ASSUMED_GPU_TFLOPS = 2.0
+
+#: Study A (DCNN + NSL, FER2013 PublicTest-size test set of 3,589 images), as the study reports.
+STUDY_A = {
+    "7class": {"accuracy": 0.7049, "loss": 1.2704, "categorical_crossentropy": 0.9444,
+               "scaled_adversarial_loss": 0.3260, "wrong": 1059, "images": 3589, "epochs": 30,
+               "f1": {"anger": .64, "disgust": .74, "fear": .52, "happiness": .90, "sadness": .57,
+                      "surprise": .80, "neutral": .69},
+               "first_run_30_epochs": {"train": 0.766, "test": 0.6882},
+               "run_100_epochs": {"train": 0.8035, "test": 0.6980}},
+    "3class": {"accuracy": 0.8295, "train_accuracy": 0.8551},
+    "params": 2_395_591,
+}
+#: Study B (GhostFace on RAF-DB, 3,068 test images), by augmentation setting.
+STUDY_B = {
+    "params_m": 1.28, "flops_m": 134.66,
+    "rows": {"basic": (0.674, 0.7797), "basic+randaugment": (0.669, 0.7721),
+             "basic+mixup": (0.655, 0.7760), "basic+randaugment+mixup": (0.679, 0.7696)},
+}
+#: Study B's membership-inference rows: (noise layers, augmentation) -> TP, FP, TN, FN in % of 4,000.
+STUDY_B_MIA = {
+    "noise1": (8.3, 5.5, 45, 42), "noise1+basic": (5.9, 4.8, 45, 44),
+    "noise1+randaugment": (5, 4.3, 46, 45), "noise1+mixup": (5.5, 5.3, 45, 44),
+    "noise2": (6, 5.5, 44, 44), "noise2+basic": (5.4, 4.5, 46, 45),
+    "noise2+randaugment": (5.8, 5.5, 44, 44), "noise2+mixup": (4.9, 8.7, 45, 41),
+}
+
+
+# ------------------------------------------------------------------------------ collecting
+
+
+def parse_time_log(text: str) -> dict:
+    """Figures of a ``/usr/bin/time -v`` report: command, wall/user/system seconds, CPU %, peak MB."""
+    def field(name):
+        m = re.search(rf"^\s*{re.escape(name)}: (.*)$", text, re.MULTILINE)
+        return m.group(1).strip() if m else None
+
+    wall = field("Elapsed (wall clock) time (h:mm:ss or m:ss)")
+    if wall is None:
+        raise ValueError("not a /usr/bin/time -v report (no 'Elapsed (wall clock) time' line)")
+    seconds = sum(float(p) * 60 ** i for i, p in enumerate(reversed(wall.split(":"))))
+    return {"command": (field("Command being timed") or "").strip('"'),
+            "wall_seconds": round(seconds, 1),
+            "user_seconds": float(field("User time (seconds)") or 0),
+            "system_seconds": float(field("System time (seconds)") or 0),
+            "cpu_percent": float((field("Percent of CPU this job got") or "0%").rstrip("%")),
+            "max_rss_mb": round(int(field("Maximum resident set size (kbytes)") or 0) / 1024, 1),
+            "exit_status": int(field("Exit status") or 0)}
+
+
+def cpu_model() -> str:
+    """This machine's CPU model name (``/proc/cpuinfo``), or ``platform.processor()``."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def collect_run(run_dir: str | Path, dest_root: str | Path, time_log: str | Path | None = None) -> Path:
+    """Copy ``run_dir``'s small result files (:data:`RESULT_FILES`; no model, no checkpoints) to
+    ``dest_root/<run folder name>/``. With ``time_log`` (the ``/usr/bin/time -v`` output of the
+    command that made the run) also write ``timing.json``: :func:`parse_time_log` plus this
+    machine's CPU model, so call it on the machine that ran the command."""
+    run_dir = Path(run_dir)
+    if not (run_dir / CONFIG_FILE).is_file():
+        raise FileNotFoundError(f"{run_dir}: not a run folder (no {CONFIG_FILE})")
+    dest = Path(dest_root) / run_dir.name
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in RESULT_FILES:
+        if (run_dir / name).is_file():
+            shutil.copyfile(run_dir / name, dest / name)
+    if time_log is not None:
+        write_json(dest / TIMING_FILE, {**parse_time_log(Path(time_log).read_text(errors="replace")),
+                                        "cpu_model": cpu_model()})
+    return dest
+
+
+# --------------------------------------------------------------------------------- reading
+
+
+def load_run(folder: str | Path) -> dict:
+    """One run folder as a dict: ``kind`` ("train" or "privacy"), ``name``, ``config``,
+    ``resolved``, ``environment``, ``speed`` (a speed probe, see :data:`SPEED_DIR`) and whichever
+    of ``metrics``, ``history``, ``robustness``, ``label_noise``, ``timing``, ``profile``,
+    ``privacy`` (summary.json) exist."""
+    folder = Path(folder)
+    saved = read_json(folder / CONFIG_FILE)
+    run = {"name": folder.name, "path": folder, "config": saved.get("config", {}),
+           "speed": folder.parent.name == SPEED_DIR, "resolved": saved.get("resolved", {}),
+           "environment": saved.get("environment", {}), "images": saved.get("images", {}),
+           "kind": "privacy" if (folder / "summary.json").is_file() else "train"}
+    for key, file in (("metrics", "metrics.json"), ("robustness", "robustness.json"),
+                      ("label_noise", "label_noise.json"), ("timing", TIMING_FILE),
+                      ("profile", PROFILE_FILE), ("privacy", "summary.json")):
+        if (folder / file).is_file():
+            run[key] = read_json(folder / file)
+    run["history"] = read_history(folder / "history.csv")
+    return run
+
+
+def find_runs(patterns) -> list[dict]:
+    """Run folders matching the glob ``patterns`` (folders holding ``config.json``), by name, speed probes last."""
+    folders = {Path(p) for pattern in patterns for p in glob.glob(str(pattern))}
+    order = sorted(folders, key=lambda p: (p.parent.name == SPEED_DIR, p.name))
+    return [load_run(f) for f in order if (f / CONFIG_FILE).is_file()]
+
+
+def model_profile(run: dict, latency_runs: int = 0) -> dict:
+    """Parameters and MACs of the run's model (built from its config, untrained), plus the
+    median batch-1 latency in ms when ``latency_runs`` > 0. A ``profile.json`` in the run is used
+    as it is; a newly measured latency is written there (with the CPU and the load average), so
+    re-running the report does not change it."""
+    if "profile" in run and (latency_runs == 0 or run["profile"].get("latency_ms") is not None):
+        return run["profile"]
+    from fer_keras import profiler
+    from fer_keras.models import build_model
+
+    cfg, res = run["config"], run["resolved"]
+    key = (cfg["model"], tuple(res["input_shape"]), len(res["class_names"]), cfg.get("noise_layers", 0))
+    if key not in _PROFILES:
+        model = build_model(key[0], key[1], key[2], **({"noise_layers": key[3]} if key[3] else {}))
+        _PROFILES[key] = {"params": profiler.count_parameters(model), "macs": profiler.count_macs(model),
+                          "latency_ms": None, "_model": model}
+    figures = {k: v for k, v in _PROFILES[key].items() if k != "_model"}
+    if latency_runs:
+        import os
+
+        figures.update(latency_ms=round(profiler.latency_ms(_PROFILES[key]["_model"], runs=latency_runs), 2),
+                       latency_cpu=cpu_model(), latency_load_average=round(os.getloadavg()[0], 2))
+        write_json(Path(run["path"]) / PROFILE_FILE, figures)
+    return figures
+
+
+_PROFILES: dict = {}
+
+
+# ------------------------------------------------------------------------------- describing
+
+
+def _pct(value, digits=2) -> str:
+    return "-" if value is None else f"{100 * value:.{digits}f}"
+
+
+def _num(value, fmt="{:.4f}") -> str:
+    return "-" if value is None else fmt.format(value)
+
+
+def _table(header, rows) -> list[str]:
+    return ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)] + [
+        "| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+
+
+def training_label(run: dict) -> str:
+    cfg = run["config"]
+    text = (f"NSL x{cfg['multiplier']:g} step {cfg['step']:g}" if cfg.get("adversarial") else "plain")
+    if cfg.get("augment", "basic") != "none":
+        text += f", {cfg['augment']}"
+    if cfg.get("label_noise"):
+        text += f", {cfg['label_noise']:.0%} label noise"
+    if cfg.get("noise_layers"):
+        text += f", {cfg['noise_layers']} noise layer(s)"
+    return text + (", XLA" if cfg.get("jit_compile") else "")
+
+
+def data_label(run: dict) -> str:
+    data = run["config"].get("data")
+    name = Path(data).name if data else "demo (synthetic)"
+    return f"{name}, {len(run['resolved'].get('class_names', []))} classes"
+
+
+def machine_label(run: dict) -> str:
+    env = run["environment"]
+    cpu = run.get("timing", {}).get("cpu_model", "CPU model not recorded")
+    return f"{env.get('cpus', '?')} cores {env.get('machine', '')}, {cpu}; TF {env.get('tensorflow', '?')}"
+
+
+def train_gflops(run: dict, profile: dict) -> float | None:
+    """Training GFLOP/s: images/s x MACs x :data:`TRAIN_FLOPS_PER_MAC` (x :data:`NSL_COST_FACTOR` with NSL)."""
+    ips = run.get("metrics", {}).get("training", {}).get("images_per_second")
+    if ips is None:
+        return None
+    factor = TRAIN_FLOPS_PER_MAC * (NSL_COST_FACTOR if run["config"].get("adversarial") else 1)
+    return ips * profile["macs"] * factor / 1e9
+
+
+def study_figure(run: dict) -> tuple[str, float | None, float | None]:
+    """(which study row, its test accuracy, its test loss) to show beside a run, or ("-", None, None)."""
+    cfg, classes = run["config"], run["resolved"].get("class_names", [])
+    if cfg["model"].startswith("dcnn") and len(classes) == 7:
+        return "Study A, DCNN+NSL, 7 classes, 30 epochs (FER2013)", STUDY_A["7class"]["accuracy"], STUDY_A["7class"]["loss"]
+    if cfg["model"].startswith("dcnn") and sorted(classes) == ["happiness", "neutral", "sadness"]:
+        return "Study A, DCNN+NSL, 3 classes (FER2013)", STUDY_A["3class"]["accuracy"], None
+    if cfg["model"] == "ghostface" and cfg.get("augment") in STUDY_B["rows"]:
+        loss, acc = STUDY_B["rows"][cfg["augment"]]
+        return f"Study B, GhostFace {cfg['augment']} (RAF-DB)", acc, loss
+    return "-", None, None
+
+
+def scale_rows(runs, profiles):
+    header = ["run", "model", "input", "training", "data", "epochs", "train images", "eval images",
+              "fit s", "command wall s", "train images/s", "train GFLOP/s", "machine"]
+    rows = []
+    for r in runs:
+        m, res, t = r.get("metrics", {}), r["resolved"], r.get("timing", {})
+        g = train_gflops(r, profiles[r["name"]])
+        rows.append([r["name"] + (" (speed probe)" if r["speed"] else ""), r["config"]["model"],
+                     "x".join(map(str, res["input_shape"])), training_label(r),
+                     data_label(r), m.get("training", {}).get("epochs", res.get("epochs")),
+                     f"{res['images']['train']:,}", f"{res['images']['val']:,} / {res['images']['test']:,}",
+                     _num(m.get("training", {}).get("seconds"), "{:.0f}"), _num(t.get("wall_seconds"), "{:.0f}"),
+                     _num(m.get("training", {}).get("images_per_second"), "{:.1f}"), _num(g, "{:.1f}"),
+                     machine_label(r)])
+    return header, rows
+
+
+def xla_lines(runs, profiles) -> list[str]:
+    """One line per pair of runs that differ only in ``jit_compile``: images/s and GFLOP/s of each."""
+    def key(r):
+        return json.dumps({k: v for k, v in r["config"].items() if k not in ("jit_compile", "out")}, sort_keys=True)
+
+    def last_epoch(r):
+        history, train = r.get("history"), r.get("resolved", {}).get("images", {}).get("train")
+        if not history or len(history) < 2 or not train or not history[-1].get("train_seconds"):
+            return ""
+        ips = train / history[-1]["train_seconds"]
+        gflops = ips * train_gflops(r, profiles[r["name"]]) / r["metrics"]["training"]["images_per_second"]
+        return f" (last epoch, compiled: {ips:.1f} images/s = {gflops:.1f} GFLOP/s)"
+
+    lines = []
+    for jit in (r for r in runs if r["config"].get("jit_compile") and r.get("metrics")):
+        for plain in (r for r in runs if not r["config"].get("jit_compile") and r.get("metrics") and key(r) == key(jit)):
+            a, b = (x["metrics"]["training"]["images_per_second"] for x in (jit, plain))
+            ga, gb = (train_gflops(x, profiles[x["name"]]) for x in (jit, plain))
+            lines.append(f"* XLA (`--jit`, {jit['name']}): {a:.1f} training images/s = {ga:.1f} GFLOP/s{last_epoch(jit)}; "
+                         f"default ({plain['name']}): {b:.1f} images/s = {gb:.1f} GFLOP/s{last_epoch(plain)}; "
+                         f"XLA/default = {a / b:.2f}.")
+    if lines:
+        lines.append("  (All epochs' training seconds, so the first epoch's tracing and XLA compilation are included.)")
+    return lines
+
+
+def majority_accuracy(metrics: dict) -> float:
+    """Test accuracy of always answering the test set's most frequent class (the chance floor)."""
+    support = [c["support"] for c in metrics["per_class"].values()]
+    return max(support) / sum(support)
+
+
+def selection_warnings(runs) -> list[str]:
+    """Runs whose test figures are optimistic: early stopping restores the best-validation-loss
+    epoch while validation and test hold the same images (same per-class counts; FER2013's Kaggle
+    folders have no PrivateTest, so both are PublicTest)."""
+    names = [r["name"] for r in runs if r.get("metrics") and not r["speed"] and r["config"].get("early_stopping")
+             and r["resolved"].get("class_counts", {}).get("val") == r["resolved"].get("class_counts", {}).get("test")]
+    if not names:
+        return []
+    return ["**Optimistic test figures** (epoch chosen on the test images): " + ", ".join(names) + ". Early "
+            "stopping restores the epoch of lowest validation loss, and in these runs validation and test are "
+            "the same images."]
+
+
+def accuracy_rows(runs):
+    header = ["run", "test accuracy %", "majority-class accuracy %", "test loss", "cross-entropy", "adv. loss",
+              "macro F1 %", "wrong / images",
+              "last-epoch train acc %", "last-epoch val acc %", "study's figure", "study's accuracy %",
+              "study's loss"]
+    rows = []
+    for r in runs:
+        m = r.get("metrics")
+        if not m or r["speed"]:
+            continue
+        ev, last = m["evaluate"], (r["history"][-1] if r["history"] else {})
+        which, acc, loss = study_figure(r)
+        rows.append([r["name"], _pct(m["accuracy"]), _pct(majority_accuracy(m)), _num(ev.get("loss")),
+                     _num(ev.get("categorical_crossentropy")),
+                     _num(ev.get("scaled_adversarial_loss")), _pct(m["macro_f1"]), f"{m['wrong']} / {m['images']}",
+                     _pct(last.get("categorical_accuracy")), _pct(last.get("val_categorical_accuracy")),
+                     which, _pct(acc), _num(loss)])
+    return header, rows
+
+
+def per_class_rows(runs):
+    from fer_keras.data import CLASS_NAMES
+
+    header = ["run"] + [f"F1 {c} %" for c in CLASS_NAMES]
+    rows = [[r["name"]] + [_pct(r["metrics"]["per_class"].get(c, {}).get("f1"), 1) for c in CLASS_NAMES]
+            for r in runs if r.get("metrics") and not r["speed"]]
+    rows.append(["Study A (the study's, 7 classes)"] + [_pct(STUDY_A["7class"]["f1"][c], 0) for c in CLASS_NAMES])
+    return header, rows
+
+
+def cost_rows(runs, profiles):
+    header = ["model", "input", "classes", "parameters", "MMACs / image", "latency ms (batch 1, median of runs)",
+              "latency measured on",
+              "study's parameters", "study's MFLOPs (= MMACs)"]
+    groups = {}
+    for r in runs:
+        res = r["resolved"]
+        groups.setdefault((r["config"]["model"], tuple(res["input_shape"]), len(res["class_names"])), []).append(r)
+    rows = []
+    for key, group in groups.items():
+        p = profiles[group[0]["name"]]
+        times = sorted(profiles[r["name"]]["latency_ms"] for r in group if profiles[r["name"]].get("latency_ms") is not None)
+        spread = f" ({times[0]:.2f}-{times[-1]:.2f}, {len(times)} runs)" if len(times) > 1 else ""
+        latency = f"{times[len(times) // 2]:.2f}{spread}" if times else "-"
+        study = ((f"{STUDY_A['params']:,}", "-") if key[0] == "dcnn" else
+                 (f"{STUDY_B['params_m']} M", f"{STUDY_B['flops_m']} at 224x224x3") if key[0] == "ghostface" else ("-", "-"))
+        where = (f"{p.get('latency_cpu')}, load {p.get('latency_load_average')}" if p.get("latency_ms") is not None
+                 else "not measured (`--latency`)")
+        rows.append([key[0], "x".join(map(str, key[1])), key[2], f"{p['params']:,}", f"{p['macs'] / 1e6:.2f}",
+                     latency, where, *study])
+    return header, rows
+
+
+def robustness_lines(runs) -> list[str]:
+    from fer_keras.robustness import comparison_rows
+
+    results = [r["robustness"] for r in runs if "robustness" in r]
+    if not results:
+        return ["No run folder holds a `robustness.json` (make one with `experiments/run_robustness.py`)."]
+    lines = []
+    for eps in dict.fromkeys(tuple(x["epsilons"]) for x in results):
+        group = [x for x in results if tuple(x["epsilons"]) == eps]
+        header, rows = comparison_rows(group)
+        lines += _table(header, rows) + ["", f"Accuracy (fraction) on {group[0]['images']} test images per run; "
+                                             f"epsilon in {group[0]['units']}; white-box.", ""]
+    return lines
+
+
+def privacy_lines(runs) -> list[str]:
+    runs = [r for r in runs if r["kind"] == "privacy"]
+    if not runs:
+        return ["No privacy run folder (`experiments/run_mia.py`) was given. The study's rows:", "",
+                *_table(["setting", "TP %", "FP %", "TN %", "FN %"],
+                        [[k, *v] for k, v in STUDY_B_MIA.items()])]
+    lines = []
+    for r in runs:
+        cfg = r["config"]
+        header = ["setting", "test accuracy %", "AUC (loss / entropy / LR)", "TP %", "FP %", "TN %", "FN %",
+                  "study's TP / FP / TN / FN %"]
+        rows = []
+        for name, s in r["privacy"]["settings"].items():
+            pt = s.get("loss_attack_at_target_fpr") or {}
+            auc = " / ".join(_num(s["auc"].get(a), "{:.3f}") for a in ("threshold", "threshold-entropy", "lr"))
+            study = STUDY_B_MIA.get(name)
+            rows.append([name, _pct(s["test_accuracy"]), auc, *(_num(pt.get(k), "{:.1f}") for k in ("tp", "fp", "tn", "fn")),
+                         " / ".join(f"{v:g}" for v in study) if study else "-"])
+        lines += [f"**{r['name']}**: model {cfg['model']}, data {cfg.get('data') or 'demo (synthetic)'}, "
+                  f"{r['images'].get('train', '?')} training images, {cfg.get('epochs') or 'default'} epochs, "
+                  f"{cfg.get('audit_size')} members + {cfg.get('audit_size')} non-members; TP/FP/TN/FN of the "
+                  f"loss-threshold attack at {100 * cfg.get('target_fpr', 0):g}% FPR, in % of all audited images.", "",
+                  *_table(header, rows), ""]
+    return lines
+
+
+def recipes_lines(runs, profiles) -> list[str]:
+    """The full recipes with wall-time estimates: GPU from FLOPs at :data:`ASSUMED_GPU_TFLOPS`,
+    and this CPU from the fastest measured images/s of the same model and input."""
+    from fer_keras.models import build_model
+    from fer_keras.profiler import count_macs
+
+    a_train, a_test = 28_709, STUDY_A["7class"]["images"]
+    nsl, three = "python experiments/run_nsl.py --data path/to/fer2013", "--labels happiness,sadness,neutral"
+    share3 = (8_989 + 6_077 + 6_198) / 35_887  # the study's class counts: happiness, sadness, neutral
+    recipes = [
+        ("Study A, 7 classes, 30 epochs", f"{nsl} --multiplier 0.3 --step 0.12 --epochs 30",
+         "dcnn", (48, 48, 1), True, a_train, a_test, 30, f"{_pct(STUDY_A['7class']['first_run_30_epochs']['test'])} % "
+         f"(first run; final {_pct(STUDY_A['7class']['accuracy'])} %)"),
+        ("Study A, 7 classes, 100 epochs", f"{nsl} --epochs 100",
+         "dcnn", (48, 48, 1), True, a_train, a_test, 100, f"{_pct(STUDY_A['7class']['run_100_epochs']['test'])} %"),
+        ("Study A, 3 classes, 30 epochs", f"{nsl} {three} --epochs 30",
+         "dcnn", (48, 48, 1), True, round(a_train * share3), round(a_test * share3), 30, f"{_pct(STUDY_A['3class']['accuracy'])} %"),
+        ("Study A, 3 classes, 100 epochs", f"{nsl} {three} --epochs 100",
+         "dcnn", (48, 48, 1), True, round(a_train * share3), round(a_test * share3), 100, "-"),
+        ("Study A, plain DCNN (comparison), 30 epochs", f"{nsl} --no-adversarial --epochs 30",
+         "dcnn", (48, 48, 1), False, a_train, a_test, 30, "-"),
+    ]
+    for aug in STUDY_B["rows"]:
+        recipes.append((f"Study B, GhostFace {aug}, 100 epochs",
+                        f"python experiments/run_ghostface.py --data path/to/rafdb --augment {aug}",
+                        "ghostface", (224, 224, 3), False, 12_271, 3_068, 100, f"{_pct(STUDY_B['rows'][aug][1])} %"))
+    measured = {}
+    for r in runs:
+        ips = r.get("metrics", {}).get("training", {}).get("images_per_second")
+        key = (r["config"]["model"], tuple(r["resolved"]["input_shape"]), bool(r["config"].get("adversarial")))
+        if ips and not r["config"].get("jit_compile"):
+            measured[key] = max(measured.get(key, 0), ips)
+    header = ["recipe", "command", "train / val images", "epochs", "TFLOP per run", "GPU estimate h",
+              "this CPU estimate h", "study's test accuracy"]
+    rows, macs_cache = [], {}
+    for name, cmd, model, shape, nsl, n_train, n_val, epochs, study in recipes:
+        if (model, shape) not in macs_cache:
+            macs_cache[(model, shape)] = count_macs(build_model(model, shape, 7))
+        macs = macs_cache[(model, shape)]
+        per_epoch = n_train * macs * TRAIN_FLOPS_PER_MAC * (NSL_COST_FACTOR if nsl else 1) + n_val * macs * 2
+        total = per_epoch * epochs
+        ips = measured.get((model, shape, nsl))
+        cpu = f"{(n_train + n_val / 3) * epochs / ips / 3600:.1f}" if ips else "not measured"
+        rows.append([name, f"`{cmd}`", f"{n_train:,} / {n_val:,}", epochs, f"{total / 1e12:.0f}",
+                     f"{total / (ASSUMED_GPU_TFLOPS * 1e12) / 3600:.2f}", cpu, study])
+    return [
+        "Exact commands for the studies' full-scale runs. **The wall times are estimates**, not measurements: "
+        f"the GPU column is the run's floating-point work (MACs from `fer_keras.profiler`, x{TRAIN_FLOPS_PER_MAC} "
+        f"per training image, x{NSL_COST_FACTOR} more with NSL, x2 per validation image) at an assumed sustained "
+        f"{ASSUMED_GPU_TFLOPS:g} TFLOP/s (about a quarter of a Colab T4's fp32 peak; depthwise convolutions and small "
+        "batches keep GhostFace further from peak, so read its figure as a lower bound); the CPU column scales the "
+        "fastest training images/s measured above for the same model and input (validation counted at a third of a "
+        "training image), on the machine of those runs. Study B's recipe stops early when validation loss stalls "
+        "for 10 epochs. 3-class image counts are the 7-class counts times the study's share of those three classes "
+        f"({share3:.1%}). GhostFace at 224x224 on FER2013 instead of RAF-DB: add `--data path/to/fer2013` (48x48 "
+        "faces are resized; `--input-size 112` costs a quarter).", "", *_table(header, rows)]
+
+
+def results_markdown(runs: list[dict], profiles: dict) -> str:
+    """The whole ``RESULTS.md`` text for ``runs`` (from :func:`load_run`)."""
+    train = [r for r in runs if r["kind"] == "train"]
+    text = ["# Results", "",
+            "Generated by `python experiments/report.py` from the run folders under `docs/runs/` (each holds the "
+            "run's `config.json`, `metrics.json`, `history.csv`, `classification_report.txt` and, when made, "
+            "`timing.json` from `/usr/bin/time -v`). Do not edit by hand: re-run the script. The studies' figures "
+            "are the studies' own, on their full data and epochs; ours are reduced-scale runs unless the scale "
+            "columns say otherwise, so they are not a reproduction of the studies' accuracy.", "",
+            "## Runs and scale", "",
+            f"`fit s`: training + validation seconds of all epochs (metrics.json); `command wall s`: the whole "
+            f"command (load, train, evaluate, figures, export). Train GFLOP/s = train images/s x MACs x "
+            f"{TRAIN_FLOPS_PER_MAC} (x{NSL_COST_FACTOR} with NSL). Validation and test images are drawn from "
+            "PublicTest (the Kaggle folders hold no PrivateTest), the same images for both when `--eval-limit` "
+            "samples them.", "",
+            *_table(*scale_rows(train, profiles)), "", *xla_lines(train, profiles), "",
+            "GFLOP/s count the model's nominal multiply-adds (2 FLOPs each); oneDNN's convolution algorithms "
+            "may do fewer, so this is model-FLOP throughput, not a hardware counter.", "",
+            "## Test figures", "",
+            "Loss figures are Keras/NSL `evaluate`'s (with NSL: loss = cross-entropy + adversarial loss). Study B's "
+            "figures are on RAF-DB, ours on FER2013: set side by side for scale only.", "",
+            *_table(*accuracy_rows(train)), "", *selection_warnings(train), "",
+            "## Per-class F1 (test)", "", *_table(*per_class_rows(train)), "",
+            "## Model cost", "",
+            "Parameters and MACs of the run's model built from its config (`fer_keras.profiler`); the study's budget "
+            "beside it (Study B counts FLOPs as multiply-adds, at 224x224x3).", "",
+            *_table(*cost_rows(train, profiles)), "",
+            "## Robustness", "", *robustness_lines(train), "",
+            "## Privacy (membership inference)", "", *privacy_lines(runs), "",
+            "## Full recipes", "", *recipes_lines(train, profiles), ""]
+    return "\n".join(text)
+
+
+def summary_markdown(runs: list[dict], results_link: str = "docs/RESULTS.md") -> str:
+    """The short block written into README between the results markers."""
+    header = ["run", "model, training", "data, scale", "test accuracy %", "majority-class accuracy %", "macro F1 %",
+              "study's accuracy %"]
+    rows = []
+    for r in runs:
+        if r["kind"] != "train" or not r.get("metrics") or r["speed"]:
+            continue
+        m, res = r["metrics"], r["resolved"]
+        which, acc, _ = study_figure(r)
+        rows.append([r["name"], f"{r['config']['model']}, {training_label(r)}",
+                     f"{data_label(r)}, {m['training']['epochs']} epochs, {res['images']['train']:,} train / "
+                     f"{m['images']:,} test images", _pct(m["accuracy"]), _pct(majority_accuracy(m)), _pct(m["macro_f1"]),
+                     f"{_pct(acc)} ({which})" if acc is not None else "-"])
+    shown = [r for r in runs if r["kind"] == "train" and not r["speed"]]
+    data = sorted({Path(r["config"]["data"]).name if r["config"].get("data") else "the demo set" for r in shown})
+    cores = sorted({str(r["environment"].get("cpus", "?")) for r in shown})
+    return "\n".join(["## Results", "",
+                      f"Reduced-scale runs (a few epochs on a sample of {', '.join(data)}; {', '.join(cores)} CPU "
+                      f"cores), not reproductions of "
+                      f"the studies' accuracy; the studies' figures are theirs, at full scale. Generated by "
+                      f"`experiments/report.py`; scale, per-class F1, cost, robustness, XLA and the full recipes in "
+                      f"[{results_link}]({results_link}).", "",
+                      *_table(header, rows)])
+
+
+def replace_between_markers(text: str, block: str, start: str = README_START, end: str = README_END) -> str:
+    """``text`` with everything between ``start`` and ``end`` replaced by ``block`` (markers appended
+    at the end when absent)."""
+    if start not in text or end not in text:
+        return text.rstrip("\n") + f"\n\n{start}\n{block}\n{end}\n"
+    head, rest = text.split(start, 1)
+    return f"{head}{start}\n{block}\n{end}{rest.split(end, 1)[1]}"
+
+
+def write_report(patterns=DEFAULT_PATTERNS, out: str | Path = "docs/RESULTS.md",
+                 readme: str | Path | None = "README.md", latency_runs: int = 0) -> dict[str, Path]:
+    """Read the run folders matching ``patterns``; write ``out`` and README's results block
+    (atomically). ``latency_runs`` > 0 measures batch-1 latency (recorded in each ``profile.json``)."""
+    runs = find_runs(patterns)
+    if not runs:
+        raise FileNotFoundError(f"no run folder (with {CONFIG_FILE}) matches {', '.join(map(str, patterns))}")
+    profiles = {r["name"]: model_profile(r, latency_runs) for r in runs if r["kind"] == "train"}
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    paths = {"results": atomic_write_text(out, results_markdown(runs, profiles))}
+    if readme is not None:
+        readme = Path(readme)
+        link = Path(out).resolve().relative_to(readme.resolve().parent).as_posix() \
+            if Path(out).resolve().is_relative_to(readme.resolve().parent) else str(out)
+        paths["readme"] = atomic_write_text(readme, replace_between_markers(
+            readme.read_text(), summary_markdown(runs, link)))
+    return paths

@@ -1,0 +1,111 @@
+"""The results report: run folders from a real tiny demo run -> RESULTS.md and README's block."""
+import json
+import shutil
+
+import pytest
+
+from fer_keras.config import ExperimentConfig
+from fer_keras.experiment import run_experiment
+from fer_keras.report import (README_END, README_START, collect_run, find_runs, parse_time_log,
+                              replace_between_markers, write_report)
+
+TIME_LOG = """some TensorFlow noise on stderr
+\tCommand being timed: "python experiments/run_nsl.py --no-adversarial --epochs 1"
+\tUser time (seconds): 80.50
+\tSystem time (seconds): 4.25
+\tPercent of CPU this job got: 171%
+\tElapsed (wall clock) time (h:mm:ss or m:ss): 1:02:03.5
+\tMaximum resident set size (kbytes): 2097152
+\tExit status: 0
+"""
+
+
+def test_parse_time_log():
+    t = parse_time_log(TIME_LOG)
+    assert t["command"] == "python experiments/run_nsl.py --no-adversarial --epochs 1"
+    assert t["wall_seconds"] == 3723.5 and t["cpu_percent"] == 171 and t["max_rss_mb"] == 2048
+    with pytest.raises(ValueError):
+        parse_time_log("no report here")
+
+
+def test_markers_appended_then_only_the_block_replaced():
+    once = replace_between_markers("# Title\n\ntext\n", "block 1")
+    assert once.endswith(f"{README_START}\nblock 1\n{README_END}\n") and once.startswith("# Title\n\ntext\n")
+    twice = replace_between_markers(once + "after\n", "block 2")
+    assert "block 1" not in twice and twice.endswith(f"{README_START}\nblock 2\n{README_END}\nafter\n")
+
+
+@pytest.fixture(scope="module")
+def docs(tmp_path_factory):
+    """docs/runs/ with a real plain demo run (collected, with timing), a robustness.json in the
+    schema of fer_keras.robustness, and a privacy run's config + summary in run_mia's schema."""
+    tmp = tmp_path_factory.mktemp("report")
+    run = run_experiment(ExperimentConfig(demo_images_per_class=6, epochs=1, batch_size=16, adversarial=False,
+                                          out=str(tmp / "runs")), log=lambda *a: None)
+    (tmp / "time.log").write_text(TIME_LOG)
+    dest = collect_run(run, tmp / "docs" / "runs", tmp / "time.log")
+    (dest / "robustness.json").write_text(json.dumps({
+        "run": str(run), "label": "dcnn plain", "model": "dcnn", "adversarial": False, "multiplier": None,
+        "step": None, "augment": "basic", "images": 29, "clean": 0.25, "epsilons": [0.0, 2 / 255],
+        "fgsm": [0.25, 0.125], "pgd": [0.25, 0.0625], "units": "input units, [0, 1]", "settings": {}}))
+    mia = tmp / "docs" / "runs" / "20990101-000000-mia-small_cnn"
+    mia.mkdir()
+    (mia / "config.json").write_text(json.dumps({"config": {"model": "small_cnn", "data": None, "audit_size": 50,
+                                                            "target_fpr": 0.1}, "images": {"train": 29}}))
+    (mia / "summary.json").write_text(json.dumps({"settings": {"noise1+basic": {
+        "test_accuracy": 0.5, "epsilon": None, "auc": {"threshold": 0.61, "threshold-entropy": 0.6, "lr": 0.55},
+        "loss_attack_at_target_fpr": {"tp": 12.5, "fp": 5.0, "tn": 45.0, "fn": 37.5}}}, "vs_none_loss_attack": {}}))
+    return tmp, run, dest
+
+
+def test_collect_copies_results_not_weights(docs):
+    _, run, dest = docs
+    names = {p.name for p in dest.iterdir()}
+    assert {"config.json", "metrics.json", "history.csv", "classification_report.txt", "timing.json"} <= names
+    assert not {"model", "checkpoints", "figures"} & names
+    timing = json.loads((dest / "timing.json").read_text())
+    assert timing["wall_seconds"] == 3723.5 and timing["cpu_model"]
+
+
+def test_report_figures_come_from_the_run_files(docs):
+    tmp, run, dest = docs
+    readme = tmp / "README.md"
+    readme.write_text("# fer_keras\n\nintro\n")
+    shutil.copytree(dest, tmp / "docs" / "runs" / "speed" / "probe-run")  # a speed probe: scale table only
+    patterns = [tmp / "docs" / "runs" / "*", tmp / "docs" / "runs" / "speed" / "*"]
+    paths = write_report(patterns, tmp / "docs" / "RESULTS.md", readme, latency_runs=2)
+    text = paths["results"].read_text()
+    metrics = json.loads((dest / "metrics.json").read_text())
+    row = next(line for line in text.splitlines() if line.startswith(f"| {run.name} | {100 * metrics['accuracy']:.2f} |"))
+    assert f"{metrics['evaluate']['loss']:.4f}" in row and f"{100 * metrics['macro_f1']:.2f}" in row
+    assert "70.49" in row  # Study A's accuracy beside ours, as the study's
+    assert "3724" in text  # command wall time from timing.json
+    assert "| probe-run (speed probe) |" in text and "| probe-run |" not in text
+    assert "| FGSM | 0.2500 | 0.2500 | 0.1250 |" in text
+    assert "| noise1+basic | 50.00 | 0.610 / 0.600 / 0.550 | 12.5 | 5.0 | 45.0 | 37.5 | 5.9 / 4.8 / 45 / 44 |" in text
+    assert "2,395,591" in text and "python experiments/run_ghostface.py --data path/to/rafdb --augment basic+mixup" in text
+    profile = json.loads((dest / "profile.json").read_text())  # latency recorded for the next report
+    assert profile["params"] == 2_395_591 and profile["latency_ms"] > 0
+    block = readme.read_text()
+    assert block.startswith("# fer_keras\n\nintro\n") and "(docs/RESULTS.md)" in block and run.name in block
+    write_report(patterns, tmp / "docs" / "RESULTS.md", readme)
+    assert readme.read_text() == block and paths["results"].read_text() == text  # stable: nothing re-measured
+
+
+def test_no_runs_is_an_error(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        write_report([tmp_path / "none*"], tmp_path / "R.md", None)
+    assert find_runs([tmp_path / "*"]) == []
+
+
+def test_xla_pairs_are_compared():
+    from fer_keras.report import xla_lines
+
+    def run(name, jit, ips):
+        return {"name": name, "config": {"model": "dcnn", "adversarial": False, "jit_compile": jit, "limit": 10},
+                "metrics": {"training": {"images_per_second": ips}}}
+
+    runs = [run("a", False, 60.0), run("b", True, 12.0)]
+    lines = xla_lines(runs, {"a": {"macs": 495.6e6}, "b": {"macs": 495.6e6}})
+    assert lines[0] == ("* XLA (`--jit`, b): 12.0 training images/s = 35.7 GFLOP/s; default (a): 60.0 images/s "
+                        "= 178.4 GFLOP/s; XLA/default = 0.20.")
