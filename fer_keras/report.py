@@ -373,6 +373,8 @@ def robustness_lines(runs) -> list[str]:
 
 
 def privacy_lines(runs) -> list[str]:
+    from fer_keras.privacy import round_to_total
+
     runs = [r for r in runs if r["kind"] == "privacy"]
     if not runs:
         return ["No privacy run folder (`experiments/run_mia.py`) was given. The study's rows:", "",
@@ -388,7 +390,11 @@ def privacy_lines(runs) -> list[str]:
             pt = s.get("loss_attack_at_target_fpr") or {}
             auc = " / ".join(_num(s["auc"].get(a), "{:.3f}") for a in ("threshold", "threshold-entropy", "lr"))
             study = STUDY_B_MIA.get(name)
-            rows.append([name, _pct(s["test_accuracy"]), auc, *(_num(pt.get(k), "{:.1f}") for k in ("tp", "fp", "tn", "fn")),
+            if all(pt.get(k) is not None for k in ("tp", "fp", "tn", "fn")):  # rounded so they still sum to 100
+                cells = [f"{v:.1f}" for v in round_to_total([pt[k] for k in ("tp", "fp", "tn", "fn")])]
+            else:
+                cells = [_num(pt.get(k), "{:.1f}") for k in ("tp", "fp", "tn", "fn")]
+            rows.append([name, _pct(s["test_accuracy"]), auc, *cells,
                          " / ".join(f"{v:g}" for v in study) if study else "-"])
         lines += [f"**{r['name']}**: model {cfg['model']}, data {cfg.get('data') or 'demo (synthetic)'}, "
                   f"{r['images'].get('train', '?')} training images, {cfg.get('epochs') or 'default'} epochs, "
