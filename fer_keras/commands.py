@@ -37,6 +37,8 @@ def _detector_flags(parser: argparse.ArgumentParser) -> None:
     add("--margin", type=float, default=0.2, help="crop margin on each side, as a share of the face box "
         "(default: %(default)s)")
     add("--no-align", action="store_true", help="do not rotate faces so the eyes are level")
+    add("--detect-side", type=int, default=None, metavar="PIXELS", help="search frames shrunk so the longer "
+        "side is at most PIXELS (default 1280; 320 is ~7x faster for faces that fill a webcam frame)")
 
 
 def _detector(args: argparse.Namespace):
@@ -45,6 +47,8 @@ def _detector(args: argparse.Namespace):
     kwargs = {}
     if args.min_score is not None:
         kwargs["min_score"] = args.min_score
+    if args.detect_side is not None:
+        kwargs["max_side"] = args.detect_side
     if args.detector_weights is not None:
         if args.detector not in ("auto", "retinaface"):
             from fer_keras.errors import ConfigError
