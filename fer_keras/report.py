@@ -201,6 +201,8 @@ def training_label(run: dict) -> str:
     text = (f"NSL x{cfg['multiplier']:g} step {cfg['step']:g}" if cfg.get("adversarial") else "plain")
     if cfg.get("augment", "basic") != "none":
         text += f", {cfg['augment']}"
+    if cfg.get("optimizer"):
+        text += f", {cfg['optimizer'].upper() if cfg['optimizer'] == 'sgd' else cfg['optimizer'].capitalize()} {cfg.get('lr', 0):g}"
     if cfg.get("label_noise"):
         text += f", {cfg['label_noise']:.0%} label noise"
     if cfg.get("noise_layers"):
