@@ -155,16 +155,18 @@ def write_fer2013_csv(data: FaceData, path: str | os.PathLike) -> Path:
     """Write 48x48 grayscale ``data`` as a FER2013 CSV (project ids, its Usage column)."""
     if data.image_shape != (SIDE, SIDE, 1):
         raise ConfigError(f"FER2013 CSV holds 48x48x1 images, not {data.image_shape}")
+    from fer_keras.runs import atomic_open
+
     ids = np.array([class_id(n) for n in data.class_names])[data.labels]
     flat = data.images.reshape(len(data), -1)
-    # One vectorised formatting pass: every value as text, joined per row.
-    text = np.char.mod("%d", flat)
-    pixel_rows = [" ".join(r) for r in text]
+    number = [str(v) for v in range(256)]  # pixel value -> text, looked up (streamed: ~flat memory)
     path = Path(path)
-    from fer_keras.runs import atomic_write_text
-
-    body = "".join(f"{e},{p},{u}\n" for e, p, u in zip(ids, pixel_rows, data.usage))
-    atomic_write_text(path, "emotion,pixels,Usage\n" + body)
+    with atomic_open(path, "w") as out:
+        out.write("emotion,pixels,Usage\n")
+        for start in range(0, len(data), 2048):
+            out.write("".join(f"{e},{' '.join(map(number.__getitem__, row.tolist()))},{u}\n"
+                              for e, row, u in zip(ids[start:start + 2048], flat[start:start + 2048],
+                                                   data.usage[start:start + 2048])))
     return path
 
 
