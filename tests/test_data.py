@@ -182,3 +182,18 @@ def test_real_fer2013_folders(shared_fer2013):
     assert len(parts["train"]) == 28709 and len(parts["val"]) == 3589
     assert data.class_counts()["happiness"] == 7215 + 895
     print(f"ingest {len(data)} images in {time.time() - start:.2f} s")
+
+
+def test_atomic_open_leaves_the_old_file_when_writing_fails(tmp_path):
+    from fer_keras.runs import atomic_open
+
+    target = tmp_path / "out.csv"
+    target.write_text("old")
+    with pytest.raises(RuntimeError):
+        with atomic_open(target, "w") as f:
+            f.write("half a file")
+            raise RuntimeError("interrupted")
+    assert target.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == ["out.csv"]
+    with atomic_open(target, "w") as f:
+        f.write("new")
+    assert target.read_text() == "new"
