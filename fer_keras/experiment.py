@@ -152,7 +152,9 @@ def run_experiment(config: ExperimentConfig, resume: str | Path | None = None,
     train_seconds = sum(r.get("train_seconds", r.get("seconds", 0.0)) for r in history)
     metrics = {
         **results,
-        "export_check": check_exports(model, paths, sample),
+        # the test dataset is not shuffled: its first batch is the first len(sample) test faces
+        "export_check": check_exports(model, paths, sample, pixels=_with_channels(parts["test"].images[:len(sample)], shape[-1]),
+                                      input_mode=mode, standardize=config.standardize, mean=mean, std=std),
         "training": {"epochs": len(history), "seconds": round(epoch_seconds, 1),
                      # training images per second of training wall time (validation excluded)
                      "images_per_second": round(len(parts["train"]) * len(history) / max(train_seconds, 1e-9), 1),
@@ -180,3 +182,12 @@ def _augmented_samples(train: FaceData, augment, shape, seed: int, path, count: 
     after, mixed = augment(before, labels)
     plots.augmented_samples(before.numpy(), after.numpy(), labels.numpy(), mixed.numpy(),
                             train.class_names, path, title=f"Augmentation: {augment.name}")
+
+
+def _with_channels(pixels: np.ndarray, channels: int) -> np.ndarray:
+    """uint8 faces (B, h, w, c) with c made ``channels`` (gray repeated to RGB, RGB averaged to gray)."""
+    if pixels.shape[-1] == channels:
+        return pixels
+    if channels == 3:
+        return np.repeat(pixels, 3, axis=-1)
+    return pixels.mean(axis=-1, keepdims=True).round().astype(np.uint8)

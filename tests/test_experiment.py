@@ -37,6 +37,7 @@ def test_run_folder_has_everything(nsl_run):
     assert metrics["wrong"] == round((1 - metrics["accuracy"]) * metrics["images"])
     assert set(metrics["per_class"]) == {"anger", "disgust", "fear", "happiness", "sadness", "surprise", "neutral"}
     assert metrics["export_check"]["keras_max_abs_diff"] < 1e-5
+    assert metrics["export_check"]["saved_model_uint8_max_abs_diff"] < 1e-4  # raw pixels in, same answer
     config = json.loads((nsl_run / "config.json").read_text())
     assert config["config"]["multiplier"] == 0.3 and config["resolved"]["images"]["train"] == 29
     assert "precision" in (nsl_run / "classification_report.txt").read_text()
