@@ -198,7 +198,8 @@ def _table(header, rows) -> list[str]:
 
 def training_label(run: dict) -> str:
     cfg = run["config"]
-    text = (f"NSL x{cfg['multiplier']:g} step {cfg['step']:g}" if cfg.get("adversarial") else "plain")
+    text = (f"NSL x{cfg['multiplier']:g} step {cfg['step']:g}"
+            + (f" {cfg['grad_norm']}" if cfg.get("grad_norm", "l2") != "l2" else "") if cfg.get("adversarial") else "plain")
     if cfg.get("augment", "basic") != "none":
         text += f", {cfg['augment']}"
     if cfg.get("optimizer"):
