@@ -148,12 +148,14 @@ def run_experiment(config: ExperimentConfig, resume: str | Path | None = None,
 
     paths = export_model(model, run_dir / "model", input_mode=mode, standardize=config.standardize, mean=mean, std=std)
     sample = next(iter(images_only(test_ds).take(1))).numpy()
+    # the same faces as raw uint8 (test_ds is not shuffled), in the model's channel count
+    raw = parts["test"].images[:len(sample)]
+    raw = to_pixels(raw, (*raw.shape[1:3], shape[-1])).numpy().round().astype(np.uint8)
     epoch_seconds = sum(r.get("seconds", 0.0) for r in history)
     train_seconds = sum(r.get("train_seconds", r.get("seconds", 0.0)) for r in history)
     metrics = {
         **results,
-        # the test dataset is not shuffled: its first batch is the first len(sample) test faces
-        "export_check": check_exports(model, paths, sample, pixels=_with_channels(parts["test"].images[:len(sample)], shape[-1]),
+        "export_check": check_exports(model, paths, sample, pixels=raw,
                                       input_mode=mode, standardize=config.standardize, mean=mean, std=std),
         "training": {"epochs": len(history), "seconds": round(epoch_seconds, 1),
                      # training images per second of training wall time (validation excluded)
@@ -182,12 +184,3 @@ def _augmented_samples(train: FaceData, augment, shape, seed: int, path, count: 
     after, mixed = augment(before, labels)
     plots.augmented_samples(before.numpy(), after.numpy(), labels.numpy(), mixed.numpy(),
                             train.class_names, path, title=f"Augmentation: {augment.name}")
-
-
-def _with_channels(pixels: np.ndarray, channels: int) -> np.ndarray:
-    """uint8 faces (B, h, w, c) with c made ``channels`` (gray repeated to RGB, RGB averaged to gray)."""
-    if pixels.shape[-1] == channels:
-        return pixels
-    if channels == 3:
-        return np.repeat(pixels, 3, axis=-1)
-    return pixels.mean(axis=-1, keepdims=True).round().astype(np.uint8)

@@ -124,7 +124,6 @@ class TFLiteModel:
     def __init__(self, path: str | Path, num_threads: int | None = None):
         self.content = Path(path).read_bytes()
         self.num_threads = num_threads
-        self._batch = None
         self._build(None)
         #: the model's input shape (H, W, C) without the batch axis
         self.input_shape = tuple(int(v) for v in self.interpreter.get_input_details()[0]["shape"][1:])
@@ -138,7 +137,7 @@ class TFLiteModel:
         if shape is not None:
             self.interpreter.resize_tensor_input(self._input, list(shape))
         self.interpreter.allocate_tensors()
-        self._batch = None if shape is None else shape[0]
+        self._batch = int(self.interpreter.get_input_details()[0]["shape"][0])  # as built: no rebuild for it
 
     def __call__(self, images: np.ndarray) -> np.ndarray:
         images = np.ascontiguousarray(images, dtype=np.float32)
