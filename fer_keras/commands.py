@@ -3,6 +3,7 @@
     fer-keras preprocess PHOTOS OUT [--detector auto] [--size 48] [--color gray]
     fer-keras predict SOURCE --model RUN_OR_MODEL [--out predictions] [--format json]
     fer-keras export RUN [--out DIR] [--no-tflite]
+    fer-keras hygiene DATA [--out hygiene] [--std-threshold 1.0] [--mode-share 0.99]
 
 A sub-command is registered with :func:`register` (name, help, a function adding its flags to an
 ``argparse`` parser, and a function running it from the parsed flags). User mistakes print one
@@ -124,10 +125,54 @@ def _export(args: argparse.Namespace):
     return result
 
 
+def _hygiene_flags(parser: argparse.ArgumentParser) -> None:
+    add = parser.add_argument
+    add("data", help="FER2013 CSV or Kaggle folder (train/ and test/), or a RAF-DB folder")
+    add("--out", default="hygiene", help="folder for hygiene.json and duplicates.csv (default: %(default)s)")
+    add("--std-threshold", type=float, default=1.0, help="near-uniform if the pixel std (0..255) is below "
+        "this (default: %(default)s)")
+    add("--mode-share", type=float, default=0.99, help="near-uniform if one grey value covers at least this "
+        "share of the pixels (default: %(default)s)")
+
+
+def _hygiene(args: argparse.Namespace):
+    import os
+    import time
+
+    import numpy as np
+
+    from fer_keras.data import load_dataset
+    from fer_keras.data.hygiene import check_hygiene, summary_lines, write_hygiene
+    from fer_keras.errors import ConfigError, DataError
+    from fer_keras.predict import progress_to_stderr
+    from fer_keras.runs import ensure_writable_dir
+
+    if not 0 < args.mode_share <= 1 or args.std_threshold < 0:
+        raise ConfigError("--mode-share must be in (0, 1] and --std-threshold >= 0")
+    if not os.path.exists(args.data):
+        raise DataError(f"{args.data}: no such file or folder; pass the FER2013 CSV or the Kaggle folder "
+                        "(with train/ and test/)")
+    out = ensure_writable_dir(args.out)
+    start = time.time()
+    progress_to_stderr(f"reading {args.data}")
+    data = load_dataset(args.data)
+    root = os.path.abspath(args.data) + os.sep  # sources relative to DATA, so the lists do not name this machine
+    data.sources = np.array([os.path.abspath(s)[len(root):] if os.path.abspath(s).startswith(root) else s
+                             for s in data.sources])
+    report = check_hygiene(data, args.std_threshold, args.mode_share, log=progress_to_stderr)
+    paths = write_hygiene(report, out)
+    for line in summary_lines(report):
+        print(line)
+    print(f"wrote {paths['json']} and {paths['csv']} in {time.time() - start:.1f} s")
+    return report
+
+
 register("preprocess", "crop the faces of a folder of photos into a labelled data set", _preprocess_flags, _preprocess)
 register("predict", "detect faces in images/videos and classify their expressions", _predict_flags, _predict)
 register("export", "write a run's SavedModel (float and uint8 signatures) and TFLite (float, int8 weights)",
          _export_flags, _export)
+register("hygiene", "find exact duplicate, label-conflicting and blank faces in a data set; write the lists",
+         _hygiene_flags, _hygiene)
 
 
 def build_parser() -> argparse.ArgumentParser:
