@@ -4,7 +4,9 @@ Files in ``out_dir`` (each appears whole or not at all):
 
 * ``model.keras``: the Keras model. Custom layers are registered Keras serializables, so
   ``tf.keras.models.load_model`` needs no ``custom_objects``.
-* ``saved_model/`` with two signatures, both returning ``probabilities`` float32 (B, K):
+* ``saved_model/`` with two signatures, both returning ``probabilities`` float32 (B, K) and, in
+  TF Serving's classify convention, ``scores`` (the same values) and ``classes``: string (B, K),
+  the class names in output order, so a plain ``tf.saved_model.load`` tells what each column is:
 
   - ``serving_default``: input ``image`` float32 (B, H, W, C), already prepared as the model
     expects (see :mod:`fer_keras.data.pipeline`);
@@ -15,7 +17,11 @@ Files in ``out_dir`` (each appears whole or not at all):
 
 * ``model.tflite`` (float32) and ``model_dynamic.tflite`` (dynamic-range quantised: int8 weights,
   float activations) when ``tflite=True``: the ``serving_default`` computation (input prepared
-  float32 (1, H, W, C); resize the batch dimension with :func:`tflite_predict`).
+  float32 (1, H, W, C); resize the batch dimension with :func:`tflite_predict`); one output,
+  ``probabilities``.
+* ``labels.txt`` (class names, one a line, in output order) and ``model_info.json`` (class
+  names, input shape/dtype and how to prepare pixels: ``mode``, ``standardize``, ``mean``, ``std``),
+  which :class:`TFLiteModel` and :func:`read_model_info` read: a phone app needs nothing else.
 
 :func:`check_exports` runs every export on the same inputs and reports the largest absolute
 difference of its probabilities from the Keras model's.
@@ -38,11 +44,13 @@ SAVED_MODEL_DIR = "saved_model"
 TFLITE_FILE = "model.tflite"
 TFLITE_DYNAMIC_FILE = "model_dynamic.tflite"
 UINT8_SIGNATURE = "serving_uint8"
+LABELS_FILE = "labels.txt"
+MODEL_INFO_FILE = "model_info.json"
 
 
 def export_model(model: tf.keras.Model, out_dir: str | Path, *, input_mode: str | None = None,
                  standardize: str = "image", mean: float | None = None, std: float | None = None,
-                 tflite: bool = False) -> dict[str, Path]:
+                 tflite: bool = False, class_names=None) -> dict[str, Path]:
     """Write the exports listed in the module docstring into ``out_dir``; return their paths.
 
     Args:
@@ -51,21 +59,34 @@ def export_model(model: tf.keras.Model, out_dir: str | Path, *, input_mode: str 
             given, the SavedModel also gets the ``serving_uint8`` signature.
         standardize, mean, std: as in :func:`fer_keras.data.pipeline.scale` (pixels 0..255 units).
         tflite: also write ``model.tflite`` and ``model_dynamic.tflite``.
+        class_names: the K class names in output order (default: the seven FER2013 classes).
 
-    Returns: ``{"keras", "saved_model"[, "tflite", "tflite_dynamic"]}`` -> path.
+    Returns: ``{"keras", "saved_model", "labels", "info"[, "tflite", "tflite_dynamic"]}`` -> path.
     """
+    from fer_keras.data.labels import CLASS_NAMES
+    from fer_keras.errors import ConfigError
+    from fer_keras.runs import atomic_write_text, write_json
+
     model = base_model(model)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     height, width, channels = model.input_shape[1:]
-    names = {"keras": KERAS_FILE, "saved_model": SAVED_MODEL_DIR}
+    class_names = [str(c) for c in (CLASS_NAMES if class_names is None else class_names)]
+    if len(class_names) != model.output_shape[-1]:
+        raise ConfigError(f"{len(class_names)} class names for a model with {model.output_shape[-1]} outputs")
+    names = {"keras": KERAS_FILE, "saved_model": SAVED_MODEL_DIR, "labels": LABELS_FILE, "info": MODEL_INFO_FILE}
+    classes = tf.constant([class_names])  # (1, K)
+
+    def outputs(probabilities):
+        return {"probabilities": probabilities, "scores": tf.identity(probabilities),
+                "classes": tf.tile(classes, [tf.shape(probabilities)[0], 1])}
     with tempfile.TemporaryDirectory(dir=out_dir, prefix=".export-") as tmp:
         tmp = Path(tmp)
         model.save(tmp / KERAS_FILE)
 
         @tf.function(input_signature=[tf.TensorSpec([None, height, width, channels], tf.float32, name="image")])
         def serve(image):
-            return {"probabilities": model(image, training=False)}
+            return outputs(model(image, training=False))
 
         signatures = {"serving_default": serve}
         if input_mode is not None:
@@ -74,10 +95,21 @@ def export_model(model: tf.keras.Model, out_dir: str | Path, *, input_mode: str 
             @tf.function(input_signature=[tf.TensorSpec([None, None, None, channels], tf.uint8, name="pixels")])
             def serve_uint8(pixels):
                 x = scale(to_pixels(pixels, (height, width, channels)), input_mode, standardize, mean, std)
-                return {"probabilities": model(x, training=False)}
+                return outputs(model(x, training=False))
 
             signatures[UINT8_SIGNATURE] = serve_uint8
         tf.saved_model.save(model, str(tmp / SAVED_MODEL_DIR), signatures=signatures)
+        atomic_write_text(tmp / LABELS_FILE, "".join(f"{c}\n" for c in class_names))
+        write_json(tmp / MODEL_INFO_FILE, {
+            "class_names": class_names,
+            "input": {"name": "image", "shape": [int(height), int(width), int(channels)], "dtype": "float32",
+                      "mode": input_mode, "standardize": standardize, "mean": mean, "std": std,
+                      "pixels": "0..255 before preparation: unit = pixels / 255; standardize = mean 0 / std 1 "
+                                "(per image, or (pixels - mean) / std with standardize 'dataset')"},
+            "output": {"name": "probabilities", "shape": [None, len(class_names)], "dtype": "float32"},
+            "files": {k: v for k, v in names.items() if k not in ("labels", "info")}
+                     | ({"tflite": TFLITE_FILE, "tflite_dynamic": TFLITE_DYNAMIC_FILE} if tflite else {}),
+        })
         if tflite:
             for key, name, quantise in (("tflite", TFLITE_FILE, False), ("tflite_dynamic", TFLITE_DYNAMIC_FILE, True)):
                 (tmp / name).write_bytes(convert_tflite(tmp / SAVED_MODEL_DIR, quantise))
@@ -93,8 +125,17 @@ def export_model(model: tf.keras.Model, out_dir: str | Path, *, input_mode: str 
 
 
 def convert_tflite(saved_model_dir: str | Path, quantise: bool = False) -> bytes:
-    """TFLite flatbuffer of a SavedModel's ``serving_default``; ``quantise`` = dynamic-range int8 weights."""
-    converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model_dir), signature_keys=["serving_default"])
+    """TFLite flatbuffer of a SavedModel's ``serving_default`` (its ``probabilities`` output only: the
+    string ``classes`` stay in ``labels.txt``); ``quantise`` = dynamic-range int8 weights."""
+    loaded = tf.saved_model.load(str(saved_model_dir))
+    signature = loaded.signatures["serving_default"]
+    spec = signature.structured_input_signature[1]["image"]
+
+    @tf.function(input_signature=[tf.TensorSpec(spec.shape, spec.dtype, name="image")])
+    def probabilities_only(image):
+        return {"probabilities": signature(image=image)["probabilities"]}
+
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([probabilities_only.get_concrete_function()], loaded)
     if quantise:
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
     return converter.convert()
@@ -116,6 +157,8 @@ def saved_model_predict(path: str | Path, images: np.ndarray, signature: str = "
 class TFLiteModel:
     """A TFLite model as a callable: prepared float32 (B, H, W, C) -> probabilities (B, K).
 
+    :attr:`info` is the input description written beside it (:func:`read_model_info`: class names,
+    how to prepare pixels) or None; :attr:`class_names` its class names or None.
     ``num_threads`` is the interpreter's CPU threads (None = TFLite's default). When the batch
     size changes, the interpreter is rebuilt for it (resizing an already-invoked interpreter
     crashes TF 2.19's XNNPACK delegate on dynamic-range quantised models).
@@ -127,6 +170,8 @@ class TFLiteModel:
         self._build(None)
         #: the model's input shape (H, W, C) without the batch axis
         self.input_shape = tuple(int(v) for v in self.interpreter.get_input_details()[0]["shape"][1:])
+        self.info = read_model_info(path)
+        self.class_names = tuple(self.info["class_names"]) if self.info else None
 
     def _build(self, shape) -> None:
         with warnings.catch_warnings():  # "tf.lite.Interpreter is deprecated" (TF 2.19; LiteRT is its successor)
@@ -146,6 +191,30 @@ class TFLiteModel:
         self.interpreter.set_tensor(self._input, images)
         self.interpreter.invoke()
         return self.interpreter.get_tensor(self._output).copy()
+
+
+def read_model_info(path: str | Path) -> dict | None:
+    """The description written beside an exported model, or None when there is none.
+
+    Looks for ``model_info.json`` (written by :func:`export_model`) or a pretrained model's
+    ``card.json`` (:mod:`fer_keras.pretrained`) beside a model file, or in / beside a SavedModel
+    folder. Returns ``{"class_names": [...], "input": {"shape", "mode", "standardize", "mean", "std", ...}, ...}``.
+    """
+    from fer_keras.errors import DataError
+    from fer_keras.runs import read_json
+
+    path = Path(path)
+    for folder in ([path, path.parent] if path.is_dir() else [path.parent]):
+        for name in (MODEL_INFO_FILE, "card.json"):
+            file = folder / name
+            if file.is_file():
+                try:
+                    info = read_json(file)
+                except ValueError:
+                    raise DataError(f"{file}: not valid JSON") from None
+                if isinstance(info, dict) and "class_names" in info and "input" in info:
+                    return info
+    return None
 
 
 def tflite_predict(path: str | Path, images: np.ndarray, num_threads: int | None = None) -> np.ndarray:
@@ -232,7 +301,8 @@ def export_run(run_dir: str | Path, out_dir: str | Path | None = None, tflite: b
     run = RunModel(run_dir)
     out_dir = ensure_writable_dir(out_dir or run.run_dir / "model", "--out")
     scaling = run._scaling
-    paths = export_model(run.model, out_dir, input_mode=run.input_mode, tflite=tflite, **scaling)
+    paths = export_model(run.model, out_dir, input_mode=run.input_mode, tflite=tflite, class_names=run.class_names,
+                         **scaling)
     pixels = np.random.default_rng(seed).integers(0, 256, (check_images, *run.input_shape), dtype=np.uint8)
     check = check_exports(run.model, paths, run.prepare(pixels).numpy(), pixels=pixels,
                           input_mode=run.input_mode, **scaling)

@@ -35,7 +35,7 @@ def _model(name, shape):
 def test_exports_agree_with_keras(tmp_path, name, shape, mode):
     model = _model(name, shape)
     paths = export_model(model, tmp_path, input_mode=mode, tflite=True)
-    assert set(paths) == {"keras", "saved_model", "tflite", "tflite_dynamic"}
+    assert set(paths) == {"keras", "saved_model", "tflite", "tflite_dynamic", "labels", "info"}
     pixels = np.random.default_rng(3).integers(0, 256, (6, *shape), dtype=np.uint8)
     images = scale(to_pixels(pixels, shape), mode).numpy()
     diffs = check_exports(model, paths, images, pixels, mode)
@@ -73,7 +73,7 @@ def test_dataset_standardisation_is_baked_in(tmp_path):
 def test_default_export_is_unchanged(tmp_path):
     model = _model("dcnn", (48, 48, 1))
     paths = export_model(model, tmp_path)
-    assert set(paths) == {"keras", "saved_model"}
+    assert set(paths) == {"keras", "saved_model", "labels", "info"}
     loaded = tf.saved_model.load(str(paths["saved_model"]))
     assert set(loaded.signatures) == {"serving_default"}
     assert not list(tmp_path.glob("*.tflite"))
