@@ -1,0 +1,224 @@
+"""Emotions in one call: ``EmotionRecognizer().detect_emotions(image)``.
+
+    import fer_keras
+    faces = fer_keras.detect_emotions("photo.jpg")      # the default pretrained model, best installed detector
+    label, score = fer_keras.top_emotion("photo.jpg")   # ("happiness", 0.93), or (None, None) without a face
+
+An image is a path, a PIL image or a numpy array: RGB (H, W, 3), RGBA (H, W, 4) or gray (H, W) /
+(H, W, 1), any size; uint8 0..255, or float (0..1 when its maximum is at most 1, else 0..255).
+Every face comes back as predict writes it: ``box`` [x, y, w, h] pixels, detector ``score``,
+``landmarks`` ({name: [x, y]} or None for Haar), ``label`` and ``probabilities`` {class: p}.
+``names="fer"`` spells classes as the ``fer`` package does (angry, disgust, fear, happy, sad,
+surprise, neutral) and adds its ``emotions`` key (the same dict as ``probabilities``), for drop-in use.
+
+The model is a pretrained name (:mod:`fer_keras.pretrained`), a run folder, a ``.keras`` file, a
+SavedModel folder, a ``.tflite`` file or a :class:`fer_keras.predict.Classifier`
+(:func:`load_classifier`). Nothing is loaded until a recognizer is made.
+"""
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from fer_keras.data.labels import CLASS_NAMES, class_id
+from fer_keras.errors import ConfigError, DataError
+from fer_keras.pretrained import DEFAULT_MODEL
+
+#: The ``fer`` package's class names, in the project's class order (anger ... neutral).
+FER_NAMES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
+NAME_STYLES = ("project", "fer")
+
+
+class DemoModelWarning(UserWarning):
+    """The model was trained on the synthetic demo set: its outputs mean nothing for real faces."""
+
+
+def load_classifier(model=DEFAULT_MODEL, input_mode: str | None = None, class_names=None, **kwargs):
+    """A :class:`fer_keras.predict.Classifier` (uint8 crops (N, h, w, c) -> probabilities (N, K)) for
+    ``model``: a pretrained name, a run folder, ``.keras``, SavedModel, ``.tflite`` or a Classifier
+    (returned as is). ``None`` = :data:`fer_keras.pretrained.DEFAULT_MODEL`.
+
+    Input preparation and class names come from, in turn: the arguments, the run folder's
+    ``config.json``, the card of a pretrained model, the ``model_info.json`` written beside an
+    export. ``kwargs`` go to the Classifier. Warns (:class:`DemoModelWarning`) for a run trained on
+    the synthetic demo set.
+    """
+    from fer_keras import pretrained
+    from fer_keras.export import read_model_info
+    from fer_keras.predict import Classifier, _find_run_config
+
+    if isinstance(model, Classifier):
+        return model
+    model = DEFAULT_MODEL if model is None else model
+    if pretrained.is_name(model):
+        info, file = pretrained.card(model), pretrained.path(model, "keras")
+    else:
+        file = Path(model)
+        if not file.exists():
+            raise ConfigError(f"model {model}: no such file or folder, and no pretrained model of that name "
+                              f"(installed: {', '.join(pretrained.available()) or 'none'}); pass a run folder, "
+                              ".keras, SavedModel or .tflite")
+        run = _find_run_config(file)
+        if run is not None and "data" in run.get("config", {}) and run["config"]["data"] is None:
+            warnings.warn(f"model {model} was trained on the synthetic demo set (its config.json has data null): "
+                          "its predictions mean nothing for real faces", DemoModelWarning, stacklevel=2)
+        info = None if run is not None else read_model_info(file)
+    if info is not None:
+        spec = info["input"]
+        input_mode = input_mode or spec.get("mode")
+        class_names = class_names or info["class_names"]
+        kwargs = {"standardize": spec.get("standardize") or "image", "mean": spec.get("mean"),
+                  "std": spec.get("std"), **kwargs}
+    return Classifier(file, input_mode, class_names, **kwargs)
+
+
+def display_names(class_names, names: str = "project") -> tuple[str, ...]:
+    """``class_names`` as spelled by ``names``: ``"project"`` (as given) or ``"fer"`` (angry, happy, ...;
+    names that are no FER2013 class stay as they are)."""
+    if names not in NAME_STYLES:
+        raise ConfigError(f"names must be one of {', '.join(NAME_STYLES)}, not {names!r}")
+    if names == "project":
+        return tuple(class_names)
+    out = []
+    for name in class_names:
+        try:
+            out.append(FER_NAMES[class_id(name)])
+        except ConfigError:
+            out.append(name)
+    return tuple(out)
+
+
+def as_image(image) -> np.ndarray:
+    """uint8 RGB (H, W, 3) from a path, a PIL image or an array (see the module docstring)."""
+    if isinstance(image, (str, os.PathLike)):
+        from fer_keras.faces import read_image
+
+        if not os.path.isfile(image):
+            raise DataError(f"{image}: no such image file")
+        pixels = read_image(image)
+        if pixels is None:
+            raise DataError(f"{image}: not a readable image")
+        return pixels
+    if hasattr(image, "convert") and hasattr(image, "mode") and hasattr(image, "size"):  # a PIL image
+        image = image.convert("RGB")
+    pixels = np.asarray(image)
+    if pixels.ndim == 3 and pixels.shape[2] == 1:
+        pixels = pixels[..., 0]
+    if pixels.ndim not in (2, 3) or (pixels.ndim == 3 and pixels.shape[2] not in (3, 4)) or min(pixels.shape[:2]) < 1:
+        raise DataError(f"image of shape {pixels.shape}: expected (H, W), (H, W, 1), (H, W, 3) or (H, W, 4)")
+    if pixels.dtype != np.uint8:
+        if pixels.dtype == bool or not np.issubdtype(pixels.dtype, np.number):
+            raise DataError(f"image of dtype {pixels.dtype}: expected uint8 0..255 or float pixels")
+        values = pixels.astype(np.float32)
+        if not np.isfinite(values).all():
+            raise DataError("image has NaN or infinite pixels")
+        if np.issubdtype(pixels.dtype, np.floating) and values.max() <= 1.0:
+            values = values * 255.0
+        if values.min() < 0 or values.max() > 255.5:
+            raise DataError(f"image pixels range {values.min():g}..{values.max():g}: expected 0..255 (or 0..1 floats)")
+        pixels = np.rint(values).clip(0, 255).astype(np.uint8)
+    from fer_keras.faces import to_rgb
+
+    return to_rgb(pixels)
+
+
+class EmotionRecognizer:
+    """Faces and their expressions from images, in one call.
+
+    Args:
+        model: pretrained name, run folder, .keras, SavedModel, .tflite or Classifier (:func:`load_classifier`).
+        detector: ``"auto"`` (best installed), ``"retinaface"``, ``"mtcnn"``, ``"haar"`` or a Detector.
+        names: ``"project"`` (anger, happiness, ...) or ``"fer"`` (the ``fer`` package's angry, happy, ...).
+        margin: crop margin on each side, a share of the face box; ``align``: level the eyes.
+        batch_size: face crops per model call.
+        min_score: drop faces the detector scores below this (RetinaFace, MTCNN).
+        input_mode, class_names: override what the model's files say (see :func:`load_classifier`).
+    """
+
+    def __init__(self, model=DEFAULT_MODEL, detector="auto", names: str = "project", *, margin: float = 0.2,
+                 align: bool = True, batch_size: int = 64, min_score: float | None = None,
+                 input_mode: str | None = None, class_names=None):
+        from fer_keras.faces import get_detector
+
+        if batch_size < 1:
+            raise ConfigError("batch_size must be at least 1")
+        self.classifier = load_classifier(model, input_mode, class_names)
+        self.detector = get_detector(detector, **({} if min_score is None else {"min_score": min_score}))
+        self.names = names
+        #: class names in output order, spelled as ``names`` asks
+        self.class_names = display_names(self.classifier.class_names, names)
+        self.margin, self.align, self.batch_size = margin, align, batch_size
+
+    def detect_emotions(self, image) -> list[dict]:
+        """Every face in ``image``, left to right, with its expression; ``[]`` when there is none."""
+        return self.detect_emotions_batch([image])[0]
+
+    def detect_emotions_batch(self, images) -> list[list[dict]]:
+        """:meth:`detect_emotions` for each of ``images``; the faces of all images are classified together
+        (one model call per ``batch_size`` faces)."""
+        from fer_keras.faces import crop_face
+
+        images = [as_image(image) for image in images]
+        height, width, channels = self.classifier.input_shape
+        found = [self.detector.detect(image) for image in images]
+        crops = [crop_face(image, face, (height, width), self.margin, self.align, gray=channels == 1)
+                 for image, faces in zip(images, found) for face in faces]
+        probs = (np.concatenate([self.classifier(np.stack(crops[i:i + self.batch_size]))
+                                 for i in range(0, len(crops), self.batch_size)])
+                 if crops else np.zeros((0, len(self.class_names)), np.float32))
+        results, k = [], 0
+        for faces in found:
+            records = []
+            for face in faces:
+                p = probs[k]
+                k += 1
+                described = face.to_dict()
+                record = {"box": described["box"], "score": described["score"],
+                          "landmarks": described.get("landmarks"), "label": self.class_names[int(p.argmax())],
+                          "probabilities": {c: round(float(v), 5) for c, v in zip(self.class_names, p)}}
+                if self.names == "fer":
+                    record["emotions"] = record["probabilities"]
+                records.append(record)
+            results.append(records)
+        return results
+
+    def top_emotion(self, image) -> tuple[str, float] | tuple[None, None]:
+        """(label, probability) of the largest face in ``image``; (None, None) when there is no face."""
+        faces = self.detect_emotions(image)
+        if not faces:
+            return None, None
+        face = max(faces, key=lambda f: f["box"][2] * f["box"][3])
+        return face["label"], face["probabilities"][face["label"]]
+
+    def __repr__(self) -> str:
+        return (f"EmotionRecognizer(model={str(self.classifier.path)!r}, detector={self.detector.name!r}, "
+                f"names={self.names!r})")
+
+
+_DEFAULT: EmotionRecognizer | None = None
+
+
+def default_recognizer() -> EmotionRecognizer:
+    """The recognizer behind :func:`detect_emotions` / :func:`top_emotion`, made on first use
+    (the default pretrained model, the best installed detector)."""
+    global _DEFAULT
+    if _DEFAULT is None:
+        _DEFAULT = EmotionRecognizer()
+    return _DEFAULT
+
+
+def detect_emotions(image) -> list[dict]:
+    """Faces and expressions in ``image`` with the default pretrained model (see :class:`EmotionRecognizer`)."""
+    return default_recognizer().detect_emotions(image)
+
+
+def top_emotion(image) -> tuple[str, float] | tuple[None, None]:
+    """(label, probability) of the largest face in ``image`` with the default model; (None, None) if none."""
+    return default_recognizer().top_emotion(image)
+
+
+__all__ = ["DemoModelWarning", "EmotionRecognizer", "FER_NAMES", "detect_emotions", "display_names", "load_classifier",
+           "top_emotion"]
