@@ -18,7 +18,6 @@ import csv
 import io
 import os
 import sys
-import time
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -108,6 +107,24 @@ def _find_run_config(path: Path) -> dict | None:
     return None
 
 
+def _frame_total(source: Path, every: int, skip: Path | None) -> int:
+    """About how many images and video frames :func:`_frames` yields (video lengths from their headers),
+    for the progress bar."""
+    skip = skip.resolve() if skip is not None else None
+    files = [source] if source.is_file() else [
+        p for p in source.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS | VIDEO_EXTENSIONS
+        and not (skip and Path(os.path.realpath(p)).is_relative_to(skip))]
+    total = 0
+    for file in files:
+        if file.suffix.lower() in VIDEO_EXTENSIONS:
+            capture = cv2.VideoCapture(str(file))
+            total += max(1, -(-int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 1) // every))
+            capture.release()
+        else:
+            total += 1
+    return total
+
+
 def _frames(source: Path, every: int, skip: Path | None = None
             ) -> Iterator[tuple[str, Path, int | None, float | None, np.ndarray | None, float]]:
     """(name, file, frame index, time s, RGB image or None if unreadable, fps of the frames yielded).
@@ -146,7 +163,7 @@ def _frames(source: Path, every: int, skip: Path | None = None
 def predict(source: str | os.PathLike, model: str | os.PathLike | Classifier, detector: str | Detector = "auto",
             out: str | os.PathLike | None = None, *, fmt: str = "json", every: int = 1, batch_size: int = 64,
             margin: float = 0.2, align: bool = True, annotate: bool = True, input_mode: str | None = None,
-            class_names=None, log: Callable = print) -> dict:
+            class_names=None, log: Callable = print, progress: bool | None = None) -> dict:
     """Expressions of every face in an image file, a video file or a folder of them.
 
     Args:
@@ -156,6 +173,7 @@ def predict(source: str | os.PathLike, model: str | os.PathLike | Classifier, de
         fmt: ``"json"`` or ``"csv"`` (one row per face; a frame without a face gets one empty row).
         every: classify every N-th video frame (the annotated video keeps those frames only).
         batch_size: faces per model call.
+        progress: progress bar (tqdm, with ETA) on stderr; None = only when stderr is a terminal.
 
     Returns ``{"model", "detector", "class_names", "items": [...]}``; each item is one image or
     video frame: ``file``, ``frame`` and ``time`` (seconds; video only), ``status`` (``ok``,
@@ -173,7 +191,11 @@ def predict(source: str | os.PathLike, model: str | os.PathLike | Classifier, de
     detector = get_detector(detector)
     out = ensure_writable_dir(out, "output folder") if out is not None else None
     writers: dict[str, cv2.VideoWriter] = {}
-    items, chunk, start, last_log, done = [], [], time.monotonic(), time.monotonic(), False
+    from tqdm.auto import tqdm
+
+    items, chunk, done = [], [], False
+    bar = tqdm(total=_frame_total(source, every, out), unit="frame", desc="predict", file=sys.stderr,
+               mininterval=1.0, disable=None if progress is None else not progress)
 
     def flush():
         items.extend(_classify_chunk(chunk, detector, classifier, out if annotate else None, writers,
@@ -185,12 +207,11 @@ def predict(source: str | os.PathLike, model: str | os.PathLike | Classifier, de
             chunk.append(frame)
             if len(chunk) == _CHUNK_FRAMES:
                 flush()
-            if time.monotonic() - last_log > 5:
-                last_log = time.monotonic()
-                log(f"{frame[0]}: {len(items)} frames/images done, {len(items) / (last_log - start):.1f} per s")
+            bar.update(1)
         flush()
         done = True
     finally:
+        bar.close()
         for name, writer in writers.items():  # videos are written under a hidden name, shown when whole
             writer.release()
             path = _annotated_path(out, name, ".mp4")

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fer_keras.data.labels import CLASS_NAMES, class_id
+from fer_keras.data.labels import class_id
 from fer_keras.errors import ConfigError, DataError
 from fer_keras.pretrained import DEFAULT_MODEL
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import sys
 import time
 from pathlib import Path
 from typing import Callable
@@ -40,7 +41,7 @@ UNLABELLED = "unlabelled"
 def crop_folder(src: str | os.PathLike, out: str | os.PathLike, detector: str | Detector = "auto", *,
                 size: int = 48, color: str = "gray", margin: float = 0.2, align: bool = True,
                 keep: str = "largest", split: str = "train", use_cache: bool = True,
-                log: Callable = print) -> dict:
+                log: Callable = print, progress: bool | None = None) -> dict:
     """Crop the faces of every photo below ``src`` into ``out``; return the summary dict.
 
     Args:
@@ -49,6 +50,7 @@ def crop_folder(src: str | os.PathLike, out: str | os.PathLike, detector: str | 
         margin, align: as :func:`fer_keras.faces.crop_face`.
         keep: ``"largest"`` (one crop per photo, for labelled data) or ``"all"``.
         split: split folder for photos not already below ``train/``, ``test/`` or ``val/``.
+        progress: progress bar (tqdm) on stderr; None = only when stderr is a terminal.
     """
     src, out = Path(src), Path(out)
     if not src.is_dir():
@@ -71,7 +73,11 @@ def crop_folder(src: str | os.PathLike, out: str | os.PathLike, detector: str | 
     old = _load_cache(out / CACHE_FILE)  # its crops are removed when redone, whatever the settings
     cache = old.get("files", {}) if use_cache and old.get("settings") == settings else {}
     targets = _targets(src, photos, split)
-    rows, new_cache, cached, start, last_log = [], {}, 0, time.monotonic(), time.monotonic()
+    from tqdm.auto import tqdm
+
+    rows, new_cache, cached, start = [], {}, 0, time.monotonic()
+    bar = tqdm(total=len(photos), unit="photo", desc="preprocess", file=sys.stderr, mininterval=1.0,
+               disable=None if progress is None else not progress)
     for i, photo in enumerate(photos):
         rel = photo.relative_to(src).as_posix()
         stat = photo.stat()
@@ -87,12 +93,11 @@ def crop_folder(src: str | os.PathLike, out: str | os.PathLike, detector: str | 
         new_cache[rel] = entry
         rows.append({"file": rel, "status": entry["status"], "faces": entry["faces"],
                      "outputs": ";".join(entry["outputs"])})
-        if time.monotonic() - last_log > 5 or i + 1 == len(photos):
-            last_log = time.monotonic()
-            log(f"{i + 1}/{len(photos)} photos ({cached} from cache), {last_log - start:.0f} s")
+        bar.update(1)
         if (i + 1) % 500 == 0:  # an interrupted run keeps most of its work
             write_json(out / CACHE_FILE, {"settings": settings, "files": {**cache, **new_cache}})
-
+    bar.close()
+    log(f"{len(photos)} photos ({cached} from cache), {time.monotonic() - start:.0f} s")
     write_json(out / CACHE_FILE, {"settings": settings, "files": new_cache})
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, ["file", "status", "faces", "outputs"], lineterminator="\n")
