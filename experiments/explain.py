@@ -35,10 +35,12 @@ def main(argv=None):
     parser.add_argument("--limit", type=int, default=None, help="use a stratified sample of N test faces")
     parser.add_argument("--layer", default=None, help="conv layer for Grad-CAM (default: the last one)")
     parser.add_argument("--out", default=None, help="output folder (default: RUN/figures/explain)")
+    parser.add_argument("--trust-model", action="store_true", help="load model files that can run code "
+                        "(HDF5 model.keras, Lambda layers): only from a source you trust")
     args = parser.parse_args(argv)
 
-    run = RunModel(args.run)
-    other = RunModel(args.compare) if args.compare else None
+    run = RunModel(args.run, trusted=args.trust_model)
+    other = RunModel(args.compare, trusted=args.trust_model) if args.compare else None
     config = run.config
     config.label_noise = 0.0  # only the test split is used; label noise never touches it
     if args.data:

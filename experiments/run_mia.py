@@ -52,6 +52,8 @@ def main():
     add("--out", default=d.out, help="folder for run folders (default: %(default)s)")
     add("--model-dir", default=None, metavar="RUN_DIR",
         help="audit the models of an earlier run_mia.py (or run_nsl.py / run_ghostface.py) folder instead of training")
+    add("--trust-model", action="store_true", help="with --model-dir: load model files that can run code "
+        "(HDF5 model.keras, Lambda layers): only from a source you trust")
     args = parser.parse_args()
     split = lambda s: tuple(p.strip() for p in s.split(",") if p.strip())  # noqa: E731
     config = MIAConfig(data=args.data, labels=args.labels, split=args.split, model=args.model,
@@ -61,7 +63,7 @@ def main():
                        target_fpr=args.target_fpr, dp_clip=args.dp_clip, dp_noise=args.dp_noise,
                        dp_microbatches=args.dp_microbatches, mixup_fraction=args.mixup_fraction,
                        seed=args.seed, out=args.out)
-    run_dir = run_study(config, model_dir=args.model_dir)
+    run_dir = run_study(config, model_dir=args.model_dir, trusted=args.trust_model)
     print((run_dir / "table.md").read_text())
     print(f"Results in {run_dir} (table.csv, table.md, summary.json, roc.png, settings/, models/)")
 

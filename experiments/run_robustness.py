@@ -21,7 +21,7 @@ from fer_keras.cli import run_main
 
 def main():
     from fer_keras.robustness import evaluate_run, parse_epsilons, write_comparison
-    from fer_keras.runs import new_run_dir
+    from fer_keras.runs import ensure_writable_dir, new_run_dir
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", nargs="+", required=True, metavar="RUN_DIR", help="finished run folders")
@@ -36,12 +36,16 @@ def main():
     parser.add_argument("--data", default=None, help="data path, if it moved since the runs were trained")
     parser.add_argument("--seed", type=int, default=0, help="PGD random starts (default: %(default)s)")
     parser.add_argument("--out", default="runs", help="folder for the comparison folder (default: %(default)s)")
+    parser.add_argument("--trust-model", action="store_true", help="load model files that can run code "
+                        "(HDF5 model.keras, Lambda layers): only from a source you trust")
     args = parser.parse_args()
     epsilons = parse_epsilons(args.epsilons)
-    out = new_run_dir(args.out, "robustness")
+    ensure_writable_dir(args.out)  # the comparison folder is made once every run is done
     results = [evaluate_run(run, epsilons, args.pgd_steps, args.pgd_step_size, args.nsl_grad_norm,
-                            data=args.data, limit=args.limit, batch_size=args.batch_size, seed=args.seed)
+                            data=args.data, limit=args.limit, batch_size=args.batch_size, seed=args.seed,
+                            trusted=args.trust_model)
                for run in args.runs]
+    out = new_run_dir(args.out, "robustness")
     paths = write_comparison(results, out)
     print(paths["markdown"].read_text())
     print(f"Per run: robustness.json, figures/robustness.png; comparison in {out}")

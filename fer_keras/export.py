@@ -28,6 +28,8 @@ difference of its probabilities from the Keras model's.
 """
 from __future__ import annotations
 
+import contextlib
+import errno
 import shutil
 import tempfile
 import warnings
@@ -69,6 +71,7 @@ def export_model(model: tf.keras.Model, out_dir: str | Path, *, input_mode: str 
 
     model = base_model(model)
     out_dir = Path(out_dir)
+    created = not out_dir.exists()
     out_dir.mkdir(parents=True, exist_ok=True)
     height, width, channels = model.input_shape[1:]
     class_names = [str(c) for c in (CLASS_NAMES if class_names is None else class_names)]
@@ -80,7 +83,8 @@ def export_model(model: tf.keras.Model, out_dir: str | Path, *, input_mode: str 
     def outputs(probabilities):
         return {"probabilities": probabilities, "scores": tf.identity(probabilities),
                 "classes": tf.tile(classes, [tf.shape(probabilities)[0], 1])}
-    with tempfile.TemporaryDirectory(dir=out_dir, prefix=".export-") as tmp:
+    with _out_of_space_in_one_line(out_dir, created, model, tflite), \
+            tempfile.TemporaryDirectory(dir=out_dir, prefix=".export-") as tmp:
         tmp = Path(tmp)
         model.save(tmp / KERAS_FILE)
 
@@ -124,6 +128,31 @@ def export_model(model: tf.keras.Model, out_dir: str | Path, *, input_mode: str 
     return {key: out_dir / name for key, name in names.items()}
 
 
+def out_of_space(exc: BaseException) -> bool:
+    """Whether ``exc`` (OSError, h5py's OSError, a TensorFlow op error) means the disk or quota is full."""
+    return getattr(exc, "errno", None) in (errno.ENOSPC, errno.EDQUOT) or any(
+        text in str(exc) for text in ("No space left on device", "Disk quota exceeded"))
+
+
+@contextlib.contextmanager
+def _out_of_space_in_one_line(out_dir: Path, created: bool, model: tf.keras.Model, tflite: bool):
+    """Out of disk space in the block (whose temporary files are already gone) -> one line naming
+    ``out_dir`` and about how much space the export needs; ``out_dir`` is removed if this created it."""
+    from fer_keras.errors import FerKerasError
+
+    try:
+        yield
+    except (OSError, tf.errors.OpError) as exc:
+        if not out_of_space(exc):
+            raise
+        if created:
+            with contextlib.suppress(OSError):
+                out_dir.rmdir()
+        need = model.count_params() * 4 * (2 + (1.25 if tflite else 0)) / 2 ** 20 + 1  # .keras, SavedModel, TFLite
+        raise FerKerasError(f"{out_dir}: out of disk space while exporting (needs about {need:.0f} MB); nothing "
+                            "was written. Free some space or export to another disk (--out), then run again") from None
+
+
 def convert_tflite(saved_model_dir: str | Path, quantise: bool = False) -> bytes:
     """TFLite flatbuffer of a SavedModel's ``serving_default`` (its ``probabilities`` output only: the
     string ``classes`` stay in ``labels.txt``); ``quantise`` = dynamic-range int8 weights."""
@@ -141,14 +170,22 @@ def convert_tflite(saved_model_dir: str | Path, quantise: bool = False) -> bytes
     return converter.convert()
 
 
-def load_keras(path: str | Path) -> tf.keras.Model:
-    return tf.keras.models.load_model(str(path), compile=False)
+def load_keras(path: str | Path, trusted: bool = False) -> tf.keras.Model:
+    """A Keras model from a run folder or model file, never running an untrusted file's code
+    (:func:`fer_keras.model_files.load_keras`)."""
+    from fer_keras.model_files import load_keras as load
+
+    return load(path, trusted)
 
 
-def saved_model_predict(path: str | Path, images: np.ndarray, signature: str = "serving_default") -> np.ndarray:
+def saved_model_predict(path: str | Path, images: np.ndarray, signature: str = "serving_default",
+                        trusted: bool = False) -> np.ndarray:
     """Probabilities (B, K) from a SavedModel signature: ``serving_default`` takes prepared
-    float32 ``image`` (B, H, W, C); ``serving_uint8`` takes uint8 ``pixels`` 0..255."""
-    loaded = tf.saved_model.load(str(path))
+    float32 ``image`` (B, H, W, C); ``serving_uint8`` takes uint8 ``pixels`` 0..255.
+    A SavedModel's ops run when it loads: it must be ``trusted`` (e.g. just written by :func:`export_model`)."""
+    from fer_keras.model_files import load_saved_model
+
+    loaded = load_saved_model(path, trusted)
     if signature == UINT8_SIGNATURE:
         return loaded.signatures[signature](pixels=tf.constant(images, tf.uint8))["probabilities"].numpy()
     return loaded.signatures[signature](image=tf.constant(images, tf.float32))["probabilities"].numpy()
@@ -164,8 +201,10 @@ class TFLiteModel:
     crashes TF 2.19's XNNPACK delegate on dynamic-range quantised models).
     """
 
-    def __init__(self, path: str | Path, num_threads: int | None = None):
-        self.content = Path(path).read_bytes()
+    def __init__(self, path: str | Path, num_threads: int | None = None, trusted: bool = False):
+        from fer_keras.model_files import read_tflite
+
+        self.content = read_tflite(path, trusted)  # custom (Flex) ops, which can run any TF op, need trusted
         self.num_threads = num_threads
         self._build(None)
         #: the model's input shape (H, W, C) without the batch axis
@@ -217,9 +256,10 @@ def read_model_info(path: str | Path) -> dict | None:
     return None
 
 
-def tflite_predict(path: str | Path, images: np.ndarray, num_threads: int | None = None) -> np.ndarray:
+def tflite_predict(path: str | Path, images: np.ndarray, num_threads: int | None = None,
+                   trusted: bool = False) -> np.ndarray:
     """Probabilities (B, K) of a TFLite model on prepared float32 ``images`` (B, H, W, C)."""
-    return TFLiteModel(path, num_threads)(images)
+    return TFLiteModel(path, num_threads, trusted)(images)
 
 
 def check_exports(model: tf.keras.Model, paths: dict[str, Path], images: np.ndarray,
@@ -236,17 +276,18 @@ def check_exports(model: tf.keras.Model, paths: dict[str, Path], images: np.ndar
     """
     model = base_model(model)
     expected = model.predict(images, verbose=0)
-    diffs = {
+    diffs = {  # ``paths`` are exports :func:`export_model` just wrote: trusted
         "keras_max_abs_diff": np.abs(load_keras(paths["keras"]).predict(images, verbose=0) - expected).max(),
-        "saved_model_max_abs_diff": np.abs(saved_model_predict(paths["saved_model"], images) - expected).max(),
+        "saved_model_max_abs_diff": np.abs(saved_model_predict(paths["saved_model"], images, trusted=True)
+                                           - expected).max(),
     }
     if pixels is not None and input_mode is not None:
         prepared = scale(to_pixels(pixels, model.input_shape[1:]), input_mode, standardize, mean, std)
-        got = saved_model_predict(paths["saved_model"], pixels, UINT8_SIGNATURE)
+        got = saved_model_predict(paths["saved_model"], pixels, UINT8_SIGNATURE, trusted=True)
         diffs["saved_model_uint8_max_abs_diff"] = np.abs(got - model.predict(prepared, verbose=0)).max()
     for key in ("tflite", "tflite_dynamic"):
         if key in paths:
-            diffs[f"{key}_max_abs_diff"] = np.abs(tflite_predict(paths[key], images) - expected).max()
+            diffs[f"{key}_max_abs_diff"] = np.abs(tflite_predict(paths[key], images, trusted=True) - expected).max()
     return {k: float(v) for k, v in diffs.items()}
 
 
@@ -256,28 +297,33 @@ class RunModel:
     Attributes: ``model`` (Keras), ``config`` (:class:`fer_keras.config.ExperimentConfig`),
     ``input_shape`` (H, W, C), ``input_mode``, ``class_names``, ``name`` (the folder's name).
     ``prepare(pixels)`` turns uint8/float pixels 0..255 (B, h, w, c) into model input
-    float32 (B, H, W, C), exactly as the run's test pipeline did.
+    float32 (B, H, W, C), exactly as the run's test pipeline did. The model is ``model/model.keras``,
+    loaded safely unless ``trusted`` (:mod:`fer_keras.model_files`).
     """
 
-    def __init__(self, run_dir: str | Path):
+    def __init__(self, run_dir: str | Path, trusted: bool = False):
         from fer_keras.config import ExperimentConfig
-        from fer_keras.errors import ConfigError
+        from fer_keras.errors import ConfigError, DataError
         from fer_keras.runs import CONFIG_FILE, read_json
 
         run_dir = Path(run_dir)
         model_path = run_dir / "model" / KERAS_FILE
-        if not (run_dir / CONFIG_FILE).is_file() or not model_path.is_file():
+        if not (run_dir / CONFIG_FILE).is_file() or not model_path.exists():
             raise ConfigError(f"{run_dir}: not a finished run folder (needs {CONFIG_FILE} and model/{KERAS_FILE})")
-        saved = read_json(run_dir / CONFIG_FILE)
-        resolved = saved["resolved"]
+        try:
+            saved = read_json(run_dir / CONFIG_FILE)
+            resolved = saved["resolved"]
+            self.config = ExperimentConfig.from_dict(saved["config"])
+            self.input_shape = tuple(resolved["input_shape"])
+            self.input_mode = resolved["input_mode"]
+            self.class_names = tuple(resolved["class_names"])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise DataError(f"{run_dir / CONFIG_FILE}: not a run config ({type(exc).__name__}: "
+                            f"{str(exc)[:200]})") from None
         self.run_dir, self.name = run_dir, run_dir.name
-        self.config = ExperimentConfig.from_dict(saved["config"])
-        self.input_shape = tuple(resolved["input_shape"])
-        self.input_mode = resolved["input_mode"]
-        self.class_names = tuple(resolved["class_names"])
         self._scaling = dict(standardize=self.config.standardize, mean=resolved.get("dataset_mean"),
                              std=resolved.get("dataset_std"))
-        self.model = load_keras(model_path)
+        self.model = load_keras(model_path, trusted)
 
     def prepare(self, pixels) -> tf.Tensor:
         return scale(to_pixels(pixels, self.input_shape), self.input_mode, **self._scaling)
@@ -290,19 +336,29 @@ class RunModel:
 
 
 def export_run(run_dir: str | Path, out_dir: str | Path | None = None, tflite: bool = True,
-               check_images: int = 32, seed: int = 0) -> dict:
+               check_images: int = 32, seed: int = 0, trusted: bool = False) -> dict:
     """Re-export a finished run's model (default into ``run_dir/model``), with the uint8 signature
-    and TFLite files, and check every export on ``check_images`` random faces.
+    and TFLite files, and check every export on ``check_images`` random faces. ``trusted``: also
+    load a ``model/model.keras`` that can run code (see :class:`RunModel`).
 
     Returns ``{"paths": {...}, "check": {export: max abs probability difference}}``.
     """
+    from fer_keras.errors import FerKerasError
     from fer_keras.runs import ensure_writable_dir
 
-    run = RunModel(run_dir)
-    out_dir = ensure_writable_dir(out_dir or run.run_dir / "model", "--out")
+    run = RunModel(run_dir, trusted)
+    out_dir = Path(out_dir or run.run_dir / "model")
+    created = not out_dir.exists()
+    out_dir = ensure_writable_dir(out_dir, "--out")
     scaling = run._scaling
-    paths = export_model(run.model, out_dir, input_mode=run.input_mode, tflite=tflite, class_names=run.class_names,
-                         **scaling)
+    try:
+        paths = export_model(run.model, out_dir, input_mode=run.input_mode, tflite=tflite,
+                             class_names=run.class_names, **scaling)
+    except FerKerasError:
+        if created:  # e.g. out of disk space: leave no empty --out folder behind
+            with contextlib.suppress(OSError):
+                out_dir.rmdir()
+        raise
     pixels = np.random.default_rng(seed).integers(0, 256, (check_images, *run.input_shape), dtype=np.uint8)
     check = check_exports(run.model, paths, run.prepare(pixels).numpy(), pixels=pixels,
                           input_mode=run.input_mode, **scaling)

@@ -225,13 +225,15 @@ def efficiency(summary: dict, attack: str = "threshold") -> dict:
     return out
 
 
-def run_study(config: MIAConfig, model_dir: str | Path | None = None, log: Callable = print) -> Path:
-    """Train (or load from ``model_dir``) and audit every setting; write one run folder."""
+def run_study(config: MIAConfig, model_dir: str | Path | None = None, log: Callable = print,
+              trusted: bool = False) -> Path:
+    """Train (or load from ``model_dir``; its models load safely unless ``trusted``, see
+    :mod:`fer_keras.model_files`) and audit every setting; write one run folder."""
     from fer_keras.experiment import prepare_data
 
     loaded = None
     if model_dir is not None:
-        config, loaded = _load_source(model_dir, config)
+        config, loaded = _load_source(model_dir, config, trusted)
     parts = prepare_data(config.experiment_config(), log)
     sets = privacy.sample_members_nonmembers(parts["train"], held_out_pool(parts), config.audit_size,
                                              config.seed)
@@ -308,12 +310,15 @@ def _markdown(config: MIAConfig, sets, rows, eff) -> str:
     return "\n".join(text) + "\n"
 
 
-def _load_source(model_dir, config: MIAConfig):
+def _load_source(model_dir, config: MIAConfig, trusted: bool = False):
     """Models to audit from an earlier run folder, and the config whose data they were trained on.
 
     A ``run_mia.py`` folder gives ``models/<setting>.keras`` for its settings (data settings from
     its ``config.json``); a ``run_nsl.py``/``run_ghostface.py`` folder gives ``model/model.keras``
-    as the setting ``loaded`` (its data, split, limit and seed)."""
+    as the setting ``loaded`` (its data, split, limit and seed). Models load safely unless ``trusted``."""
+    from fer_keras import layers as _layers  # noqa: F401  (registers the custom layers)
+    from fer_keras.model_files import load_keras
+
     path = Path(model_dir)
     if not (path / CONFIG_FILE).is_file():
         raise ConfigError(f"--model-dir {path}: not a run folder (no {CONFIG_FILE}); pass a folder "
@@ -329,26 +334,25 @@ def _load_source(model_dir, config: MIAConfig):
         loaded = {}
         for name in config.settings:
             file = path / "models" / f"{name}.keras"
-            if not file.is_file():
+            if not file.exists():
                 raise ConfigError(f"--model-dir {path}: no models/{name}.keras")
             old_info = path / "settings" / f"{name}.json"
             info = read_json(old_info)["training"] if old_info.is_file() else {"setting": name}
-            loaded[name] = (tf.keras.models.load_model(file, compile=False), info)
+            loaded[name] = (load_keras(file, trusted), info)
         return config, loaded
     model_file = path / "model" / "model.keras"
-    if not model_file.is_file():
+    if not model_file.exists():
         raise ConfigError(f"--model-dir {path}: no models/ or model/model.keras in it")
+    model = load_keras(model_file, trusted)  # before the settings are checked: a refused model stops at once
     exp = saved["config"]
     resolved = saved.get("resolved", {})
     shape = resolved.get("input_shape") or [None]
-    model = exp.get("model", "dcnn")
-    if model not in MIA_MODELS:
-        raise ConfigError(f"--model-dir {path}: model {model!r} cannot be audited here (use {', '.join(MIA_MODELS)})")
+    name = exp.get("model", "dcnn")
+    if name not in MIA_MODELS:
+        raise ConfigError(f"--model-dir {path}: model {name!r} cannot be audited here (use {', '.join(MIA_MODELS)})")
     config = dataclasses.replace(config, data=exp.get("data"), labels=exp.get("labels", "all"),
-                                 split=exp.get("split", "usage"), model=model, input_size=shape[0],
+                                 split=exp.get("split", "usage"), model=name, input_size=shape[0],
                                  train_size=exp.get("limit"), eval_limit=exp.get("eval_limit"),
                                  seed=exp.get("seed", 42),
                                  demo_images_per_class=exp.get("demo_images_per_class", DEMO_IMAGES_PER_CLASS))
-    from fer_keras import layers as _layers  # noqa: F401  (registers the custom layers)
-
-    return config, {"loaded": (tf.keras.models.load_model(model_file, compile=False), {"setting": "loaded", "from": str(path)})}
+    return config, {"loaded": (model, {"setting": "loaded", "from": str(path)})}

@@ -10,7 +10,8 @@ and class names are read from the config), a ``.keras`` file, a SavedModel folde
 :mod:`fer_keras.export` writes it) or a ``.tflite`` file. Outside a run folder the input mode
 comes from the model's name when it is a registered model (``dcnn``: pixels / 255,
 ``ghostface``: per-image standardisation), else from ``input_mode``; class names default to
-the project's seven.
+the project's seven. Files are loaded by :mod:`fer_keras.model_files`: HDF5 files, SavedModels and
+TFLite files with custom ops only with ``trusted=True`` (``--trust-model``).
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ import io
 import os
 import sys
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterator, NamedTuple
 
 import cv2
 import numpy as np
@@ -27,7 +28,7 @@ import numpy as np
 from fer_keras.data.fer2013 import IMAGE_EXTENSIONS
 from fer_keras.data.labels import CLASS_NAMES
 from fer_keras.errors import ConfigError, DataError, FerKerasError
-from fer_keras.faces import Detector, Face, crop_face, get_detector, read_image
+from fer_keras.faces import MAX_PIXELS, Detector, Face, crop_face, get_detector, image_problem, read_image
 from fer_keras.runs import (CONFIG_FILE, atomic_write_bytes, atomic_write_text, ensure_writable_dir, read_json,
                             write_json)
 
@@ -43,11 +44,12 @@ class Classifier:
     """
 
     def __init__(self, path: str | os.PathLike, input_mode: str | None = None, class_names=None,
-                 standardize: str = "image", mean: float | None = None, std: float | None = None):
+                 standardize: str = "image", mean: float | None = None, std: float | None = None,
+                 trusted: bool = False):
         import tensorflow as tf
 
+        from fer_keras import model_files
         from fer_keras.export import TFLiteModel
-
         from fer_keras.models import REGISTRY, input_mode as registered_mode
 
         self.path = Path(path)
@@ -56,26 +58,25 @@ class Classifier:
         run_config = _find_run_config(self.path)
         resolved = (run_config or {}).get("resolved", {})
         settings = (run_config or {}).get("config", {})
-        model_path = self.path / "model" if run_config and (self.path / CONFIG_FILE).is_file() else self.path
-        if model_path.is_dir() and (model_path / "model.keras").is_file():
-            model_path = model_path / "model.keras"
-        elif model_path.is_dir() and (model_path / "saved_model" / "saved_model.pb").is_file():
-            model_path = model_path / "saved_model"
+        model_path = model_files.resolve(self.path)  # a run folder -> its model/model.keras, never its SavedModel
+        kind = model_files.model_format(model_path)
         self.model_path, name = model_path, settings.get("model")
-        try:
-            if model_path.suffix == ".tflite":
-                self._run = TFLiteModel(model_path)
-                shape = self._run.input_shape
-            elif model_path.is_dir():
-                self._signature = tf.saved_model.load(str(model_path)).signatures["serving_default"]
+        if kind == "tflite":
+            self._run = TFLiteModel(model_path, trusted=trusted)
+            shape = self._run.input_shape
+        elif kind == "saved_model":
+            loaded = model_files.load_saved_model(model_path, trusted)
+            try:
+                self._signature = loaded.signatures["serving_default"]
                 shape = self._signature.structured_input_signature[1]["image"].shape[1:]
-                self._run = lambda x: self._signature(image=tf.constant(x))["probabilities"].numpy()
-            else:
-                model = tf.keras.models.load_model(str(model_path), compile=False)
-                shape, name = model.input_shape[1:], name or model.name
-                self._run = lambda x: model(x, training=False).numpy()
-        except (OSError, ValueError, KeyError) as exc:
-            raise FerKerasError(f"model {model_path}: cannot load ({str(exc).splitlines()[0][:200]})") from None
+            except (KeyError, IndexError, TypeError):
+                raise FerKerasError(f"model {model_path}: cannot load (no serving_default signature taking "
+                                    "'image')") from None
+            self._run = lambda x: self._signature(image=tf.constant(x))["probabilities"].numpy()
+        else:
+            model = model_files.load_keras(model_path, trusted)
+            shape, name = model.input_shape[1:], name or model.name
+            self._run = lambda x: model(x, training=False).numpy()
         self.input_shape = tuple(int(v) for v in shape)
         self.mode = input_mode or resolved.get("input_mode") or (registered_mode(name) if name in REGISTRY else None)
         if self.mode is None:
@@ -97,14 +98,36 @@ class Classifier:
 
 
 def _find_run_config(path: Path) -> dict | None:
-    """config.json of the run folder ``path`` is, or holds the model at (up to two levels up)."""
-    for folder in [path, *path.parents[:3]] if path.is_dir() else list(path.parents[:3]):
+    """config.json of the run folder ``path`` is, or whose ``model/`` holds the model at ``path``
+    (``RUN/model/model.keras``, ``RUN/model/saved_model``, ``RUN/model/*.tflite``); None for other paths."""
+    folders = [path] if path.is_dir() else []
+    if path.parent.name == "model":
+        folders.append(path.parent.parent)
+    for folder in folders:
         if (folder / CONFIG_FILE).is_file():
             try:
-                return read_json(folder / CONFIG_FILE)
-            except ValueError:
+                saved = read_json(folder / CONFIG_FILE)
+            except (ValueError, OSError):
                 raise DataError(f"{folder / CONFIG_FILE}: not valid JSON") from None
+            if not isinstance(saved, dict) or not isinstance(saved.get("resolved", {}), dict) \
+                    or not isinstance(saved.get("config", {}), dict):
+                raise DataError(f"{folder / CONFIG_FILE}: not a run config (needs 'config' and 'resolved' objects)")
+            return saved
     return None
+
+
+class _Frame(NamedTuple):
+    """One image or video frame to classify; ``image`` None = nothing to classify, for ``status``
+    (``unreadable`` or ``no_frames``) and ``reason``."""
+
+    name: str
+    file: Path
+    index: int | None  # video frame index
+    seconds: float | None  # video frame time
+    image: np.ndarray | None  # uint8 RGB (H, W, 3)
+    fps: float  # of the frames yielded
+    status: str | None = None
+    reason: str | None = None
 
 
 def _frame_total(source: Path, every: int, skip: Path | None) -> int:
@@ -125,27 +148,35 @@ def _frame_total(source: Path, every: int, skip: Path | None) -> int:
     return total
 
 
-def _frames(source: Path, every: int, skip: Path | None = None
-            ) -> Iterator[tuple[str, Path, int | None, float | None, np.ndarray | None, float]]:
-    """(name, file, frame index, time s, RGB image or None if unreadable, fps of the frames yielded).
+def _frames(source: Path, every: int, skip: Path | None = None, max_pixels: int | None = MAX_PIXELS
+            ) -> Iterator[_Frame]:
+    """Every image and (every ``every``-th) video frame below ``source``, in name order.
 
-    Files below ``skip`` (the output folder, when it is inside ``source``) are left out.
+    Files below ``skip`` (the output folder, when it is inside ``source``) are left out. Images
+    over ``max_pixels`` and links that loop or lead nowhere are ``unreadable`` (never decoded).
     """
     skip = skip.resolve() if skip is not None else None
     files = [source] if source.is_file() else sorted(
-        p for p in source.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS | VIDEO_EXTENSIONS
-        and not (skip and p.resolve().is_relative_to(skip)))
+        p for p in source.rglob("*") if (p.is_file() or p.is_symlink())
+        and p.suffix.lower() in IMAGE_EXTENSIONS | VIDEO_EXTENSIONS
+        and not (skip and Path(os.path.realpath(p)).is_relative_to(skip)))  # realpath: no error on a loop
     if not files:
         raise DataError(f"{source}: no images or videos found")
     for file in files:
         name = file.name if file == source else file.relative_to(source).as_posix()
+        if not file.is_file():  # a symbolic link that loops or leads nowhere
+            yield _Frame(name, file, None, None, None, 0.0, "unreadable", "a symbolic link that loops or leads nowhere")
+            continue
         if file.suffix.lower() not in VIDEO_EXTENSIONS:
-            yield name, file, None, None, read_image(file), 0.0
+            reason = image_problem(file, max_pixels)
+            image = None if reason else read_image(file, max_pixels)
+            yield _Frame(name, file, None, None, image, 0.0, None if image is not None else "unreadable",
+                         reason or (None if image is not None else "not a readable image"))
             continue
         capture = cv2.VideoCapture(str(file))
         fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
         if not capture.isOpened():
-            yield name, file, None, None, None, fps
+            yield _Frame(name, file, None, None, None, fps, "unreadable", "not a readable video")
             continue
         index = 0
         try:
@@ -154,16 +185,20 @@ def _frames(source: Path, every: int, skip: Path | None = None
                 if not ok:
                     break
                 if index % every == 0:
-                    yield name, file, index, round(index / fps, 3), cv2.cvtColor(frame, cv2.COLOR_BGR2RGB), fps / every
+                    yield _Frame(name, file, index, round(index / fps, 3), cv2.cvtColor(frame, cv2.COLOR_BGR2RGB),
+                                 fps / every)
                 index += 1
         finally:
             capture.release()
+        if index == 0:  # opens, but holds no frame
+            yield _Frame(name, file, None, None, None, fps, "no_frames", "the video has no frames")
 
 
 def predict(source: str | os.PathLike, model: str | os.PathLike | Classifier, detector: str | Detector = "auto",
             out: str | os.PathLike | None = None, *, fmt: str = "json", every: int = 1, batch_size: int = 64,
             margin: float = 0.2, align: bool = True, annotate: bool = True, input_mode: str | None = None,
-            class_names=None, log: Callable = print, progress: bool | None = None) -> dict:
+            class_names=None, log: Callable = print, progress: bool | None = None, trusted: bool = False,
+            max_pixels: int | None = MAX_PIXELS) -> dict:
     """Expressions of every face in an image file, a video file or a folder of them.
 
     Args:
@@ -174,11 +209,14 @@ def predict(source: str | os.PathLike, model: str | os.PathLike | Classifier, de
         every: classify every N-th video frame (the annotated video keeps those frames only).
         batch_size: faces per model call.
         progress: progress bar (tqdm, with ETA) on stderr; None = only when stderr is a terminal.
+        trusted: also load model files that can run code (HDF5, SavedModel; see :mod:`fer_keras.model_files`).
+        max_pixels: images with more pixels (width x height, from the file header) are ``unreadable``.
 
     Returns ``{"model", "detector", "class_names", "items": [...]}``; each item is one image or
     video frame: ``file``, ``frame`` and ``time`` (seconds; video only), ``status`` (``ok``,
-    ``no_face`` or ``unreadable``) and ``faces``: ``box`` [x, y, w, h] pixels, detector ``score``,
-    ``label`` and ``probabilities`` {class: p}.
+    ``no_face``, ``unreadable`` or ``no_frames``: a video without a frame; the last two with a
+    ``reason``) and ``faces``: ``box`` [x, y, w, h] pixels, detector ``score``, ``label`` and
+    ``probabilities`` {class: p}.
     """
     if fmt not in ("json", "csv"):
         raise ConfigError(f"format must be json or csv, not {fmt!r}")
@@ -187,7 +225,8 @@ def predict(source: str | os.PathLike, model: str | os.PathLike | Classifier, de
     source = Path(source)
     if not source.exists():
         raise DataError(f"{source}: no such file or folder; pass an image, a video or a folder of them")
-    classifier = model if isinstance(model, Classifier) else Classifier(model, input_mode, class_names)
+    classifier = model if isinstance(model, Classifier) else Classifier(model, input_mode, class_names,
+                                                                        trusted=trusted)
     detector = get_detector(detector)
     out = ensure_writable_dir(out, "output folder") if out is not None else None
     writers: dict[str, cv2.VideoWriter] = {}
@@ -203,11 +242,13 @@ def predict(source: str | os.PathLike, model: str | os.PathLike | Classifier, de
         chunk.clear()
 
     try:
-        for frame in _frames(source, every, out):
+        for frame in _frames(source, every, out, max_pixels):
             chunk.append(frame)
             if len(chunk) == _CHUNK_FRAMES:
                 flush()
             bar.update(1)
+            if frame.reason:
+                log(f"{frame.name}: {frame.status} ({frame.reason})")
         flush()
         done = True
     finally:
@@ -229,7 +270,7 @@ def predict(source: str | os.PathLike, model: str | os.PathLike | Classifier, de
             atomic_write_text(target, _to_csv(result))
         faces = sum(len(i["faces"]) for i in items)
         log(f"{len(items)} images/frames, {faces} faces, {sum(i['status'] == 'no_face' for i in items)} without a "
-            f"face, {sum(i['status'] == 'unreadable' for i in items)} unreadable -> {target}")
+            f"face, {sum(i['status'] in ('unreadable', 'no_frames') for i in items)} unreadable -> {target}")
     return result
 
 
@@ -244,13 +285,13 @@ def _hidden(path: Path) -> Path:
 
 def _classify_chunk(chunk, detector, classifier, out, writers, batch_size, margin, align) -> list[dict]:
     height, width, channels = classifier.input_shape
-    found = [detector.detect(image) if image is not None else [] for _, _, _, _, image, _ in chunk]
-    crops = [crop_face(image, face, (height, width), margin, align, gray=channels == 1)
-             for (*_, image, _), faces in zip(chunk, found) for face in faces]
+    found = [detector.detect(frame.image) if frame.image is not None else [] for frame in chunk]
+    crops = [crop_face(frame.image, face, (height, width), margin, align, gray=channels == 1)
+             for frame, faces in zip(chunk, found) for face in faces]
     probs = np.concatenate([classifier(np.stack(crops[i:i + batch_size])) for i in range(0, len(crops), batch_size)]
                            ) if crops else np.zeros((0, len(classifier.class_names)))
     items, k = [], 0
-    for (name, file, index, seconds, image, fps), faces in zip(chunk, found):
+    for (name, file, index, seconds, image, fps, status, reason), faces in zip(chunk, found):
         records = []
         for face in faces:
             p = probs[k]
@@ -258,7 +299,8 @@ def _classify_chunk(chunk, detector, classifier, out, writers, batch_size, margi
             records.append({**face.to_dict(), "label": classifier.class_names[int(p.argmax())],
                             "probabilities": {c: round(float(v), 5) for c, v in zip(classifier.class_names, p)}})
         item = {"file": name, **({"frame": index, "time": seconds} if index is not None else {}),
-                "status": "unreadable" if image is None else ("ok" if faces else "no_face"), "faces": records}
+                "status": status or ("ok" if faces else "no_face"), **({"reason": reason} if reason else {}),
+                "faces": records}
         items.append(item)
         if out is not None and image is not None:
             _write_annotated(out, name, image, faces, records, index is not None, fps, writers)

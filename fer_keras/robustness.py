@@ -208,23 +208,26 @@ def evaluate_robustness(model: tf.keras.Model, ds: tf.data.Dataset, epsilons=DEF
 # --------------------------------------------------------------------------- run folders
 
 def load_run(run_dir: str | Path, data: str | None = None, limit: int | None = None,
-             batch_size: int = 100, log=print):
+             batch_size: int = 100, log=print, trusted: bool = False):
     """Load ``run_dir``'s model and re-create its test split as a dataset.
 
     Returns ``(model, test_ds, info)``; ``info`` holds the run's config, input mode and clip range.
     ``data`` overrides the data path in the run's config (if the data has moved); ``limit``
-    evaluates a stratified sample of that many test images.
+    evaluates a stratified sample of that many test images. ``model/model.keras`` loads safely
+    unless ``trusted`` (:mod:`fer_keras.model_files`).
     """
     from fer_keras.config import ExperimentConfig
     from fer_keras.data import stratified_indices
     from fer_keras.data.pipeline import make_dataset
     from fer_keras.experiment import prepare_data
+    from fer_keras.model_files import load_keras
     from fer_keras.runs import CONFIG_FILE, read_json
 
     run_dir = Path(run_dir)
     model_path = run_dir / "model" / "model.keras"
-    if not (run_dir / CONFIG_FILE).is_file() or not model_path.is_file():
+    if not (run_dir / CONFIG_FILE).is_file() or not model_path.exists():
         raise ConfigError(f"--runs {run_dir}: not a finished run folder (needs {CONFIG_FILE} and model/model.keras)")
+    model = load_keras(model_path, trusted)  # before the data: a refused model stops at once
     saved = read_json(run_dir / CONFIG_FILE)
     config = ExperimentConfig.from_dict(saved["config"])
     if data is not None:
@@ -239,7 +242,6 @@ def load_run(run_dir: str | Path, data: str | None = None, limit: int | None = N
     ds = make_dataset(test, tuple(resolved["input_shape"]), batch_size, mode=mode,
                       standardize=config.standardize, mean=resolved.get("dataset_mean"),
                       std=resolved.get("dataset_std"))
-    model = tf.keras.models.load_model(model_path, compile=False)
     clip = (0.0, 1.0) if mode == "unit" else None
     label = (f"{config.model} " + (f"NSL (x{config.multiplier:g}, step {config.step:g})" if config.adversarial
                                    else "plain") + (f", {config.augment}" if config.augment != "basic" else ""))
@@ -250,14 +252,14 @@ def load_run(run_dir: str | Path, data: str | None = None, limit: int | None = N
 def evaluate_run(run_dir: str | Path, epsilons=DEFAULT_EPSILONS, pgd_steps: int = 10,
                  pgd_step_size: float | None = None, nsl_grad_norm: str = "infinity",
                  data: str | None = None, limit: int | None = None, batch_size: int = 100,
-                 reference: tf.keras.Model | None = None, seed: int = 0, log=print) -> dict:
+                 reference: tf.keras.Model | None = None, seed: int = 0, log=print, trusted: bool = False) -> dict:
     """:func:`evaluate_robustness` on a run folder's test split; writes ``robustness.json`` and
     ``figures/robustness.png`` into the folder and returns the results (plus ``run`` and ``label``)."""
     from fer_keras import plots
     from fer_keras.runs import write_json
 
     run_dir = Path(run_dir)
-    model, ds, info = load_run(run_dir, data, limit, batch_size, log)
+    model, ds, info = load_run(run_dir, data, limit, batch_size, log, trusted)
     results = evaluate_robustness(model, ds, epsilons, pgd_steps, pgd_step_size, info["clip"],
                                   nsl_grad_norm=nsl_grad_norm, reference=reference, seed=seed, log=log)
     cfg = info["config"]

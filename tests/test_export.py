@@ -55,7 +55,7 @@ def test_uint8_signature_resizes_and_scales(tmp_path):
     model = _model("dcnn", (48, 48, 1))
     paths = export_model(model, tmp_path, input_mode="unit")
     pixels = np.random.default_rng(4).integers(0, 256, (3, 96, 80, 1), dtype=np.uint8)  # any size
-    got = saved_model_predict(paths["saved_model"], pixels, UINT8_SIGNATURE)
+    got = saved_model_predict(paths["saved_model"], pixels, UINT8_SIGNATURE, trusted=True)
     want = model.predict(to_pixels(pixels, (48, 48, 1)) / 255.0, verbose=0)
     np.testing.assert_allclose(got, want, atol=FLOAT_TOL)
     assert got.shape == (3, 7)
@@ -65,7 +65,7 @@ def test_dataset_standardisation_is_baked_in(tmp_path):
     model = _model("ghostface", (32, 32, 3))
     paths = export_model(model, tmp_path, input_mode="standardize", standardize="dataset", mean=120.0, std=60.0)
     pixels = np.random.default_rng(5).integers(0, 256, (2, 32, 32, 3), dtype=np.uint8)
-    got = saved_model_predict(paths["saved_model"], pixels, UINT8_SIGNATURE)
+    got = saved_model_predict(paths["saved_model"], pixels, UINT8_SIGNATURE, trusted=True)
     want = model.predict((pixels.astype(np.float32) - 120.0) / 60.0, verbose=0)
     np.testing.assert_allclose(got, want, atol=FLOAT_TOL)
 

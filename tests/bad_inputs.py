@@ -1,0 +1,208 @@
+"""A small, fast generator of bad inputs: CSVs, image folders, images, videos and model files.
+
+Every function writes into a folder it is given and returns the path(s) it made. Models are tiny
+(12x12x1 input, 7 classes, named ``dcnn`` so their input mode is known). The malicious models
+write ``marker`` when their code runs; nothing else they do is harmful.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import struct
+import zipfile
+import zlib
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+SHAPE = (12, 12, 1)
+CLASSES = ["anger", "disgust", "fear", "happiness", "sadness", "surprise", "neutral"]
+
+
+# ------------------------------------------------------------------------------------- CSV
+
+def _row(label=3, usage="Training", value=7) -> str:
+    return f"{label},{' '.join([str(value)] * 2304)},{usage}"
+
+
+def good_csv(path: Path, rows: int = 4, bom: bool = False) -> Path:
+    """A valid FER2013 CSV of ``rows`` rows (optionally with a UTF-8 byte-order mark)."""
+    text = "emotion,pixels,Usage\n" + "".join(_row(i % 7) + "\n" for i in range(rows))
+    path.write_bytes((b"\xef\xbb\xbf" if bom else b"") + text.encode())
+    return path
+
+
+def malformed_csv(path: Path) -> Path:
+    """Line 3 has a 2,000-character non-numeric pixel field (errors must quote at most ~200)."""
+    path.write_text("emotion,pixels,Usage\n" + _row() + "\n" + "3," + "x" * 2000 + ",Training\n")
+    return path
+
+
+def headerless_csv(path: Path) -> Path:
+    """Data rows without the header line (the first row is 2,304 numbers: ~9 KB)."""
+    path.write_text(_row() + "\n" + _row() + "\n")
+    return path
+
+
+def garbage_file(path: Path, size: int = 8192) -> Path:
+    """Random bytes (with NULs), as a file picked by mistake."""
+    path.write_bytes(np.random.default_rng(0).integers(0, 256, size, dtype=np.uint8).tobytes())
+    return path
+
+
+# ---------------------------------------------------------------------------- image folders
+
+def face_png(path: Path, side: int = 48) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(path), np.full((side, side), 128, np.uint8))
+    return path
+
+
+def kaggle_folder(root: Path, extra_class: str | None = None, loop: bool = False) -> Path:
+    """``root/train/<class>/*.png`` for two classes; ``extra_class`` adds an unknown class folder,
+    ``loop`` a symbolic link in ``happy/`` that points to itself."""
+    for name in ("happy", "sad"):
+        face_png(root / "train" / name / "0.png")
+    if extra_class:
+        face_png(root / "train" / extra_class / "0.png")
+    if loop:
+        (root / "train" / "happy" / "loop.png").symlink_to("loop.png")
+    return root
+
+
+def large_png(path: Path, width: int, height: int) -> Path:
+    """A blank 1-bit gray PNG of ``width`` x ``height`` pixels, written as a stream (never held in
+    memory: 20000 x 20000 is ~50 KB on disk, 400 MB once decoded to 8 bits)."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    rows, compressor, body = bytes(1 + (width + 7) // 8) * 1000, zlib.compressobj(9), []
+    for start in range(0, height, 1000):
+        body.append(compressor.compress(rows[:(min(1000, height - start)) * (1 + (width + 7) // 8)]))
+    body.append(compressor.flush())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0))
+                     + chunk(b"IDAT", b"".join(body)) + chunk(b"IEND", b""))
+    return path
+
+
+def zero_frame_video(path: Path) -> Path:
+    """An .avi (MJPG) that OpenCV opens but that holds no frame."""
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (64, 64))
+    writer.release()
+    return path
+
+
+# ------------------------------------------------------------------------------------ models
+
+def tiny_model():
+    import tensorflow as tf
+
+    tf.keras.utils.set_random_seed(0)
+    inputs = tf.keras.Input(SHAPE, name="image")
+    x = tf.keras.layers.Flatten()(inputs)
+    outputs = tf.keras.layers.Dense(len(CLASSES), activation="softmax")(x)
+    return tf.keras.Model(inputs, outputs, name="dcnn")
+
+
+def lambda_model(marker: Path):
+    """A model whose Lambda layer writes ``marker`` whenever it is called (also while loading)."""
+    import tensorflow as tf
+
+    inputs = tf.keras.Input(SHAPE, name="image")
+    x = tf.keras.layers.Flatten()(inputs)
+    x = tf.keras.layers.Lambda(lambda t, m=str(marker): (open(m, "w").write("ran"), t)[1])(x)
+    outputs = tf.keras.layers.Dense(len(CLASSES), activation="softmax")(x)
+    model = tf.keras.Model(inputs, outputs, name="dcnn")
+    Path(marker).unlink(missing_ok=True)  # building it called the Lambda once
+    return model
+
+
+def hdf5_lambda_as_keras(path: Path, marker: Path) -> Path:
+    """The Lambda model saved as Keras-2 HDF5, then renamed to ``path`` (e.g. ``x.keras``)."""
+    import warnings
+
+    h5 = path.with_name(path.stem + "-tmp.h5")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "HDF5 ... is considered legacy": the point here
+        lambda_model(marker).save(h5)
+    h5.replace(path)
+    return path
+
+
+def keras_zip_lambda(path: Path, marker: Path) -> Path:
+    """The Lambda model as a real .keras zip (Keras' safe mode must refuse it)."""
+    lambda_model(marker).save(path)
+    return path
+
+
+def keras_zip_module_reference(path: Path) -> Path:
+    """A .keras zip whose Dense activation names ``os.system`` (an import Keras would follow)."""
+    tiny_model().save(path)
+    with zipfile.ZipFile(path) as archive:
+        files = {name: archive.read(name) for name in archive.namelist()}
+    config = json.loads(files["config.json"])
+    dense = next(layer for layer in config["config"]["layers"] if layer["class_name"] == "Dense")
+    dense["config"]["activation"] = {"module": "os", "class_name": "function", "config": "system",
+                                     "registered_name": "system"}
+    files["config.json"] = json.dumps(config).encode()
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, data in files.items():
+            archive.writestr(name, data)
+    return path
+
+
+def evil_saved_model(path: Path, marker: Path) -> Path:
+    """A SavedModel whose ``serving_default`` (image -> probabilities) writes ``marker`` when called."""
+    import tensorflow as tf
+
+    class Evil(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None, *SHAPE], tf.float32, name="image")])
+        def serve(self, image):
+            tf.io.write_file(str(marker), "ran")
+            return {"probabilities": tf.nn.softmax(tf.zeros([tf.shape(image)[0], len(CLASSES)]))}
+
+    module = Evil()
+    tf.saved_model.save(module, str(path), signatures={"serving_default": module.serve})
+    return path
+
+
+def flex_tflite(path: Path, marker: Path) -> Path:
+    """A TFLite model with a ``FlexWriteFile`` op: TensorFlow's select-ops delegate runs it on invoke."""
+    import tensorflow as tf
+
+    @tf.function(input_signature=[tf.TensorSpec([1, *SHAPE], tf.float32, name="image")])
+    def serve(image):
+        tf.io.write_file(str(marker), "ran")
+        return tf.nn.softmax(tf.reshape(image, [1, -1])[:, :len(CLASSES)])
+
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([serve.get_concrete_function()], serve)
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS, tf.lite.OpsSet.SELECT_TF_OPS]
+    path.write_bytes(converter.convert())
+    return path
+
+
+def run_folder(root: Path, model=None, saved_model: bool = True) -> Path:
+    """A finished-looking run folder: ``config.json`` + ``model/model.keras`` (+ ``model/saved_model``)."""
+    from fer_keras.config import ExperimentConfig
+    from fer_keras.export import export_model
+    from fer_keras.runs import write_json
+
+    model = model or tiny_model()
+    if saved_model:
+        export_model(model, root / "model", input_mode="unit")
+    else:
+        (root / "model").mkdir(parents=True, exist_ok=True)
+        model.save(root / "model" / "model.keras")
+    write_json(root / "config.json", {
+        "config": ExperimentConfig(data="fer2013.csv", model="dcnn", input_shape=SHAPE, adversarial=False).to_dict(),
+        "resolved": {"input_shape": list(SHAPE), "input_mode": "unit", "class_names": CLASSES}})
+    return root
+
+
+def hostile_run_folder(root: Path, source: Path, marker: Path) -> Path:
+    """A copy of run folder ``source`` whose ``model/model.keras`` is the HDF5 Lambda model."""
+    shutil.copytree(source, root)
+    hdf5_lambda_as_keras(root / "model" / "model.keras", marker)
+    return root
