@@ -20,13 +20,35 @@ from fer_keras.errors import ConfigError
 CONFIG_FILE = "config.json"
 
 
+def _umask() -> int:
+    """The process umask, read without changing it where Linux allows (``os.umask`` sets it, racing threads)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_open(path: str | os.PathLike, mode: str = "wb"):
-    """Open a temporary file beside ``path``; it replaces ``path`` only if the block completes."""
+    """Open a temporary file beside ``path``; it replaces ``path`` only if the block completes.
+
+    The file gets the permissions of the file it replaces, else the usual ones for a new file
+    (0666 less the umask: 0644 with umask 022), not mkstemp's 0600."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        try:
+            permissions = path.stat().st_mode & 0o7777
+        except OSError:
+            permissions = 0o666 & ~_umask()
         with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8", "newline": ""})) as f:
+            os.fchmod(f.fileno(), permissions)
             yield f
         os.replace(tmp, path)
     except BaseException:

@@ -29,7 +29,7 @@ import cv2
 from fer_keras.data.fer2013 import IMAGE_EXTENSIONS, SPLIT_FOLDERS
 from fer_keras.data.labels import CLASS_NAMES, class_id
 from fer_keras.errors import ConfigError, DataError
-from fer_keras.faces import Detector, crop_face, get_detector, read_image
+from fer_keras.faces import MAX_PIXELS, Detector, crop_face, get_detector, image_problem, read_image
 from fer_keras.runs import atomic_write_bytes, atomic_write_text, ensure_writable_dir, read_json, write_json
 
 CACHE_FILE = ".crop_cache.json"
@@ -41,7 +41,7 @@ UNLABELLED = "unlabelled"
 def crop_folder(src: str | os.PathLike, out: str | os.PathLike, detector: str | Detector = "auto", *,
                 size: int = 48, color: str = "gray", margin: float = 0.2, align: bool = True,
                 keep: str = "largest", split: str = "train", use_cache: bool = True,
-                log: Callable = print, progress: bool | None = None) -> dict:
+                log: Callable = print, progress: bool | None = None, max_pixels: int | None = MAX_PIXELS) -> dict:
     """Crop the faces of every photo below ``src`` into ``out``; return the summary dict.
 
     Args:
@@ -51,6 +51,8 @@ def crop_folder(src: str | os.PathLike, out: str | os.PathLike, detector: str | 
         keep: ``"largest"`` (one crop per photo, for labelled data) or ``"all"``.
         split: split folder for photos not already below ``train/``, ``test/`` or ``val/``.
         progress: progress bar (tqdm) on stderr; None = only when stderr is a terminal.
+        max_pixels: photos with more pixels (width x height, read from the header, never decoded)
+            are ``unreadable``; the reason is logged.
     """
     src, out = Path(src), Path(out)
     if not src.is_dir():
@@ -69,7 +71,8 @@ def crop_folder(src: str | os.PathLike, out: str | os.PathLike, detector: str | 
 
     detector = get_detector(detector)
     settings = {"detector": repr(detector), "size": size,
-                "color": color, "margin": margin, "align": align, "keep": keep, "split": split}
+                "color": color, "margin": margin, "align": align, "keep": keep, "split": split,
+                "max_pixels": max_pixels}
     old = _load_cache(out / CACHE_FILE)  # its crops are removed when redone, whatever the settings
     cache = old.get("files", {}) if use_cache and old.get("settings") == settings else {}
     targets = _targets(src, photos, split)
@@ -86,8 +89,10 @@ def crop_folder(src: str | os.PathLike, out: str | os.PathLike, detector: str | 
         if entry and entry["key"] == key and all((out / o).is_file() for o in entry["outputs"]):
             cached += 1
         else:
-            entry = _crop_one(photo, out, targets[rel], detector, size, color, margin, align, keep)
+            entry = _crop_one(photo, out, targets[rel], detector, size, color, margin, align, keep, max_pixels)
             entry["key"] = key
+            if entry.get("reason"):
+                log(f"{rel}: {entry['status']} ({entry['reason']})")
             for stale in set(old.get("files", {}).get(rel, {}).get("outputs", [])) - set(entry["outputs"]):
                 (out / stale).unlink(missing_ok=True)
         new_cache[rel] = entry
@@ -138,10 +143,12 @@ def _targets(src: Path, photos: list[Path], split: str) -> dict[str, str]:
     return targets
 
 
-def _crop_one(photo: Path, out: Path, target: str, detector: Detector, size, color, margin, align, keep) -> dict:
-    image = read_image(photo)
+def _crop_one(photo: Path, out: Path, target: str, detector: Detector, size, color, margin, align, keep,
+              max_pixels) -> dict:
+    problem = image_problem(photo, max_pixels)
+    image = None if problem else read_image(photo, max_pixels)
     if image is None:
-        return {"status": "unreadable", "faces": 0, "outputs": []}
+        return {"status": "unreadable", "faces": 0, "outputs": [], "reason": problem or "not a readable image"}
     faces = detector.detect(image)
     if not faces:
         return {"status": "no_face", "faces": 0, "outputs": []}

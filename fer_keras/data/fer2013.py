@@ -5,6 +5,7 @@ Both give a :class:`~fer_keras.data.dataset.FaceData` of uint8 48x48x1 faces wit
 """
 from __future__ import annotations
 
+import errno
 import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -22,6 +23,14 @@ SPLIT_FOLDERS = {"train": "Training", "training": "Training", "test": "PublicTes
                  "publictest": "PublicTest", "val": "PublicTest", "validation": "PublicTest",
                  "privatetest": "PrivateTest"}
 _ROWS_PER_CHUNK = 2048
+_QUOTE = 200  # characters of offending input an error message quotes at most
+
+
+def _quote(text: str | bytes, limit: int = _QUOTE) -> str:
+    """``repr`` of at most ``limit`` characters of ``text``, with ``...`` when cut."""
+    if isinstance(text, bytes):
+        text = text[:limit * 4].decode("utf-8", "replace")
+    return repr(text[:limit]) + ("..." if len(text) > limit else "")
 
 
 def load_fer2013(path: str | os.PathLike, image_size: int = SIDE) -> FaceData:
@@ -51,18 +60,24 @@ def read_fer2013_csv(path: str | os.PathLike, image_size: int = SIDE) -> FaceDat
     """Parse a FER2013 CSV (header ``emotion,pixels[,Usage]``, any column order), vectorised.
 
     Pixels are 2,304 space-separated integers 0..255 per row. ``Usage`` is optional; without it
-    every row is ``Training``. Errors name the file and its line number (header = line 1).
+    every row is ``Training``. A UTF-8 byte-order mark is skipped. Errors name the file and its
+    line number (header = line 1) and quote at most 200 characters of it.
     """
     path = Path(path)
     try:
         raw = path.read_bytes()
     except OSError as exc:
         raise DataError(f"{path}: cannot read ({exc.strerror})") from None
+    if raw.startswith(b"\xef\xbb\xbf"):  # UTF-8 BOM (Excel's "CSV UTF-8")
+        raw = raw[3:]
+    if b"\0" in raw[:8192]:
+        raise DataError(f"{path}: binary data, not a CSV text file (starts with bytes {raw[:12].hex(' ')}); pass the "
+                        "FER2013 CSV (emotion,pixels,Usage) or the Kaggle folder")
     lines = raw.split(b"\n")
     header = [h.strip(b' "\r').decode("utf-8", "replace").lower() for h in lines[0].split(b",")]
     for column in ("emotion", "pixels"):
         if column not in header:
-            raise DataError(f"{path}: missing column {column!r} (header is {','.join(header)!r}); "
+            raise DataError(f"{path}: missing column {column!r} (header is {_quote(','.join(header))}); "
                             "a FER2013 CSV has emotion,pixels,Usage")
     i_emotion, i_pixels = header.index("emotion"), header.index("pixels")
     i_usage = header.index("usage") if "usage" in header else None
@@ -77,17 +92,17 @@ def read_fer2013_csv(path: str | os.PathLike, image_size: int = SIDE) -> FaceDat
         fields = line.split(b",")
         if len(fields) != n_columns:
             raise DataError(f"{path} line {number}: {len(fields)} fields, expected {n_columns} "
-                            f"({','.join(header)})")
+                            f"({_quote(','.join(header))})")
         emotion = fields[i_emotion].strip(b' "')
         if not emotion.isdigit() or int(emotion) >= NUM_CLASSES:
-            raise DataError(f"{path} line {number}: unknown emotion {emotion.decode(errors='replace')!r}; "
+            raise DataError(f"{path} line {number}: unknown emotion {_quote(emotion)}; "
                             "expected 0..6 (anger, disgust, fear, happiness, sadness, surprise, neutral)")
         emotions.append(int(emotion))
         pixels.append(fields[i_pixels].strip(b' "'))
         if i_usage is not None:
             usage = fields[i_usage].strip(b' "').decode(errors="replace")
             if usage not in usage_set:
-                raise DataError(f"{path} line {number}: unknown Usage {usage!r}; expected one of "
+                raise DataError(f"{path} line {number}: unknown Usage {_quote(usage)}; expected one of "
                                 f"{', '.join(USAGES)}")
             usages.append(usage)
         line_numbers.append(number)
@@ -183,12 +198,12 @@ def read_image_folders(root: str | os.PathLike, image_size: int = SIDE, color: s
     """
     root = Path(root)
     files, labels, usages = [], [], []
-    split_dirs = [d for d in sorted(root.iterdir()) if d.is_dir() and d.name.lower() in SPLIT_FOLDERS]
+    split_dirs = [d for d in _entries(root) if d.is_dir() and d.name.lower() in SPLIT_FOLDERS]
     if not split_dirs:
         split_dirs = [root]
     for split_dir in split_dirs:
         default_usage = SPLIT_FOLDERS.get(split_dir.name.lower(), "Training")
-        class_dirs = [d for d in sorted(split_dir.iterdir()) if d.is_dir() and not d.name.startswith(".")]
+        class_dirs = [d for d in _entries(split_dir) if d.is_dir() and not d.name.startswith(".")]
         if not class_dirs:
             raise DataError(f"{split_dir}: no class folders; expected e.g. {split_dir}/happy/*.jpg "
                             "or a FER2013 CSV")
@@ -198,9 +213,8 @@ def read_image_folders(root: str | os.PathLike, image_size: int = SIDE, color: s
             except ConfigError:
                 raise DataError(f"{class_dir}: unknown class folder {class_dir.name!r}; rename it to one "
                                 f"of {', '.join(CLASS_NAMES)} (or angry, happy, sad, ...)") from None
-            with os.scandir(class_dir) as entries:
-                names = sorted(e.name for e in entries if e.is_file() and not e.name.startswith(".")
-                               and os.path.splitext(e.name)[1].lower() in IMAGE_EXTENSIONS)
+            names = sorted(e.name for e in _entries(class_dir) if not e.name.startswith(".")
+                           and os.path.splitext(e.name)[1].lower() in IMAGE_EXTENSIONS and e.is_file())
             if not names:
                 raise DataError(f"{class_dir}: empty class folder (no images); add images or remove it")
             for name in names:
@@ -212,22 +226,49 @@ def read_image_folders(root: str | os.PathLike, image_size: int = SIDE, color: s
     return FaceData(images, np.array(labels, np.int32), CLASS_NAMES, np.array(usages), np.array(files))
 
 
-def read_images(files: list[str], image_size: int | None, color: str = "gray") -> np.ndarray:
+def _entries(folder: Path) -> list[Path]:
+    """The entries of ``folder``, sorted; a link that loops (or cannot be followed) is a DataError."""
+    try:
+        entries = sorted(folder.iterdir())
+    except OSError as exc:
+        raise DataError(f"{folder}: cannot list ({exc.strerror}); check the folder and its permissions") from None
+    for entry in entries:
+        try:
+            entry.stat()
+        except FileNotFoundError:
+            continue  # a dangling link: not an image, left out
+        except OSError as exc:
+            what = "a symbolic link loop" if exc.errno == errno.ELOOP else f"unreadable ({exc.strerror})"
+            raise DataError(f"{entry}: {what}; remove or fix the link") from None
+    return entries
+
+
+def read_images(files: list[str], image_size: int | None, color: str = "gray",
+                max_pixels: int | None = None) -> np.ndarray:
     """uint8 (N, S, S, C) from image files, decoded with OpenCV on two threads.
 
-    ``image_size=None`` keeps the files' own size (all must match). Raises :class:`DataError`
-    naming the first file that cannot be read.
+    ``image_size=None`` keeps the files' own size (all must match). ``max_pixels``: refuse images
+    with more pixels (width x height, read from the header before decoding; None = OpenCV's own
+    limit, 2^30). Raises :class:`DataError` naming the first file that cannot be read.
     """
     import cv2
+
+    from fer_keras.faces import image_problem
 
     if color not in ("gray", "rgb"):
         raise ConfigError(f"color must be 'gray' or 'rgb', not {color!r}")
     flag = cv2.IMREAD_GRAYSCALE if color == "gray" else cv2.IMREAD_COLOR
 
     def decode(file):
-        image = cv2.imread(file, flag)
+        problem = image_problem(file, max_pixels) if max_pixels is not None else None
+        if problem is not None:
+            return problem
+        try:
+            image = cv2.imread(file, flag)
+        except cv2.error:  # over OpenCV's pixel limit
+            return image_problem(file, None) or "over OpenCV's pixel limit"
         if image is None:
-            return None
+            return "not a valid JPEG/PNG"
         if color == "rgb":
             image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
         if image_size is not None and image.shape[:2] != (image_size, image_size):
@@ -237,8 +278,8 @@ def read_images(files: list[str], image_size: int | None, color: str = "gray") -
     with ThreadPoolExecutor(max(2, min(8, os.cpu_count() or 2))) as pool:
         decoded = list(pool.map(decode, files, chunksize=256))
     for file, image in zip(files, decoded):
-        if image is None:
-            raise DataError(f"{file}: unreadable image (not a valid JPEG/PNG); delete or replace it")
+        if isinstance(image, str):
+            raise DataError(f"{file}: unreadable image ({image}); delete or replace it")
     if not decoded:
         return np.zeros((0, image_size or SIDE, image_size or SIDE, 1 if color == "gray" else 3), np.uint8)
     shapes = {d.shape for d in decoded}
