@@ -69,6 +69,20 @@ def _preprocess_flags(parser: argparse.ArgumentParser) -> None:
     add("--all-faces", action="store_true", help="keep every face of a photo, not only the largest")
     add("--split", default="train", help="split folder for photos not below train/ or test/ (default: %(default)s)")
     add("--no-cache", action="store_true", help="redo every photo, ignoring OUT/.crop_cache.json")
+    _max_pixels_flag(parser)
+
+
+def _max_pixels_flag(parser: argparse.ArgumentParser) -> None:
+    from fer_keras.faces import MAX_PIXELS
+
+    parser.add_argument("--max-pixels", type=int, default=MAX_PIXELS, metavar="N", help="report images with more "
+                        "pixels (width x height) as unreadable, without decoding them (default: %(default)s)")
+
+
+def _trust_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--trust-model", action="store_true", help="also load model files that can run code: "
+                        "HDF5 (.h5, Lambda layers), SavedModel folders, .keras with Lambda layers, TFLite with "
+                        "custom ops. Only for files from a source you trust (README: Trust model)")
 
 
 def _preprocess(args: argparse.Namespace):
@@ -77,7 +91,8 @@ def _preprocess(args: argparse.Namespace):
 
     return crop_folder(args.photos, args.out, _detector(args), size=args.size, color=args.color,
                        margin=args.margin, align=not args.no_align, keep="all" if args.all_faces else "largest",
-                       split=args.split, use_cache=not args.no_cache, log=progress_to_stderr)
+                       split=args.split, use_cache=not args.no_cache, log=progress_to_stderr,
+                       max_pixels=args.max_pixels)
 
 
 def _predict_flags(parser: argparse.ArgumentParser) -> None:
@@ -95,6 +110,8 @@ def _predict_flags(parser: argparse.ArgumentParser) -> None:
         "(default: from the run folder or the model's name)")
     add("--classes", default=None, help="comma-separated class names in output order (default: from the run "
         "folder, else the seven FER2013 classes)")
+    _max_pixels_flag(parser)
+    _trust_flag(parser)
 
 
 def _predict(args: argparse.Namespace):
@@ -104,7 +121,7 @@ def _predict(args: argparse.Namespace):
     return predict(args.source, args.model, _detector(args), args.out, fmt=args.format, every=args.every,
                    batch_size=args.batch_size, margin=args.margin, align=not args.no_align,
                    annotate=not args.no_annotate, input_mode=args.input_mode, class_names=classes,
-                   log=progress_to_stderr)
+                   log=progress_to_stderr, trusted=args.trust_model, max_pixels=args.max_pixels)
 
 
 def _export_flags(parser: argparse.ArgumentParser) -> None:
@@ -112,12 +129,13 @@ def _export_flags(parser: argparse.ArgumentParser) -> None:
     add("run", help="a finished run folder (config.json + model/model.keras)")
     add("--out", default=None, help="output folder (default: RUN/model)")
     add("--no-tflite", action="store_true", help="skip model.tflite and model_dynamic.tflite")
+    _trust_flag(parser)
 
 
 def _export(args: argparse.Namespace):
     from fer_keras.export import export_run
 
-    result = export_run(args.run, args.out, tflite=not args.no_tflite)
+    result = export_run(args.run, args.out, tflite=not args.no_tflite, trusted=args.trust_model)
     for name, path in result["paths"].items():
         print(f"{name:15s} {path}")
     print("max |probability difference| vs the Keras model on 32 random faces: " + ", ".join(
