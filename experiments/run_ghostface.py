@@ -18,7 +18,7 @@ import argparse
 
 import fer_keras  # noqa: F401  (selects Keras 2 before TensorFlow loads)
 from fer_keras.adversarial import GRAD_NORMS
-from fer_keras.cli import add_training_flags, config_from_args, run_main
+from fer_keras.cli import add_training_flags, check_resume_flags, config_from_args, run_main
 from fer_keras.config import ExperimentConfig
 from fer_keras.experiment import run_experiment
 
@@ -39,12 +39,17 @@ def main():
                         help="mean 0 / std 1 per image or with the training set's statistics")
     add_training_flags(parser, STUDY_B)
     args = parser.parse_args()
+    check_resume_flags(parser)
     config = config_from_args(args, ExperimentConfig, name="ghostface", adversarial=args.adversarial,
                               multiplier=args.multiplier, step=args.step, grad_norm=args.grad_norm,
                               noise_layers=args.noise_layers, standardize=args.standardize,
                               full_epochs=STUDY_B.full_epochs)
-    run_dir = run_experiment(config, resume=args.resume)
-    print(f"Results in {run_dir} (metrics.json, history.csv, figures/, model/)")
+    run_dir = run_experiment(config, resume=args.resume, time_budget=args.time_budget,
+                             extend_epochs=args.epochs if args.resume else None)
+    if (run_dir / "metrics.json").is_file():
+        print(f"Results in {run_dir} (metrics.json, history.csv, log.txt, figures/, model/)")
+    else:
+        print(f"Not finished: continue with --resume {run_dir}")
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ import argparse
 
 import fer_keras  # noqa: F401  (selects Keras 2 before TensorFlow loads)
 from fer_keras.adversarial import GRAD_NORMS
-from fer_keras.cli import add_training_flags, config_from_args, run_main
+from fer_keras.cli import add_training_flags, check_resume_flags, config_from_args, run_main
 from fer_keras.config import ExperimentConfig
 from fer_keras.experiment import run_experiment
 
@@ -30,10 +30,15 @@ def main():
     parser.add_argument("--no-adversarial", action="store_true", help="train the same base model plainly")
     add_training_flags(parser, defaults)
     args = parser.parse_args()
+    check_resume_flags(parser)
     config = config_from_args(args, ExperimentConfig, name="nsl", adversarial=not args.no_adversarial,
                               multiplier=args.multiplier, step=args.step, grad_norm=args.grad_norm)
-    run_dir = run_experiment(config, resume=args.resume)
-    print(f"Results in {run_dir} (metrics.json, history.csv, figures/, model/)")
+    run_dir = run_experiment(config, resume=args.resume, time_budget=args.time_budget,
+                             extend_epochs=args.epochs if args.resume else None)
+    if (run_dir / "metrics.json").is_file():
+        print(f"Results in {run_dir} (metrics.json, history.csv, log.txt, figures/, model/)")
+    else:
+        print(f"Not finished: continue with --resume {run_dir}")
 
 
 if __name__ == "__main__":

@@ -9,6 +9,17 @@ whatever order they are written in):
     the studies' geometric augmentation; what it contains depends on the study:
     Study A (DCNN): random rotation and zoom in/out only; Study B (GhostFace): horizontal flip,
     rotation and height/width shift. Each part is a setting of :class:`BasicAugment`.
+``"flip"``
+    random horizontal flips (added to ``basic``'s settings when both are given).
+``"crop"``
+    random crops: a shift of up to :data:`CROP_SHIFT` of the height and width with reflected
+    borders, the pad-and-crop of the strongest FER2013 recipes.
+
+The geometric parts are one affine warp per image whose randomness is *stateless*: drawn from a
+per-batch seed that the training stream derives from ``(seed, epoch, batch)``
+(:class:`fer_keras.data.pipeline.TrainingStream`), so an interrupted run resumes with exactly the
+augmentation it would have had. RandAugment and MixUp are keras-cv layers with their own random
+state, which restarts (seeded) in a resumed process.
 ``"randaugment"``
     Study B's RandAugment, "0 to 3 transforms per image, random magnitude 2..4", built from
     keras-cv's RandAugment operations (:class:`RandAugmentSettings`):
@@ -44,10 +55,14 @@ import tensorflow as tf
 from fer_keras.errors import ConfigError
 
 #: The single settings; any ``+``-joined combination of the last three is valid too.
-PARTS = ("basic", "randaugment", "mixup")
+PARTS = ("basic", "flip", "crop", "randaugment", "mixup")
+#: Largest shift of ``"crop"``, as a share of height and width (0.1 = +-4.8 px at 48x48).
+CROP_SHIFT = 0.1
+#: The parts done by the stateless affine warp.
+GEOMETRIC = ("basic", "flip", "crop")
 #: The settings offered on the command line.
 AUGMENTS = ("none", "basic", "randaugment", "mixup", "randaugment+mixup", "basic+randaugment",
-            "basic+mixup", "basic+randaugment+mixup")
+            "basic+mixup", "basic+randaugment+mixup", "basic+flip+crop")
 
 
 def parse_augment(name: str) -> tuple[str, ...]:
@@ -73,18 +88,38 @@ class BasicAugment:
     shift: float = 0.0
     flip: bool = False
 
-    def layers(self, seed: int) -> list[tf.keras.layers.Layer]:
-        L = tf.keras.layers
-        out = []
-        if self.flip:
-            out.append(L.RandomFlip("horizontal", seed=seed))
-        if self.rotation:
-            out.append(L.RandomRotation(self.rotation / 360.0, fill_mode="reflect", seed=seed + 1))
-        if self.zoom:
-            out.append(L.RandomZoom((-self.zoom, self.zoom), fill_mode="reflect", seed=seed + 2))
-        if self.shift:
-            out.append(L.RandomTranslation(self.shift, self.shift, fill_mode="reflect", seed=seed + 3))
-        return out
+    def __bool__(self) -> bool:
+        return bool(self.rotation or self.zoom or self.shift or self.flip)
+
+    def __call__(self, images: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
+        """One random affine warp per image (flip, rotation, zoom, shift; reflected borders).
+
+        ``images``: float32 (B, H, W, C); ``seed``: int (2,) stateless seed. Same seed, same output.
+        """
+        shape = tf.shape(images)
+        batch = shape[0]
+        h, w = tf.cast(shape[1], tf.float32), tf.cast(shape[2], tf.float32)
+        s = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), 5)
+
+        def uniform(i, low, high):
+            return tf.random.stateless_uniform((batch,), s[i], low, high)
+
+        angle = uniform(0, -self.rotation, self.rotation) * (3.141592653589793 / 180.0)
+        zoom = uniform(1, 1.0 - self.zoom, 1.0 + self.zoom)  # > 1 zooms in
+        tx = uniform(2, -self.shift, self.shift) * w
+        ty = uniform(3, -self.shift, self.shift) * h
+        flip = tf.where(uniform(4, 0.0, 1.0) < 0.5, -1.0, 1.0) if self.flip else tf.ones((batch,))
+        # output pixel p -> input pixel A (p - c) + c + t, with A = R(angle) diag(flip, 1) / zoom
+        cos, sin = tf.cos(angle) / zoom, tf.sin(angle) / zoom
+        a0, a1, b0, b1 = cos * flip, -sin, sin * flip, cos
+        cx, cy = (w - 1.0) / 2.0, (h - 1.0) / 2.0
+        a2 = cx + tx - a0 * cx - a1 * cy
+        b2 = cy + ty - b0 * cx - b1 * cy
+        zeros = tf.zeros((batch,))
+        transforms = tf.stack([a0, a1, a2, b0, b1, b2, zeros, zeros], axis=1)
+        return tf.raw_ops.ImageProjectiveTransformV3(
+            images=images, transforms=transforms, output_shape=shape[1:3], fill_value=0.0,
+            interpolation="BILINEAR", fill_mode="REFLECT")
 
 
 #: The studies' "basic" augmentation per model family.
@@ -185,6 +220,7 @@ class Augmenter:
     """
 
     uses_labels = True
+    uses_seed = True
 
     def __init__(self, parts: Sequence[str], model: str = "dcnn", seed: int = 42,
                  basic: BasicAugment | None = None, randaugment: RandAugmentSettings | None = None,
@@ -192,13 +228,17 @@ class Augmenter:
         self.parts = tuple(parts)
         self.name = "+".join(self.parts) or "none"
         family = "ghostface" if model.startswith("ghostface") else "dcnn"
-        self.basic = basic or BASIC_PRESETS[family]
+        geometric = basic or (BASIC_PRESETS[family] if "basic" in self.parts else BasicAugment(0.0, 0.0))
+        if "flip" in self.parts:
+            geometric = dataclasses.replace(geometric, flip=True)
+        if "crop" in self.parts:
+            geometric = dataclasses.replace(geometric, shift=max(geometric.shift, CROP_SHIFT))
+        self.basic = geometric
         self.randaugment = randaugment or RandAugmentSettings()
         self.mixup = mixup or MixUpSettings()
         self._seed = seed
-        self._basic = self._rand = self._mix = None
-        if "basic" in self.parts:
-            self._basic = tf.keras.Sequential(self.basic.layers(seed), name="basic_augment")
+        self._rand = self._mix = None
+        self._geometric = any(p in GEOMETRIC for p in self.parts) and bool(self.basic)
         if "randaugment" in self.parts and self.randaugment.max_ops > 0:
             low, high = (m / 10.0 for m in self.randaugment.magnitude)
             self._rand = _uniform_count_pipeline(_rand_augment_ops(low, high, seed + 10),
@@ -231,10 +271,13 @@ class Augmenter:
         y = tf.where(chosen[:, None], tf.cast(mixed["labels"], tf.float32), labels)
         return tf.ensure_shape(x, images.shape), tf.ensure_shape(y, labels.shape)
 
-    def __call__(self, images: tf.Tensor, labels: tf.Tensor | None = None):
+    def __call__(self, images: tf.Tensor, labels: tf.Tensor | None = None, seed: tf.Tensor | None = None):
+        """Augment a batch; ``seed`` (int (2,)) drives the geometric parts (drawn when omitted)."""
         x = tf.cast(images, tf.float32)
-        if self._basic is not None:
-            x = self._basic(x, training=True)
+        if self._geometric:
+            if seed is None:
+                seed = tf.random.uniform((2,), 0, 2**31 - 1, dtype=tf.int64, seed=self._seed)
+            x = self.basic(x, seed)
         if self._rand is not None:
             x = self.rand_augment(x)
         if self._mix is not None:

@@ -19,7 +19,9 @@ class ExperimentConfig:
     name: str = "nsl"
     data: str | None = None          # FER2013 CSV / Kaggle folder; None = synthetic demo set
     labels: str = "all"              # "all", "3class" or "happiness,sadness,neutral" / "3,4,6"
-    split: str = "usage"             # "usage", "80/10/10" or "90/10"
+    split: str = "usage"             # "usage", "publictest-val", "80/10/10" or "90/10" (fer_keras.data.split)
+    val_fraction: float = 0.1        # share of Training held out for validation (usage split, no PrivateTest)
+    drop_test_duplicates: bool = False  # drop training images whose pixels also occur in val or test
     model: str = "dcnn"
     input_shape: tuple[int, int, int] | None = None  # None: the model's default
     noise_layers: int = 0            # GhostFace's Gaussian-noise layers (privacy study)
@@ -32,6 +34,11 @@ class ExperimentConfig:
     batch_size: int = 50
     optimizer: str = "adam"          # "adam" or "sgd"
     lr: float = 1e-3
+    lr_schedule: str = "constant"    # "constant" or "cosine" (to lr/100 at the last step)
+    warmup_epochs: float = 0.0       # cosine: linear warm-up over this many epochs
+    label_smoothing: float = 0.0     # training loss only
+    restore_best: bool | None = None  # end with the best-validation-loss epoch; None: when early stopping
+    tta: str = "none"                # test-time augmentation: "none" or "flip" (average with the mirror image)
     momentum: float = 0.9            # SGD only
     augment: str = "basic"           # none, basic, randaugment, mixup or a '+' combination
     mixup_fraction: float = 0.25     # share of training images MixUp mixes (Study B: 25%)
@@ -60,6 +67,14 @@ class ExperimentConfig:
                 raise ConfigError(f"--{field.replace('_', '-')} must be at least 1 (got {value})")
         if self.lr <= 0:
             raise ConfigError(f"--lr must be positive (got {self.lr})")
+        if self.lr_schedule not in ("constant", "cosine"):
+            raise ConfigError(f"--lr-schedule {self.lr_schedule!r}: use constant or cosine")
+        if self.lr_schedule == "cosine" and self.reduce_lr:
+            raise ConfigError("--reduce-lr cannot change a cosine schedule; use one or the other")
+        if not 0 <= self.label_smoothing < 1:
+            raise ConfigError(f"--label-smoothing {self.label_smoothing:g}: must be in [0, 1)")
+        if self.tta not in ("none", "flip"):
+            raise ConfigError(f"--tta {self.tta!r}: use none or flip")
         if self.jit_compile and self.deterministic:
             raise ConfigError("--jit needs --no-deterministic: XLA has no deterministic MaxPool gradient")
         from fer_keras.augment import MixUpSettings, RandAugmentSettings, parse_augment

@@ -17,29 +17,35 @@ def ordered_scores(scores: dict) -> dict:
     return {k: float(scores[k]) for k in keys}
 
 
-def predict_probabilities(model: tf.keras.Model, ds: tf.data.Dataset) -> np.ndarray:
-    """(N, K) class probabilities of the (base) model on a ``{"image", "label"}`` dataset."""
-    return base_model(model).predict(images_only(ds), verbose=0)
+TTA_MODES = ("none", "flip")
 
 
-def evaluate(model: tf.keras.Model, ds: tf.data.Dataset, class_names) -> dict:
-    """Evaluate ``model`` (plain or NSL) on ``ds``.
+def predict_probabilities(model: tf.keras.Model, ds: tf.data.Dataset, tta: str = "none") -> np.ndarray:
+    """(N, K) class probabilities of the (base) model on a ``{"image", "label"}`` dataset.
 
-    Returns ``{"evaluate": {name: value}, "accuracy", "wrong", "images", "per_class",
-    "macro_f1", "confusion_matrix", "report"}``; ``evaluate`` uses Keras/NSL's own metric
-    names (loss, categorical_crossentropy, categorical_accuracy[, scaled_adversarial_loss]).
+    ``tta="flip"`` averages the probabilities of each image and its mirror image.
     """
+    net = base_model(model)
+    probs = net.predict(images_only(ds), verbose=0)
+    if tta == "flip":
+        mirrored = images_only(ds).map(lambda x: tf.reverse(x, axis=[2]))
+        probs = (probs + net.predict(mirrored, verbose=0)) / 2.0
+    elif tta != "none":
+        from fer_keras.errors import ConfigError
+
+        raise ConfigError(f"--tta {tta!r}: use one of {', '.join(TTA_MODES)}")
+    return probs
+
+
+def scores(labels: np.ndarray, probs: np.ndarray, class_names) -> dict:
+    """Accuracy, wrong count, macro F1, per-class precision/recall/F1, confusion matrix and the
+    text report for integer ``labels`` (N,) and probabilities ``probs`` (N, K)."""
     from sklearn.metrics import classification_report, confusion_matrix, precision_recall_fscore_support
 
-    is_nsl = hasattr(model, "base_model")
-    scores = model.evaluate(ds if is_nsl else as_xy(ds), verbose=0, return_dict=True)
-    labels = np.concatenate([d["label"].numpy() for d in ds]).argmax(1)
-    probs = predict_probabilities(model, ds)
     preds = probs.argmax(1)
     k = len(class_names)
     p, r, f, s = precision_recall_fscore_support(labels, preds, labels=range(k), zero_division=0)
     return {
-        "evaluate": ordered_scores(scores),
         "images": int(len(labels)),
         "accuracy": float((preds == labels).mean()),
         "wrong": int((preds != labels).sum()),
@@ -49,5 +55,128 @@ def evaluate(model: tf.keras.Model, ds: tf.data.Dataset, class_names) -> dict:
         "confusion_matrix": confusion_matrix(labels, preds, labels=range(k)).tolist(),
         "report": classification_report(labels, preds, labels=range(k), target_names=list(class_names),
                                         digits=4, zero_division=0),
-        "_labels": labels, "_probabilities": probs,
     }
+
+
+def evaluate(model: tf.keras.Model, ds: tf.data.Dataset, class_names, tta: str = "none") -> dict:
+    """Evaluate ``model`` (plain or NSL) on ``ds``.
+
+    Returns ``{"evaluate": {name: value}, "accuracy", "wrong", "images", "per_class",
+    "macro_f1", "confusion_matrix", "report", "tta"}``; ``evaluate`` uses Keras/NSL's own metric
+    names (loss, categorical_crossentropy, categorical_accuracy[, scaled_adversarial_loss]) and
+    never uses test-time augmentation; the other figures use ``tta`` ("none" or "flip"; with
+    "flip", ``without_tta`` holds accuracy and macro F1 without it).
+    """
+    is_nsl = hasattr(model, "base_model")
+    keras_scores = model.evaluate(ds if is_nsl else as_xy(ds), verbose=0, return_dict=True)
+    labels = np.concatenate([d["label"].numpy() for d in ds]).argmax(1)
+    probs = predict_probabilities(model, ds, tta)
+    out = {"evaluate": ordered_scores(keras_scores), **scores(labels, probs, class_names), "tta": tta}
+    if tta != "none":  # the same figures without test-time augmentation, for comparison
+        plain = scores(labels, predict_probabilities(model, ds), class_names)
+        out["without_tta"] = {"accuracy": plain["accuracy"], "macro_f1": plain["macro_f1"]}
+    return {**out, "_labels": labels, "_probabilities": probs}
+
+
+# ------------------------------------------------------------- any saved model on labelled face crops
+
+EVALUATION_FILE = "evaluation.json"
+
+
+def evaluate_model_on_data(model, data, *, usage: str | None = None, tta: str = "none", batch_size: int = 256,
+                           out=None, progress: bool | None = None, log=print) -> dict:
+    """Score a saved model on labelled face crops, without face detection.
+
+    Args:
+        model: pretrained name, run folder, .keras, SavedModel, .tflite or a
+            :class:`fer_keras.predict.Classifier` (:func:`fer_keras.recognizer.load_classifier`).
+        data: a :class:`~fer_keras.data.FaceData` or a path :func:`fer_keras.data.load_dataset` reads
+            (FER2013 CSV or Kaggle folders, RAF-DB); crops of any size are resized to the model input.
+        usage: keep only rows of this Usage (``"PublicTest"``, ...); None keeps all.
+        tta: ``"none"`` or ``"flip"`` (average the probabilities of each face and its mirror image).
+        batch_size: faces per model call.
+        out: folder for ``evaluation.json``, ``classification_report.txt`` and ``confusion_matrix.png``.
+        progress: progress bar on stderr; None = only when stderr is a terminal.
+
+    Data classes are matched to the model's by name (aliases allowed, e.g. ``happy`` = ``happiness``);
+    rows of classes the model lacks are skipped and counted in ``skipped``.
+    Returns ``{"model", "data", "usage", "tta", "class_names", "images", "skipped", "accuracy", "macro_f1",
+    "wrong", "per_class", "confusion_matrix", "report", "seconds", "images_per_second"}``.
+    """
+    import os
+    import sys
+    import time
+    from pathlib import Path
+
+    from tqdm.auto import tqdm
+
+    from fer_keras.errors import ConfigError, DataError
+    from fer_keras.recognizer import load_classifier
+
+    if tta not in ("none", "flip"):
+        raise ConfigError(f"tta must be 'none' or 'flip', not {tta!r}")
+    if batch_size < 1:
+        raise ConfigError("batch_size must be at least 1")
+    source = data
+    if not hasattr(data, "images"):
+        from fer_keras.data import load_dataset
+
+        data = load_dataset(data)
+    if usage is not None:
+        keep = data.usage == usage
+        if not keep.any():
+            raise DataError(f"{source}: no rows with Usage {usage!r} (it has: {', '.join(sorted(set(data.usage)))})")
+        data = data.take(keep)
+    classifier = load_classifier(model)
+    names = list(classifier.class_names)
+    to_model = _class_map(data.class_names, names)
+    targets = to_model[data.labels]
+    rows = targets >= 0
+    if not rows.any():
+        raise DataError(f"{source}: none of its classes ({', '.join(data.class_names)}) is one of the model's "
+                        f"({', '.join(names)})")
+    images, labels = data.images[rows], targets[rows]
+    start = time.monotonic()
+    probs = []
+    with tqdm(total=len(images), unit="face", desc="evaluate", file=sys.stderr, mininterval=1.0,
+              disable=(not sys.stderr.isatty()) if progress is None else not progress) as bar:
+        for i in range(0, len(images), batch_size):
+            batch = images[i:i + batch_size]
+            p = classifier(batch)
+            if tta == "flip":
+                p = (p + classifier(np.ascontiguousarray(batch[:, :, ::-1]))) / 2.0
+            probs.append(p)
+            bar.update(len(batch))
+    seconds = time.monotonic() - start
+    probs = np.concatenate(probs)
+    shown = model if isinstance(model, (str, os.PathLike)) else getattr(classifier, "path", model)
+    result = {"model": str(shown), "data": str(source), "usage": usage, "tta": tta,
+              "class_names": names, "skipped": int((~rows).sum()), **scores(labels, probs, names),
+              "seconds": round(seconds, 2), "images_per_second": round(len(images) / max(seconds, 1e-9), 1)}
+    if out is not None:
+        from fer_keras import plots
+        from fer_keras.runs import atomic_write_text, ensure_writable_dir, write_json
+
+        out = ensure_writable_dir(out, "--out")
+        write_json(out / EVALUATION_FILE, {k: v for k, v in result.items() if k != "report"})
+        atomic_write_text(out / "classification_report.txt", result["report"])
+        title = f"Confusion matrix ({usage or 'all rows'}{', flip TTA' if tta == 'flip' else ''})"
+        plots.confusion_matrix(result["confusion_matrix"], names, Path(out) / "confusion_matrix.png", title=title)
+        log(f"wrote {out / EVALUATION_FILE}, classification_report.txt, confusion_matrix.png")
+    return result
+
+
+def _class_map(data_names, model_names) -> np.ndarray:
+    """int (len(data_names),): the model's index of each data class, -1 when the model lacks it."""
+    from fer_keras.data.labels import class_id
+    from fer_keras.errors import ConfigError
+
+    try:
+        model_ids = [class_id(n) for n in model_names]
+        data_ids = [class_id(n) for n in data_names]
+    except ConfigError:  # names that are no FER2013 class: they must be the same names
+        if list(map(str, data_names)) == list(map(str, model_names)):
+            return np.arange(len(data_names))
+        raise ConfigError(f"cannot match the data's classes ({', '.join(data_names)}) to the model's "
+                          f"({', '.join(model_names)})") from None
+    return np.array([model_ids.index(i) if i in model_ids else -1 for i in data_ids], dtype=np.int64)

@@ -24,13 +24,15 @@ from fer_keras.adversarial import base_model, wrap_adversarial
 from fer_keras.augment import augmenter_from_config
 from fer_keras.config import ExperimentConfig
 from fer_keras.data import FaceData, load_dataset, make_demo, parse_labels, split, stratified_indices
-from fer_keras.data.pipeline import dataset_stats, images_only, make_dataset, to_pixels
-from fer_keras.evaluation import evaluate, predict_probabilities
+from fer_keras.data.dataset import describe_split
+from fer_keras.data.pipeline import TrainingStream, dataset_stats, images_only, make_dataset, to_pixels
+from fer_keras.evaluation import evaluate, predict_probabilities, scores
 from fer_keras.export import check_exports, export_model
 from fer_keras.label_noise import flip_labels, memorisation
 from fer_keras.models import build_model, default_input_shape, input_mode
+from fer_keras.errors import ConfigError
 from fer_keras.runs import CONFIG_FILE, atomic_write_text, existing_run_dir, new_run_dir, read_json, write_json
-from fer_keras.training import compile_model, fit, set_seed
+from fer_keras.training import checkpointed_randomness, compile_model, fit, learning_rate, read_history, set_seed
 
 
 def prepare_data(config: ExperimentConfig, log: Callable = print, return_noise: bool = False):
@@ -50,15 +52,21 @@ def prepare_data(config: ExperimentConfig, log: Callable = print, return_noise: 
         data = load_dataset(config.data)
         log(f"Loaded {len(data):,} images from {config.data} in {time.time() - start:.1f} s")
     data = data.with_classes(parse_labels(config.labels))
-    parts = split(data, config.split, seed=42)
+    parts = split(data, config.split, seed=42, val_fraction=config.val_fraction)
     parts["train"].check_classes_present(f"{config.data or 'demo'} (training split)")
+    if config.drop_test_duplicates:
+        held_out = np.concatenate([parts["val"].images, parts["test"].images])
+        copies = rows_also_in(parts["train"].images, held_out)
+        parts["train"] = parts["train"].take(~copies)
+        log(f"Dropped {int(copies.sum()):,} training images whose pixels also occur in validation or test")
     if config.limit:
         parts["train"] = parts["train"].take(stratified_indices(parts["train"].labels, config.limit, config.seed))
     if config.eval_limit:
         for name in ("val", "test"):
             parts[name] = parts[name].take(stratified_indices(parts[name].labels, config.eval_limit, config.seed))
-    if config.split == "usage" and not np.any(data.usage == "PrivateTest"):
-        log("Note: no PrivateTest rows, so validation and test are both PublicTest.")
+    if describe_split(parts)["test_in_selection"]:
+        log(f"Note: with --split {config.split} the validation images (early stopping, LR schedule, "
+            "best epoch) include test images, so the test figures are not held-out figures.")
     noise = None
     if config.label_noise:
         train = parts["train"]
@@ -73,16 +81,49 @@ def prepare_data(config: ExperimentConfig, log: Callable = print, return_noise: 
     return (parts, noise) if return_noise else parts
 
 
+def rows_also_in(images: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """bool (N,): which of ``images`` (N, H, W, C) have exactly the pixels of some ``reference`` image."""
+    import hashlib
+
+    def keys(batch):
+        return [hashlib.blake2b(np.ascontiguousarray(im).tobytes(), digest_size=16).digest() for im in batch]
+
+    seen = set(keys(reference))
+    return np.array([k in seen for k in keys(images)], dtype=bool)
+
+
+def _tee(log: Callable, path: Path) -> Callable:
+    """``log`` that also appends each message, time-stamped, to ``path`` (a run's log.txt)."""
+    def both(message: str = "") -> None:
+        log(message)
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {message}\n")
+    return both
+
+
 def run_experiment(config: ExperimentConfig, resume: str | Path | None = None,
-                   log: Callable = print) -> Path:
+                   log: Callable = print, time_budget: float | None = None,
+                   extend_epochs: int | None = None) -> Path:
     """Train and evaluate as ``config`` says; return the run folder.
 
-    ``resume`` is an earlier run folder: its saved config is used and training continues from
-    its last finished epoch.
+    ``resume`` is an earlier run folder: its saved config is used and training continues exactly
+    from its last finished epoch (``extend_epochs`` raises the epoch count of a constant-LR run).
+    ``time_budget`` (minutes) stops training at an epoch boundary before it would run over; the
+    run folder then has no test figures yet and ``--resume`` continues it (the state is in
+    ``RUN/checkpoints/state.json``; progress lines also go to ``RUN/log.txt``).
     """
     if resume is not None:
         run_dir = existing_run_dir(resume)
-        config = ExperimentConfig.from_dict(read_json(run_dir / CONFIG_FILE)["config"])
+        saved = read_json(run_dir / CONFIG_FILE)
+        config = ExperimentConfig.from_dict(saved["config"])
+        if extend_epochs is not None and extend_epochs != config.resolved_epochs:
+            if config.lr_schedule != "constant":
+                raise ConfigError(f"--epochs {extend_epochs}: the run being resumed has a {config.lr_schedule} "
+                                  f"schedule over {config.resolved_epochs} epochs; start a new run to change it")
+            if extend_epochs < len(read_history(run_dir / "history.csv")):
+                raise ConfigError(f"--epochs {extend_epochs}: the run has already trained more epochs")
+            config.epochs = extend_epochs
+        log = _tee(log, run_dir / "log.txt")
         log(f"Resuming {run_dir}")
     set_seed(config.seed, config.deterministic)
     parts, noise = prepare_data(config, log, return_noise=True)
@@ -94,59 +135,84 @@ def run_experiment(config: ExperimentConfig, resume: str | Path | None = None,
         run_dir = new_run_dir(config.out, f"{config.model}-{'nsl' if config.adversarial else 'plain'}"
                                           + (f"-{config.augment}" if config.augment != "basic" else "")
                                           + (f"-noise{config.label_noise:g}" if config.label_noise else ""))
+        log = _tee(log, run_dir / "log.txt")
     epochs = config.resolved_epochs
+    splits = describe_split(parts)
     write_json(run_dir / CONFIG_FILE, {
         "config": config.to_dict(),
         "resolved": {"epochs": epochs, "input_shape": list(shape), "input_mode": mode,
                      "class_names": list(class_names), "dataset_mean": mean, "dataset_std": std,
                      "images": {k: len(v) for k, v in parts.items()},
-                     "class_counts": {k: v.class_counts() for k, v in parts.items()}},
+                     "class_counts": {k: v.class_counts() for k, v in parts.items()},
+                     "splits": splits},
         "environment": {"python": platform.python_version(), "tensorflow": tf.__version__,
                         "machine": platform.machine(), "cpus": len(os.sched_getaffinity(0))},
     })
     log(f"Run folder: {run_dir}")
     log("Images: " + ", ".join(f"{k} {len(v):,}" for k, v in parts.items())
         + f"; classes: {', '.join(class_names)}")
+    log("Splits: " + "; ".join(f"{k} from " + ", ".join(f"{u} {c:,}" for u, c in splits[k]["usage"].items())
+                               for k in ("train", "val", "test")))
 
     figures = run_dir / "figures"
     figures.mkdir(exist_ok=True)
-    plots.class_distribution(parts, figures / "class_distribution.png")
-    plots.sample_grid(parts["train"], figures / "samples.png", seed=config.seed)
+    if resume is None:
+        plots.class_distribution(parts, figures / "class_distribution.png")
+        plots.sample_grid(parts["train"], figures / "samples.png", seed=config.seed)
 
     augment = augmenter_from_config(config)
-    if augment is not None:
+    if augment is not None and resume is None:
         _augmented_samples(parts["train"], augment, shape, config.seed, figures / "augmented_samples.png")
     common = dict(input_shape=shape, batch_size=config.batch_size, mode=mode,
-                  standardize=config.standardize, mean=mean, std=std, seed=config.seed)
-    train_ds = make_dataset(parts["train"], training=True, augment=augment, **common)
+                  standardize=config.standardize, mean=mean, std=std)
+    train_stream = TrainingStream(parts["train"], augment=augment, seed=config.seed, **common)
     val_ds = make_dataset(parts["val"], **common)
     test_ds = make_dataset(parts["test"], **common)
 
     model_kwargs = {"noise_layers": config.noise_layers} if config.noise_layers else {}
-    model = build_model(config.model, shape, len(class_names), **model_kwargs)
+    with checkpointed_randomness():
+        model = build_model(config.model, shape, len(class_names), **model_kwargs)
     if config.adversarial:
         model = wrap_adversarial(model, config.multiplier, config.step, config.grad_norm)
-    compile_model(model, config.optimizer, config.lr, config.momentum, config.jit_compile)
+    steps = train_stream.steps_per_epoch
+    lr = learning_rate(config.lr, config.lr_schedule, steps * epochs, int(round(config.warmup_epochs * steps)))
+    compile_model(model, config.optimizer, lr, config.momentum, config.jit_compile, config.label_smoothing)
     how = (f"NSL adversarial regularisation (multiplier {config.multiplier:g}, step {config.step:g}, "
            f"{config.grad_norm})" if config.adversarial else "plain training")
     log(f"Model {config.model}: {base_model(model).count_params():,} parameters; {how}; "
-        f"{epochs} epochs, batch {config.batch_size}")
+        f"{epochs} epochs, batch {config.batch_size}, {config.optimizer} lr {config.lr:g} ({config.lr_schedule})"
+        + (f", label smoothing {config.label_smoothing:g}" if config.label_smoothing else "")
+        + (f", augment {config.augment}" if config.augment != "none" else ""))
 
     try:
-        history = fit(model, train_ds, val_ds, epochs, run_dir, config.early_stopping, config.reduce_lr)
+        result = fit(model, train_stream, val_ds, epochs, run_dir, config.early_stopping, config.reduce_lr,
+                     restore_best=config.restore_best, time_budget=time_budget, log=log)
     except KeyboardInterrupt:
         log(f"Interrupted. Continue with: --resume {run_dir}")
         raise
+    history = result["history"]
+    if result["status"] == "time_budget":
+        log(f"Time budget of {time_budget:g} min reached after epoch {len(history)} of {epochs}; "
+            f"checkpoint saved. Continue with: --resume {run_dir}")
+        return run_dir
+    if result["best_epoch"] is not None:
+        log(f"Restored the weights of epoch {result['best_epoch'] + 1} (best validation loss)")
     plots.training_curves(history, figures / "training_curves.png")
 
     log("Evaluating on the test split ...")
-    results = evaluate(model, test_ds, class_names)
+    results = evaluate(model, test_ds, class_names, tta=config.tta)
     labels, probs = results.pop("_labels"), results.pop("_probabilities")
     atomic_write_text(run_dir / "classification_report.txt", results.pop("report"))
     plots.confusion_matrix(results["confusion_matrix"], class_names, figures / "confusion_matrix.png")
     plots.misclassified_gallery(parts["test"].images, labels, probs, class_names, figures / "misclassified.png")
+    training_images = np.concatenate([parts["train"].images, parts["val"].images])
+    in_training = rows_also_in(parts["test"].images, training_images)
+    dedup = scores(labels[~in_training], probs[~in_training], class_names)
+    dedup.pop("report")
+    results["test_deduplicated"] = {"removed": int(in_training.sum()), **dedup}
 
-    paths = export_model(model, run_dir / "model", input_mode=mode, standardize=config.standardize, mean=mean, std=std)
+    paths = export_model(model, run_dir / "model", input_mode=mode, standardize=config.standardize, mean=mean, std=std,
+                         class_names=class_names)
     sample = next(iter(images_only(test_ds).take(1))).numpy()
     # the same faces as raw uint8 (test_ds is not shuffled), in the model's channel count
     raw = parts["test"].images[:len(sample)]
@@ -158,6 +224,7 @@ def run_experiment(config: ExperimentConfig, resume: str | Path | None = None,
         "export_check": check_exports(model, paths, sample, pixels=raw,
                                       input_mode=mode, standardize=config.standardize, mean=mean, std=std),
         "training": {"epochs": len(history), "seconds": round(epoch_seconds, 1),
+                     "best_epoch": result["best_epoch"], "status": result["status"],
                      # training images per second of training wall time (validation excluded)
                      "images_per_second": round(len(parts["train"]) * len(history) / max(train_seconds, 1e-9), 1),
                      "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)},
@@ -171,7 +238,9 @@ def run_experiment(config: ExperimentConfig, resume: str | Path | None = None,
             f"{memo['fraction_noisy']:.1%} as their noisy label")
     write_json(run_dir / "metrics.json", metrics)
     log("Test: " + ", ".join(f"{k} {v:.4f}" for k, v in results["evaluate"].items())
-        + f"; {results['wrong']} of {results['images']} wrong; macro F1 {results['macro_f1']:.4f}")
+        + f"; accuracy {results['accuracy']:.4f}" + (f" (with {config.tta} TTA)" if config.tta != "none" else "")
+        + f"; {results['wrong']} of {results['images']} wrong; macro F1 {results['macro_f1']:.4f}; "
+        f"without the {in_training.sum()} test images also in Training: accuracy {dedup['accuracy']:.4f}")
     return run_dir
 
 

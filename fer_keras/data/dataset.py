@@ -10,7 +10,9 @@ from fer_keras.data.labels import CLASS_NAMES, class_id
 from fer_keras.errors import ConfigError, DataError
 
 USAGES = ("Training", "PublicTest", "PrivateTest")
-SPLITS = ("usage", "80/10/10", "90/10")
+SPLITS = ("usage", "publictest-val", "80/10/10", "90/10")
+#: Share of Training held out for validation when the data has no PrivateTest (``split="usage"``).
+VAL_FRACTION = 0.1
 
 
 @dataclasses.dataclass
@@ -106,31 +108,48 @@ def stratified_indices(labels: np.ndarray, size: int, seed: int) -> np.ndarray:
     return np.sort(idx)
 
 
-def split(data: FaceData, how: str = "usage", seed: int = 42) -> dict[str, FaceData]:
-    """Split into ``{"train", "val", "test"}`` the way the studies did.
+def split(data: FaceData, how: str = "usage", seed: int = 42, val_fraction: float = VAL_FRACTION) -> dict[str, FaceData]:
+    """Split into ``{"train", "val", "test"}``; validation selects, test reports.
 
     how:
-        ``"usage"``: FER2013's own Usage column: train = Training, val = PublicTest,
-            test = PrivateTest, or PublicTest again when PrivateTest is absent (as in the Kaggle
-            folder layout, whose PrivateTest is withheld).
+        ``"usage"`` (default): FER2013's Usage column. With PrivateTest rows (the CSV): train =
+            Training, val = PublicTest, test = PrivateTest (the field's protocol). Without them
+            (the Kaggle folders): val = a stratified, seeded ``val_fraction`` of Training, train =
+            the rest of Training, test = PublicTest, so test images never take part in selection.
+        ``"publictest-val"``: train = Training, val = test = PublicTest (how the earlier runs and
+            much published FER2013 work did it; test then took part in selection, and
+            :func:`describe_split` says so).
         ``"80/10/10"``: stratified train/val/test of all rows, ``random_state=seed`` (Study A's
             final split; 28,709 / 3,589 / 3,589 on the 35,887-row CSV).
         ``"90/10"``: stratified train/test of all rows (Study A's first split, 32,298 / 3,589);
-            val is the test part, as in the study.
+            val is the test part, as in the study (test takes part in selection).
     """
     if how not in SPLITS:
         raise ConfigError(f"unknown split {how!r}; use one of {', '.join(SPLITS)}")
-    if how == "usage":
+    from sklearn.model_selection import train_test_split
+
+    if how in ("usage", "publictest-val"):
         parts = {u: np.flatnonzero(data.usage == u) for u in USAGES}
         if len(parts["Training"]) == 0:
             raise DataError("no rows with Usage 'Training'; use --split 80/10/10 for data without a Usage column")
         if len(parts["PublicTest"]) == 0 and len(parts["PrivateTest"]) == 0:
             raise DataError("no PublicTest or PrivateTest rows; use --split 80/10/10 or 90/10")
-        val = parts["PublicTest"] if len(parts["PublicTest"]) else parts["PrivateTest"]
-        test = parts["PrivateTest"] if len(parts["PrivateTest"]) else parts["PublicTest"]
-        return {"train": data.take(parts["Training"]), "val": data.take(val), "test": data.take(test)}
-
-    from sklearn.model_selection import train_test_split
+        if how == "publictest-val":
+            test = parts["PublicTest"] if len(parts["PublicTest"]) else parts["PrivateTest"]
+            return {"train": data.take(parts["Training"]), "val": data.take(test), "test": data.take(test)}
+        if len(parts["PrivateTest"]) and len(parts["PublicTest"]):
+            return {"train": data.take(parts["Training"]), "val": data.take(parts["PublicTest"]),
+                    "test": data.take(parts["PrivateTest"])}
+        test = parts["PublicTest"] if len(parts["PublicTest"]) else parts["PrivateTest"]
+        training = parts["Training"]
+        if not 0 < val_fraction < 1:
+            raise ConfigError(f"--val-fraction {val_fraction:g}: must be between 0 and 1")
+        n_val = max(1, int(round(val_fraction * len(training))))
+        try:
+            rest, val = train_test_split(training, test_size=n_val, stratify=data.labels[training], random_state=seed)
+        except ValueError:  # a class too small to stratify
+            rest, val = train_test_split(training, test_size=n_val, random_state=seed)
+        return {"train": data.take(np.sort(rest)), "val": data.take(np.sort(val)), "test": data.take(test)}
 
     n = len(data)
     index = np.arange(n)
@@ -141,3 +160,15 @@ def split(data: FaceData, how: str = "usage", seed: int = 42) -> dict[str, FaceD
                 "test": data.take(np.sort(test))}
     train, val = train_test_split(rest, test_size=test_n, stratify=data.labels[rest], random_state=seed)
     return {"train": data.take(np.sort(train)), "val": data.take(np.sort(val)), "test": data.take(np.sort(test))}
+
+
+def describe_split(parts: dict[str, FaceData]) -> dict:
+    """Where each part came from (its Usage values) and its size, and whether any test image
+    also served in validation (model selection): ``{"train": {"usage", "images"}, ..., "test_in_selection"}``."""
+    out = {}
+    for name, part in parts.items():
+        usages, counts = np.unique(part.usage, return_counts=True)
+        out[name] = {"usage": {str(u): int(c) for u, c in zip(usages, counts)}, "images": len(part)}
+    val_sources, test_sources = set(parts["val"].sources.tolist()), set(parts["test"].sources.tolist())
+    out["test_in_selection"] = bool(val_sources & test_sources)
+    return out

@@ -83,41 +83,96 @@ def scale(x: tf.Tensor, mode: str = "unit", standardize: str = "image",
     raise ConfigError(f"standardize must be 'image' or 'dataset', not {standardize!r}")
 
 
+def _apply_augment(augment, x, labels, seed):
+    if getattr(augment, "uses_seed", False):
+        return augment(x, labels, seed=seed)
+    if getattr(augment, "uses_labels", False):
+        return augment(x, labels)
+    return augment(x), labels
+
+
 def make_dataset(data: FaceData, input_shape, batch_size: int, *, mode: str = "unit",
                  training: bool = False, augment: Callable | None = None, seed: int = 42,
                  standardize: str = "image", mean: float | None = None, std: float | None = None,
                  cache: bool = True) -> tf.data.Dataset:
     """Batched, prefetched dataset of ``{"image", "label"}`` dicts.
 
-    ``training=True`` shuffles every epoch (seeded) and applies ``augment``; evaluation
+    ``training=True`` shuffles every epoch (seeded) and applies ``augment``, for a plain
+    ``model.fit(ds, epochs=...)``; the project's own training uses :class:`TrainingStream`, whose
+    batches are a pure function of ``(seed, epoch)`` so that a resumed run is exact. Evaluation
     datasets keep the data's order. ``cache`` keeps prepared evaluation batches in memory when
-    they fit in :data:`CACHE_LIMIT_BYTES` (training batches are re-augmented each epoch, so only
-    their uint8 source is held).
+    they fit in :data:`CACHE_LIMIT_BYTES`.
     """
     if len(data) == 0:
         raise ConfigError("cannot build a dataset from 0 images")
-    ds = tf.data.Dataset.from_tensor_slices((data.images, data.one_hot()))
-    if training:
-        ds = ds.shuffle(min(len(data), 20000), seed=seed, reshuffle_each_iteration=True)
-    ds = ds.batch(batch_size)
-
     scale(tf.zeros((1, 1, 1, 1)), mode, standardize, mean, std)  # check the settings now, not in a trace
-    augment = augment if training else None
+    ds = tf.data.Dataset.from_tensor_slices((data.images, data.one_hot()))
+    if not training:
+        ds = ds.batch(batch_size)
 
-    def prepare(images, labels):
+        def prepare(images, labels):
+            return {"image": scale(to_pixels(images, input_shape), mode, standardize, mean, std), "label": labels}
+
+        ds = ds.map(prepare, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        if cache and len(data) * int(np.prod(input_shape)) * 4 <= CACHE_LIMIT_BYTES:
+            ds = ds.cache()
+        return ds.prefetch(tf.data.AUTOTUNE)
+    ds = ds.shuffle(min(len(data), 20000), seed=seed, reshuffle_each_iteration=True).batch(batch_size)
+    seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+    ds = tf.data.Dataset.zip((ds, seeds))
+    prepare = _training_batch(input_shape, mode, augment, standardize, mean, std)
+    return ds.map(lambda batch, s: prepare(*batch, s), num_parallel_calls=tf.data.AUTOTUNE,
+                  deterministic=True).prefetch(tf.data.AUTOTUNE)
+
+
+def _training_batch(input_shape, mode, augment, standardize, mean, std):
+    def prepare(images, labels, seed):
         x = to_pixels(images, input_shape)
         if augment is not None:
-            if getattr(augment, "uses_labels", False):
-                x, labels = augment(x, labels)
-            else:
-                x = augment(x)
+            x, labels = _apply_augment(augment, x, labels, seed)
         return {"image": scale(x, mode, standardize, mean, std), "label": labels}
 
-    ds = ds.map(prepare, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    prepared_bytes = len(data) * int(np.prod(input_shape)) * 4
-    if cache and not training and prepared_bytes <= CACHE_LIMIT_BYTES:
-        ds = ds.cache()
-    return ds.prefetch(tf.data.AUTOTUNE)
+    return prepare
+
+
+class TrainingStream:
+    """Training batches as a pure function of ``(seed, epoch)``, so a resumed run is exact.
+
+    Epoch ``e`` visits the images in the order ``stateless_shuffle(range(N), seed=(seed, e))``,
+    in batches of ``batch_size`` (the last one smaller), and batch ``i`` of it is augmented with
+    the stateless seed ``(seed, e * steps_per_epoch + i)``. :meth:`epochs` gives the batches of
+    epochs ``start .. stop - 1`` as one dataset, which ``model.fit`` reads with
+    ``steps_per_epoch`` and ``initial_epoch=start``. Elements are ``{"image", "label"}`` dicts as
+    from :func:`make_dataset`.
+    """
+
+    def __init__(self, data: FaceData, input_shape, batch_size: int, *, mode: str = "unit",
+                 augment: Callable | None = None, seed: int = 42, standardize: str = "image",
+                 mean: float | None = None, std: float | None = None):
+        if len(data) == 0:
+            raise ConfigError("cannot train on 0 images")
+        scale(tf.zeros((1, 1, 1, 1)), mode, standardize, mean, std)
+        self.data, self.batch_size, self.seed = data, int(batch_size), int(seed)
+        self.images_per_epoch = len(data)
+        self.steps_per_epoch = -(-len(data) // self.batch_size)
+        self._prepare = _training_batch(tuple(input_shape), mode, augment, standardize, mean, std)
+
+    def epochs(self, start: int, stop: int) -> tf.data.Dataset:
+        """The batches of epochs ``start`` to ``stop - 1``, in order."""
+        images = tf.constant(self.data.images)
+        labels = tf.constant(self.data.one_hot())
+        n, steps, seed = len(self.data), self.steps_per_epoch, self.seed
+
+        def epoch_batches(epoch):
+            order = tf.random.experimental.stateless_shuffle(
+                tf.range(n, dtype=tf.int64), seed=tf.stack([tf.constant(seed, tf.int64), epoch]))
+            batches = tf.data.Dataset.from_tensor_slices(order).batch(self.batch_size).enumerate()
+            return batches.map(lambda i, idx: (tf.gather(images, idx), tf.gather(labels, idx),
+                                               tf.stack([tf.constant(seed, tf.int64), epoch * steps + i])))
+
+        ds = tf.data.Dataset.range(start, stop).flat_map(epoch_batches)
+        return ds.map(self._prepare, num_parallel_calls=tf.data.AUTOTUNE,
+                      deterministic=True).prefetch(tf.data.AUTOTUNE)
 
 
 def _xy(batch):

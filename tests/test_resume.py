@@ -1,0 +1,77 @@
+"""Exact resume: kill -9 a real training process mid-epoch, resume it, and compare with an
+uninterrupted run of the same seed (history rows and test metrics), plain and NSL."""
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+ARGS = ["--limit", "60", "--eval-limit", "21", "--epochs", "3", "--batch-size", "10",
+        "--augment", "basic+flip+crop"]
+TIMING = {"seconds", "train_seconds"}
+
+
+def _cmd(out, *extra):
+    return [sys.executable, str(ROOT / "experiments" / "run_nsl.py"), "--out", str(out), *ARGS, *extra]
+
+
+def _run_folder(out: Path) -> Path:
+    folders = [p for p in out.iterdir() if p.is_dir()]
+    assert len(folders) == 1, folders
+    return folders[0]
+
+
+def _history(run: Path) -> list[dict]:
+    with (run / "history.csv").open() as f:
+        return [{k: v for k, v in row.items() if k not in TIMING} for row in csv.DictReader(f)]
+
+
+def _kill_mid_epoch(out: Path, extra) -> Path:
+    """Start a run, wait until epoch 1 is checkpointed and epoch 2 is under way, then SIGKILL it."""
+    proc = subprocess.Popen(_cmd(out, *extra), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    deadline = time.time() + 300
+    try:
+        while time.time() < deadline:
+            runs = [p for p in out.iterdir()] if out.exists() else []
+            if runs and (runs[0] / "checkpoints" / "state.json").is_file():
+                time.sleep(1.5)  # into epoch 2 (each epoch is several seconds)
+                break
+            assert proc.poll() is None, "training ended before it could be killed"
+            time.sleep(0.2)
+        else:
+            pytest.fail("no checkpoint within 300 s")
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    run = _run_folder(out)
+    assert json.loads((run / "checkpoints" / "state.json").read_text())["epoch"] < 3
+    assert not (run / "metrics.json").exists()
+    return run
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["plain", "nsl"])
+def test_kill_and_resume_matches_uninterrupted_run(tmp_path, mode):
+    extra = ["--no-adversarial"] if mode == "plain" else []
+    subprocess.run(_cmd(tmp_path / "straight", *extra), check=True, capture_output=True)
+    straight = _run_folder(tmp_path / "straight")
+
+    killed = _kill_mid_epoch(tmp_path / "killed", extra)
+    resume = [sys.executable, str(ROOT / "experiments" / "run_nsl.py"), "--resume", str(killed)]
+    done = subprocess.run(resume, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "Resumed from" in (killed / "log.txt").read_text()
+
+    assert _history(killed) == _history(straight)  # every column but the timings, bit for bit
+    a = json.loads((straight / "metrics.json").read_text())
+    b = json.loads((killed / "metrics.json").read_text())
+    for key, value in a["evaluate"].items():
+        assert b["evaluate"][key] == pytest.approx(value, rel=1e-5, abs=1e-6), key
+    assert b["confusion_matrix"] == a["confusion_matrix"]
