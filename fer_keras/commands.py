@@ -1,7 +1,8 @@
 """The ``fer-keras`` command (also ``python -m fer_keras``): one sub-command per task.
 
     fer-keras preprocess PHOTOS OUT [--detector auto] [--size 48] [--color gray]
-    fer-keras predict SOURCE --model RUN_OR_MODEL [--out predictions] [--format json]
+    fer-keras predict SOURCE [--model RUN_OR_MODEL] [--out predictions] [--format json]
+    fer-keras evaluate DATA [--model RUN_OR_MODEL] [--usage PublicTest] [--tta flip] [--out evaluation]
     fer-keras export RUN [--out DIR] [--no-tflite]
     fer-keras hygiene DATA [--out hygiene] [--std-threshold 1.0] [--mode-share 0.99]
 
@@ -15,6 +16,7 @@ import argparse
 from typing import Callable
 
 from fer_keras.cli import run_main
+from fer_keras.errors import FerKerasError
 from fer_keras.faces import BACKENDS
 
 #: name -> (help, add_arguments(parser), run(args))
@@ -98,7 +100,7 @@ def _preprocess(args: argparse.Namespace):
 def _predict_flags(parser: argparse.ArgumentParser) -> None:
     add = parser.add_argument
     add("source", help="an image, a video (.mp4, .avi, ...) or a folder of them")
-    add("--model", required=True, help="run folder, model .keras file, SavedModel folder or .tflite file")
+    _model_flag(parser)
     add("--out", default="predictions", help="folder for predictions.json/csv and annotated/ (default: %(default)s)")
     add("--format", default="json", choices=("json", "csv"), help="default: %(default)s")
     _detector_flags(parser)
@@ -118,10 +120,70 @@ def _predict(args: argparse.Namespace):
     from fer_keras.predict import predict, progress_to_stderr
 
     classes = [c.strip() for c in args.classes.split(",")] if args.classes else None
-    return predict(args.source, args.model, _detector(args), args.out, fmt=args.format, every=args.every,
+    classifier = _classifier(args, input_mode=args.input_mode, class_names=classes)
+    return predict(args.source, classifier, _detector(args), args.out, fmt=args.format, every=args.every,
                    batch_size=args.batch_size, margin=args.margin, align=not args.no_align,
-                   annotate=not args.no_annotate, input_mode=args.input_mode, class_names=classes,
-                   log=progress_to_stderr, trusted=args.trust_model, max_pixels=args.max_pixels)
+                   annotate=not args.no_annotate, log=progress_to_stderr, trusted=args.trust_model,
+                   max_pixels=args.max_pixels)
+
+
+def _model_flag(parser: argparse.ArgumentParser) -> None:
+    from fer_keras.pretrained import DEFAULT_MODEL
+
+    parser.add_argument("--model", default=None, help="pretrained model name, run folder, model .keras file, "
+                        f"SavedModel folder or .tflite file (default: the pretrained {DEFAULT_MODEL})")
+
+
+def _classifier(args: argparse.Namespace, **kwargs):
+    """The model of ``--model`` (default: the pretrained one, said on stderr); warnings as one line each."""
+    import sys
+    import warnings
+
+    from fer_keras import pretrained
+    from fer_keras.recognizer import load_classifier
+
+    if args.trust_model:
+        kwargs["trusted"] = True
+    if args.model is None:
+        try:
+            where = pretrained.path(pretrained.DEFAULT_MODEL, "keras")
+        except FerKerasError as exc:
+            raise FerKerasError(f"no --model given and {exc}") from None
+        print(f"using the pretrained model {pretrained.DEFAULT_MODEL} ({where}); --model chooses another",
+              file=sys.stderr)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        classifier = load_classifier(args.model, **kwargs)
+    for warning in caught:
+        print(f"warning: {warning.message}", file=sys.stderr)
+    return classifier
+
+
+def _evaluate_flags(parser: argparse.ArgumentParser) -> None:
+    add = parser.add_argument
+    add("data", help="labelled face crops: FER2013 CSV or Kaggle folder (train/, test/), or RAF-DB root")
+    _model_flag(parser)
+    add("--usage", default=None, help="only rows of this Usage, e.g. PublicTest (Kaggle test/ folder) "
+        "(default: all rows)")
+    add("--tta", default="none", choices=("none", "flip"), help="flip = average each face's probabilities "
+        "with its mirror image's (default: %(default)s)")
+    add("--batch-size", type=int, default=256, help="faces per model call (default: %(default)s)")
+    add("--out", default="evaluation", help="folder for evaluation.json, classification_report.txt and "
+        "confusion_matrix.png (default: %(default)s)")
+    _trust_flag(parser)
+
+
+def _evaluate(args: argparse.Namespace):
+    from fer_keras.evaluation import evaluate_model_on_data
+    from fer_keras.predict import progress_to_stderr
+
+    result = evaluate_model_on_data(_classifier(args), args.data, usage=args.usage, tta=args.tta,
+                                    batch_size=args.batch_size, out=args.out, log=progress_to_stderr)
+    print(result["report"].rstrip())
+    print(f"accuracy {result['accuracy']:.4f}, macro F1 {result['macro_f1']:.4f} on {result['images']:,} faces"
+          + (f" ({result['skipped']:,} of classes the model lacks skipped)" if result["skipped"] else "")
+          + f"{', flip TTA' if args.tta == 'flip' else ''}; {result['images_per_second']:,.0f} faces/s")
+    return result
 
 
 def _export_flags(parser: argparse.ArgumentParser) -> None:
@@ -189,6 +251,8 @@ register("preprocess", "crop the faces of a folder of photos into a labelled dat
 register("predict", "detect faces in images/videos and classify their expressions", _predict_flags, _predict)
 register("export", "write a run's SavedModel (float and uint8 signatures) and TFLite (float, int8 weights)",
          _export_flags, _export)
+register("evaluate", "score a model on labelled face crops (no face detection): accuracy, macro F1, "
+         "confusion matrix", _evaluate_flags, _evaluate)
 register("hygiene", "find exact duplicate, label-conflicting and blank faces in a data set; write the lists",
          _hygiene_flags, _hygiene)
 
