@@ -202,7 +202,9 @@ def predict(source: str | os.PathLike, model: str | os.PathLike | Classifier, de
     """Expressions of every face in an image file, a video file or a folder of them.
 
     Args:
-        model: a :class:`Classifier` or a path it loads (run folder, .keras, SavedModel, .tflite).
+        model: a :class:`Classifier`, a pretrained model name (:mod:`fer_keras.pretrained`; None = the
+            default one) or a path it loads (run folder, .keras, SavedModel, .tflite); see
+            :func:`fer_keras.recognizer.load_classifier`.
         detector: face detector backend name or instance (see :mod:`fer_keras.faces`).
         out: folder for ``predictions.<fmt>`` and ``annotated/``; None writes nothing.
         fmt: ``"json"`` or ``"csv"`` (one row per face; a frame without a face gets one empty row).
@@ -225,8 +227,9 @@ def predict(source: str | os.PathLike, model: str | os.PathLike | Classifier, de
     source = Path(source)
     if not source.exists():
         raise DataError(f"{source}: no such file or folder; pass an image, a video or a folder of them")
-    classifier = model if isinstance(model, Classifier) else Classifier(model, input_mode, class_names,
-                                                                        trusted=trusted)
+    from fer_keras.recognizer import load_classifier
+
+    classifier = load_classifier(model, input_mode, class_names, trusted=trusted)
     detector = get_detector(detector)
     out = ensure_writable_dir(out, "output folder") if out is not None else None
     writers: dict[str, cv2.VideoWriter] = {}

@@ -105,6 +105,10 @@ def test_predict_without_model_uses_the_default(setup, tmp_path, monkeypatch, ca
     assert "using the pretrained model fer2013-dcnn" in capsys.readouterr().err
     saved = json.loads((tmp_path / "p" / "predictions.json").read_text())
     assert len(saved["items"][0]["faces"]) == 1 and saved["class_names"] == list(CLASS_NAMES)
+    from fer_keras.predict import predict
+
+    for model in (None, "fer2013-dcnn"):  # the Python API takes the default / a pretrained name too
+        assert predict(photo, model, "haar", log=lambda *_: None)["items"][0]["faces"] == saved["items"][0]["faces"]
 
     demo = tiny_run(tmp_path / "demo", data=None)
     main(["predict", photo, "--model", str(demo), "--detector", "haar", "--out", "q"])
