@@ -4,6 +4,7 @@ import pytest
 
 from fer_keras.data import (FaceData, load_fer2013, make_demo, parse_labels, read_fer2013_csv, split,
                             write_fer2013_csv)
+from fer_keras.data.dataset import describe_split
 from fer_keras.data.labels import CLASS_NAMES
 from fer_keras.data.pipeline import as_xy, make_dataset
 from fer_keras.errors import ConfigError, DataError
@@ -137,8 +138,25 @@ def test_usage_split(demo_small):
     parts = split(demo_small, "usage")
     assert set(parts["train"].usage) == {"Training"}
     assert set(parts["val"].usage) == {"PublicTest"} and set(parts["test"].usage) == {"PrivateTest"}
-    no_private = demo_small.take(demo_small.usage != "PrivateTest")
-    assert set(split(no_private, "usage")["test"].usage) == {"PublicTest"}
+    assert not describe_split(parts)["test_in_selection"]
+
+
+def test_usage_split_without_private_test_validates_on_held_out_training():
+    """Kaggle layout (no PrivateTest): a stratified 10% of Training validates, PublicTest tests."""
+    demo = make_demo(images_per_class=40, seed=0)
+    no_private = demo.take(demo.usage != "PrivateTest")
+    parts = split(no_private, "usage")
+    training = int((no_private.usage == "Training").sum())
+    assert set(parts["test"].usage) == {"PublicTest"} and set(parts["val"].usage) == {"Training"}
+    assert len(parts["val"]) == round(0.1 * training) and len(parts["train"]) + len(parts["val"]) == training
+    assert not set(parts["train"].sources) & set(parts["val"].sources)
+    assert set(np.unique(parts["val"].labels)) == set(range(7))  # stratified: every class validates
+    assert split(no_private, "usage")["val"].sources.tolist() == parts["val"].sources.tolist()  # seeded
+    info = describe_split(parts)
+    assert info["val"]["usage"] == {"Training": len(parts["val"])} and not info["test_in_selection"]
+    old = split(no_private, "publictest-val")
+    assert old["val"].sources.tolist() == old["test"].sources.tolist()
+    assert describe_split(old)["test_in_selection"]
 
 
 def test_demo_is_deterministic_and_balanced():
@@ -179,7 +197,8 @@ def test_real_fer2013_folders(shared_fer2013):
     start = time.time()
     data = load_fer2013(shared_fer2013)
     parts = split(data, "usage")
-    assert len(parts["train"]) == 28709 and len(parts["val"]) == 3589
+    assert (len(parts["train"]), len(parts["val"]), len(parts["test"])) == (25838, 2871, 3589)
+    assert set(parts["val"].usage) == {"Training"} and set(parts["test"].usage) == {"PublicTest"}
     assert data.class_counts()["happiness"] == 7215 + 895
     print(f"ingest {len(data)} images in {time.time() - start:.2f} s")
 

@@ -24,7 +24,15 @@ def test_variants_build(name, convs):
     assert sum(l.__class__.__name__ == "Conv2D" for l in model.layers) == convs
 
 
+def test_compact_vgg_is_a_quarter_of_the_dcnn():
+    from fer_keras.profiler import count_macs
+
+    model = build_model("vgg")
+    assert model.count_params() == 1_766_439 and model.output_shape == (None, 7)
+    assert count_macs(model) < 0.25 * count_macs(build_model("dcnn"))
+
+
 def test_unknown_model():
-    assert "dcnn" in MODEL_NAMES
-    with pytest.raises(ConfigError, match="unknown model 'vgg'"):
-        build_model("vgg")
+    assert "dcnn" in MODEL_NAMES and "vgg" in MODEL_NAMES
+    with pytest.raises(ConfigError, match="unknown model 'resnet'"):
+        build_model("resnet")

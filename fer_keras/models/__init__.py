@@ -10,12 +10,14 @@ import functools
 
 from fer_keras.errors import ConfigError
 from fer_keras.models.dcnn import dcnn
+from fer_keras.models.vgg import vgg
 
 #: name -> (builder, default input shape, input mode)
 REGISTRY = {
     "dcnn": (functools.partial(dcnn, variant="dcnn"), (48, 48, 1), "unit"),
     "dcnn_deeper": (functools.partial(dcnn, variant="dcnn_deeper"), (48, 48, 1), "unit"),
     "dcnn_final": (functools.partial(dcnn, variant="dcnn_final"), (48, 48, 1), "unit"),
+    "vgg": (vgg, (48, 48, 1), "unit"),
 }
 try:  # GhostFace lives in its own module; registered when present.
     from fer_keras.models.ghostface import ghostface
@@ -47,4 +49,4 @@ def build_model(name: str, input_shape=None, num_classes: int = 7, **kwargs):
     return builder(input_shape=tuple(input_shape or default_shape), num_classes=num_classes, **kwargs)
 
 
-__all__ = ["MODEL_NAMES", "build_model", "dcnn", "default_input_shape", "input_mode"]
+__all__ = ["MODEL_NAMES", "build_model", "dcnn", "default_input_shape", "input_mode", "vgg"]
