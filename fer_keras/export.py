@@ -61,7 +61,8 @@ def export_model(model: tf.keras.Model, out_dir: str | Path, *, input_mode: str 
             given, the SavedModel also gets the ``serving_uint8`` signature.
         standardize, mean, std: as in :func:`fer_keras.data.pipeline.scale` (pixels 0..255 units).
         tflite: also write ``model.tflite`` and ``model_dynamic.tflite``.
-        class_names: the K class names in output order (default: the seven FER2013 classes).
+        class_names: the K class names in output order (default: the seven FER2013 classes for a
+            7-way head, else ``class_0`` ... ``class_{K-1}``).
 
     Returns: ``{"keras", "saved_model", "labels", "info"[, "tflite", "tflite_dynamic"]}`` -> path.
     """
@@ -74,7 +75,10 @@ def export_model(model: tf.keras.Model, out_dir: str | Path, *, input_mode: str 
     created = not out_dir.exists()
     out_dir.mkdir(parents=True, exist_ok=True)
     height, width, channels = model.input_shape[1:]
-    class_names = [str(c) for c in (CLASS_NAMES if class_names is None else class_names)]
+    outputs = model.output_shape[-1]
+    if class_names is None:  # the seven FER2013 classes, or numbered ones for other heads
+        class_names = CLASS_NAMES if outputs == len(CLASS_NAMES) else [f"class_{i}" for i in range(outputs)]
+    class_names = [str(c) for c in class_names]
     if len(class_names) != model.output_shape[-1]:
         raise ConfigError(f"{len(class_names)} class names for a model with {model.output_shape[-1]} outputs")
     names = {"keras": KERAS_FILE, "saved_model": SAVED_MODEL_DIR, "labels": LABELS_FILE, "info": MODEL_INFO_FILE}

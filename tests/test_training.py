@@ -86,7 +86,7 @@ def test_fit_resumes_from_last_epoch(tmp_path):
         return second_fit(*args, callbacks=list(callbacks) + [cb], **kwargs)
 
     second.fit = recording_fit
-    history = fit(second, ds, None, epochs=4, run_dir=tmp_path, verbose=0)
+    history = fit(second, ds, None, epochs=4, run_dir=tmp_path, verbose=0)["history"]
     assert seen == [2, 3]  # epochs 0 and 1 were restored, not re-run
     assert [int(r["epoch"]) for r in history] == [0, 1, 2, 3]
     assert not np.allclose(saved[0], base_model(second).weights[0].numpy())  # kept training
@@ -101,3 +101,47 @@ def test_export_reloads_with_identical_predictions(tmp_path):
     diffs = check_exports(model, paths, images)
     assert diffs["keras_max_abs_diff"] < 1e-6 and diffs["saved_model_max_abs_diff"] < 1e-5
     assert not list((tmp_path / "model").glob(".export-*"))  # no temporary leftovers
+
+
+def _stream(n=96, batch=32):
+    from fer_keras.data.pipeline import TrainingStream
+
+    return TrainingStream(_toy_data(n), (12, 12, 1), batch)
+
+
+def test_time_budget_stops_at_an_epoch_boundary_and_resume_finishes(tmp_path):
+    set_seed(0)
+    model = compile_model(_tiny_model(), "adam", lr=0.01)
+    first = fit(model, _stream(), None, epochs=5, run_dir=tmp_path, time_budget=1e-6, verbose=0, log=lambda *a: None)
+    assert first["status"] == "time_budget" and [r["epoch"] for r in first["history"]] == [0]
+    again = fit(compile_model(_tiny_model(), "adam", lr=0.01), _stream(), None, epochs=5, run_dir=tmp_path,
+                verbose=0, log=lambda *a: None)
+    assert again["status"] == "finished" and [r["epoch"] for r in again["history"]] == [0, 1, 2, 3, 4]
+    assert all(isinstance(r["epoch"], int) for r in again["history"])
+
+
+def test_training_stream_is_a_pure_function_of_seed_and_epoch():
+    stream = _stream(n=40, batch=16)
+    assert stream.steps_per_epoch == 3
+    a = [b["label"].numpy() for b in stream.epochs(0, 3)]
+    b = [b["label"].numpy() for b in stream.epochs(2, 3)]  # epoch 2 alone, as a resumed run reads it
+    assert len(a) == 9 and all(np.array_equal(x, y) for x, y in zip(a[6:], b))
+    assert not np.array_equal(np.concatenate(a[:3]), np.concatenate(a[3:6]))  # epochs are shuffled anew
+    assert sorted(np.concatenate(a[:3]).argmax(1).tolist()) == sorted(_toy_data(40).labels.tolist())
+
+
+def test_full_disk_during_a_checkpoint_is_one_line_and_leaves_no_temporary_files(tmp_path, monkeypatch):
+    import errno
+
+    from fer_keras.errors import FerKerasError
+
+    def full(self, *args, **kwargs):
+        (tmp_path / "checkpoints" / "ckpt-1_temp").mkdir()
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(tf.train.CheckpointManager, "save", full)
+    with pytest.raises(FerKerasError) as info:
+        fit(compile_model(_tiny_model()), _stream(), None, epochs=2, run_dir=tmp_path, verbose=0, log=lambda *a: None)
+    message = str(info.value)
+    assert "\n" not in message and "no space left" in message and "--resume" in message
+    assert not list((tmp_path / "checkpoints").glob("*_temp*"))
