@@ -25,6 +25,7 @@ from fer_keras.augment import augmenter_from_config
 from fer_keras.config import ExperimentConfig
 from fer_keras.data import FaceData, load_dataset, make_demo, parse_labels, split, stratified_indices
 from fer_keras.data.dataset import describe_split
+from fer_keras.data.hygiene import duplicates_of
 from fer_keras.data.pipeline import TrainingStream, dataset_stats, images_only, make_dataset, to_pixels
 from fer_keras.evaluation import evaluate, predict_probabilities, scores
 from fer_keras.export import check_exports, export_model
@@ -35,13 +36,16 @@ from fer_keras.runs import CONFIG_FILE, atomic_write_text, existing_run_dir, new
 from fer_keras.training import checkpointed_randomness, compile_model, fit, learning_rate, read_history, set_seed
 
 
-def prepare_data(config: ExperimentConfig, log: Callable = print, return_noise: bool = False):
+def prepare_data(config: ExperimentConfig, log: Callable = print, return_extras: bool = False):
     """Load, subset, split and limit the data as ``config`` says; returns train/val/test.
 
     With ``config.label_noise`` > 0 a fraction of the *training* labels is flipped
     (:func:`fer_keras.label_noise.flip_labels`, seeded by ``config.seed``); validation and test
-    keep their labels. ``return_noise=True`` returns ``(parts, noise)`` where ``noise`` is
-    ``{"indices", "true_labels", "noisy_labels"}`` of the flipped training rows (None without noise).
+    keep their labels. ``return_extras=True`` returns ``(parts, extras)``: ``extras["noise"]`` is
+    ``{"indices", "true_labels", "noisy_labels"}`` of the flipped training rows (None without
+    noise) and ``extras["test_in_training"]`` is a bool mask of the test images whose pixels also
+    occur in the training data as loaded (Training rows of train and val, before
+    ``--drop-test-duplicates``), for the de-duplicated test figures.
     """
     if config.data is None:
         data = make_demo(config.demo_images_per_class, seed=0)
@@ -54,9 +58,11 @@ def prepare_data(config: ExperimentConfig, log: Callable = print, return_noise: 
     data = data.with_classes(parse_labels(config.labels))
     parts = split(data, config.split, seed=42, val_fraction=config.val_fraction)
     parts["train"].check_classes_present(f"{config.data or 'demo'} (training split)")
+    val_training = parts["val"].usage == "Training"
+    training_pixels = np.concatenate([parts["train"].images, parts["val"].images[val_training]])
     if config.drop_test_duplicates:
         held_out = np.concatenate([parts["val"].images, parts["test"].images])
-        copies = rows_also_in(parts["train"].images, held_out)
+        copies = duplicates_of(parts["train"], held_out)
         parts["train"] = parts["train"].take(~copies)
         log(f"Dropped {int(copies.sum()):,} training images whose pixels also occur in validation or test")
     if config.limit:
@@ -78,18 +84,8 @@ def prepare_data(config: ExperimentConfig, log: Callable = print, return_noise: 
         parts["train"].labels = noisy
         log(f"Label noise: flipped {len(idx):,} of {len(train):,} training labels "
             f"({config.label_noise_mode}, {config.label_noise:.0%})")
-    return (parts, noise) if return_noise else parts
-
-
-def rows_also_in(images: np.ndarray, reference: np.ndarray) -> np.ndarray:
-    """bool (N,): which of ``images`` (N, H, W, C) have exactly the pixels of some ``reference`` image."""
-    import hashlib
-
-    def keys(batch):
-        return [hashlib.blake2b(np.ascontiguousarray(im).tobytes(), digest_size=16).digest() for im in batch]
-
-    seen = set(keys(reference))
-    return np.array([k in seen for k in keys(images)], dtype=bool)
+    extras = {"noise": noise, "test_in_training": duplicates_of(parts["test"], training_pixels)}
+    return (parts, extras) if return_extras else parts
 
 
 def _tee(log: Callable, path: Path) -> Callable:
@@ -126,7 +122,8 @@ def run_experiment(config: ExperimentConfig, resume: str | Path | None = None,
         log = _tee(log, run_dir / "log.txt")
         log(f"Resuming {run_dir}")
     set_seed(config.seed, config.deterministic)
-    parts, noise = prepare_data(config, log, return_noise=True)
+    parts, extras = prepare_data(config, log, return_extras=True)
+    noise = extras["noise"]
     class_names = parts["train"].class_names
     shape = tuple(config.input_shape or default_input_shape(config.model))
     mode = input_mode(config.model)
@@ -205,8 +202,7 @@ def run_experiment(config: ExperimentConfig, resume: str | Path | None = None,
     atomic_write_text(run_dir / "classification_report.txt", results.pop("report"))
     plots.confusion_matrix(results["confusion_matrix"], class_names, figures / "confusion_matrix.png")
     plots.misclassified_gallery(parts["test"].images, labels, probs, class_names, figures / "misclassified.png")
-    training_images = np.concatenate([parts["train"].images, parts["val"].images])
-    in_training = rows_also_in(parts["test"].images, training_images)
+    in_training = extras["test_in_training"]
     dedup = scores(labels[~in_training], probs[~in_training], class_names)
     dedup.pop("report")
     results["test_deduplicated"] = {"removed": int(in_training.sum()), **dedup}

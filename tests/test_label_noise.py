@@ -54,8 +54,10 @@ def test_memorisation_counts():
 
 def test_prepare_data_noises_training_split_only():
     clean = prepare_data(ExperimentConfig(demo_images_per_class=10), log=lambda *a: None)
-    parts, noise = prepare_data(ExperimentConfig(demo_images_per_class=10, label_noise=0.4),
-                                log=lambda *a: None, return_noise=True)
+    parts, extras = prepare_data(ExperimentConfig(demo_images_per_class=10, label_noise=0.4),
+                                 log=lambda *a: None, return_extras=True)
+    noise = extras["noise"]
+    assert extras["test_in_training"].shape == (len(parts["test"]),)
     n = len(clean["train"])
     assert len(noise["indices"]) == round(0.4 * n)
     changed = np.flatnonzero(parts["train"].labels != clean["train"].labels)

@@ -145,3 +145,29 @@ def test_full_disk_during_a_checkpoint_is_one_line_and_leaves_no_temporary_files
     message = str(info.value)
     assert "\n" not in message and "no space left" in message and "--resume" in message
     assert not list((tmp_path / "checkpoints").glob("*_temp*"))
+
+
+def test_resume_refuses_flags_that_would_change_the_run():
+    import argparse
+
+    from fer_keras.cli import add_training_flags, check_resume_flags
+    from fer_keras.config import ExperimentConfig
+
+    parser = argparse.ArgumentParser()
+    add_training_flags(parser, ExperimentConfig())
+    check_resume_flags(parser, ["--resume", "runs/x", "--time-budget", "30", "--epochs", "40"])  # allowed
+    check_resume_flags(parser, ["--lr", "0.5"])  # no resume: anything goes
+    with pytest.raises(ConfigError, match=r"--lr, --model would change it") as info:
+        check_resume_flags(parser, ["--resume", "runs/x", "--lr=0.5", "--model", "vgg"])
+    assert "\n" not in str(info.value)
+
+
+def test_resume_may_extend_only_a_constant_lr_run(tmp_path):
+    from fer_keras.config import ExperimentConfig
+    from fer_keras.experiment import run_experiment
+
+    config = ExperimentConfig(demo_images_per_class=4, epochs=1, batch_size=16, lr_schedule="cosine",
+                              adversarial=False, out=str(tmp_path))
+    run = run_experiment(config, log=lambda *a: None)
+    with pytest.raises(ConfigError, match="cosine schedule over 1 epochs"):
+        run_experiment(ExperimentConfig(), resume=run, extend_epochs=3, log=lambda *a: None)
