@@ -76,7 +76,9 @@ def test_report_figures_come_from_the_run_files(docs):
     paths = write_report(patterns, tmp / "docs" / "RESULTS.md", readme, latency_runs=2)
     text = paths["results"].read_text()
     metrics = json.loads((dest / "metrics.json").read_text())
-    row = next(line for line in text.splitlines() if line.startswith(f"| {run.name} | {100 * metrics['accuracy']:.2f} |"))
+    row = next(line for line in text.splitlines() if line.startswith(f"| {run.name} | val PublicTest"))
+    assert f"| {100 * metrics['accuracy']:.2f} | {100 * metrics['test_deduplicated']['accuracy']:.2f} (" in row
+    assert " †" not in row  # demo data: validation PublicTest, test PrivateTest, so test stayed out of selection
     assert f"{metrics['evaluate']['loss']:.4f}" in row and f"{100 * metrics['macro_f1']:.2f}" in row
     assert "70.49" in row  # Study A's accuracy beside ours, as the study's
     assert "3724" in text  # command wall time from timing.json
