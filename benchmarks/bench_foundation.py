@@ -92,6 +92,36 @@ def bench_training(steps: int, jit: bool) -> dict:
     return out
 
 
+def bench_models(names: list[str], steps: int, batch: int = 64) -> dict:
+    """Plain training images/s of each model (48x48x1, batch ``batch``), in one process, so the
+    ratios are measured under the same load."""
+    import numpy as np
+    import tensorflow as tf
+
+    from fer_keras.models import build_model
+    from fer_keras.profiler import count_macs
+    from fer_keras.training import compile_model
+
+    rng = np.random.default_rng(0)
+    x = rng.random((batch, 48, 48, 1), dtype=np.float32)
+    y = np.eye(7, dtype=np.float32)[rng.integers(0, 7, batch)]
+    out = {}
+    for name in names:
+        model = compile_model(build_model(name, (48, 48, 1), 7))
+        for _ in range(2):  # trace + warm up
+            model.train_on_batch(x, y)
+        start = time.time()
+        for _ in range(steps):
+            model.train_on_batch(x, y)
+        ips = steps * batch / (time.time() - start)
+        out[name] = {"params": model.count_params(), "macs": count_macs(model), "images_per_s": round(ips, 1)}
+        tf.keras.backend.clear_session()
+    first = out[names[0]]["images_per_s"]
+    for name in names:
+        out[name][f"speed_vs_{names[0]}"] = round(out[name]["images_per_s"] / first, 2)
+    return out
+
+
 def _peak_rss_kib() -> int:
     """This process's own peak resident memory (KiB). /proc's VmHWM belongs to the current address
     space; ru_maxrss also keeps the high-water mark of the parent it was forked from, across exec."""
@@ -137,12 +167,18 @@ def main():
     parser.add_argument("--steps", type=int, default=20, help="timed training steps (default: %(default)s)")
     parser.add_argument("--jit", action="store_true", help="also time XLA-compiled training")
     parser.add_argument("--install", action="store_true", help="time `bash install.sh` into a new venv")
+    parser.add_argument("--compare-models", default=None, metavar="A,B", help="only time plain training of "
+                        "these models (e.g. dcnn,vgg) in one process and print their speed ratios")
     parser.add_argument("--memory-child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.memory_child:
         return memory_child(args.memory_child, args.steps)
 
     print(f"machine: {os.cpu_count()} CPUs, TensorFlow {__import__('tensorflow').__version__}")
+    if args.compare_models:
+        names = [n.strip() for n in args.compare_models.split(",") if n.strip()]
+        print("training (plain, batch 64, 48x48x1):", bench_models(names, args.steps))
+        return
     if args.install:
         print("install:", bench_install())
     data = Path(args.data)
