@@ -18,9 +18,8 @@ import argparse
 
 import fer_keras  # noqa: F401  (selects Keras 2 before TensorFlow loads)
 from fer_keras.adversarial import GRAD_NORMS
-from fer_keras.cli import add_training_flags, check_resume_flags, config_from_args, run_main
+from fer_keras.cli import add_training_flags, check_resume_flags, config_from_args, run_main, train_and_report
 from fer_keras.config import ExperimentConfig
-from fer_keras.experiment import run_experiment
 
 STUDY_B = ExperimentConfig(name="ghostface", model="ghostface", adversarial=False, optimizer="sgd",
                            lr=0.1, momentum=0.9, batch_size=16, full_epochs=100, early_stopping=10,
@@ -44,12 +43,7 @@ def main():
                               multiplier=args.multiplier, step=args.step, grad_norm=args.grad_norm,
                               noise_layers=args.noise_layers, standardize=args.standardize,
                               full_epochs=STUDY_B.full_epochs)
-    run_dir = run_experiment(config, resume=args.resume, time_budget=args.time_budget,
-                             extend_epochs=args.epochs if args.resume else None)
-    if (run_dir / "metrics.json").is_file():
-        print(f"Results in {run_dir} (metrics.json, history.csv, log.txt, figures/, model/)")
-    else:
-        print(f"Not finished: continue with --resume {run_dir}")
+    train_and_report(config, args)
 
 
 if __name__ == "__main__":

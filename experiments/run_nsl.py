@@ -13,9 +13,8 @@ import argparse
 
 import fer_keras  # noqa: F401  (selects Keras 2 before TensorFlow loads)
 from fer_keras.adversarial import GRAD_NORMS
-from fer_keras.cli import add_training_flags, check_resume_flags, config_from_args, run_main
+from fer_keras.cli import add_training_flags, check_resume_flags, config_from_args, run_main, train_and_report
 from fer_keras.config import ExperimentConfig
-from fer_keras.experiment import run_experiment
 
 
 def main():
@@ -33,12 +32,7 @@ def main():
     check_resume_flags(parser)
     config = config_from_args(args, ExperimentConfig, name="nsl", adversarial=not args.no_adversarial,
                               multiplier=args.multiplier, step=args.step, grad_norm=args.grad_norm)
-    run_dir = run_experiment(config, resume=args.resume, time_budget=args.time_budget,
-                             extend_epochs=args.epochs if args.resume else None)
-    if (run_dir / "metrics.json").is_file():
-        print(f"Results in {run_dir} (metrics.json, history.csv, log.txt, figures/, model/)")
-    else:
-        print(f"Not finished: continue with --resume {run_dir}")
+    train_and_report(config, args)
 
 
 if __name__ == "__main__":

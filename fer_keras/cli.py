@@ -123,6 +123,20 @@ def check_resume_flags(parser: argparse.ArgumentParser, argv: list[str] | None =
                           "Drop them, or start a new run with them")
 
 
+def train_and_report(config, args: argparse.Namespace):
+    """Run (or resume, from ``args.resume``) the experiment of ``config``; print where the results
+    are, or how to continue a run the time budget stopped. Returns the run folder."""
+    from fer_keras.experiment import run_experiment
+
+    run_dir = run_experiment(config, resume=args.resume, time_budget=args.time_budget,
+                             extend_epochs=args.epochs if args.resume else None)
+    if (run_dir / "metrics.json").is_file():
+        print(f"Results in {run_dir} (metrics.json, history.csv, log.txt, figures/, model/)")
+    else:
+        print(f"Not finished: continue with --resume {run_dir}")
+    return run_dir
+
+
 def config_from_args(args: argparse.Namespace, cls, **extra):
     """Build an ExperimentConfig (``cls``) from parsed training flags plus ``extra`` fields."""
     from fer_keras.models import default_input_shape
