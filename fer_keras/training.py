@@ -420,7 +420,7 @@ def fit(model: tf.keras.Model, train: TrainingStream | tf.data.Dataset, val: tf.
     result = FitResult(history=read_history(run_dir / HISTORY_FILE), status="finished", best_epoch=None)
     if start >= epochs or (state or {}).get("stop_training") and not (state or {}).get("time_budget"):
         if best is not None:
-            best.best, best.best_epoch = saved.get(BestWeights.KEY, {}).get("best"), saved.get(BestWeights.KEY, {}).get("best_epoch")
+            best.on_train_begin()  # puts the saved best value and epoch back
             result["best_epoch"] = best.restore(model)
         result["history"] = [r for r in result["history"] if r["epoch"] < start]
         if start < epochs:
