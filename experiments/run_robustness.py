@@ -3,7 +3,7 @@
 Each run folder's model (model/model.keras) is attacked with its own gradients (white-box) on that
 run's test split, re-created from its config.json. Epsilons are in the model's input units:
 pixels/255 for the DCNN (so 8/255 = 8 grey levels; adversarial images are clipped to [0, 1]),
-standardised units for GhostFace (no clipping). See fer_keras/robustness.py.
+standardised units for GhostFace (no clipping). See fer_keras/attacks.py.
 
     python experiments/run_robustness.py --runs runs/<plain run> runs/<nsl run>
     python experiments/run_robustness.py --runs runs/a runs/b --epsilons 0,2/255,4/255,8/255 --pgd-steps 10
@@ -15,14 +15,15 @@ Writes robustness.json and figures/robustness.png into every run folder, and a c
 import argparse
 
 import fer_keras  # noqa: F401  (selects Keras 2 before TensorFlow loads)
-from fer_keras.adversarial import GRAD_NORMS
-from fer_keras.cli import run_main
+from fer_keras.attacks import parse_epsilons
+from fer_keras.config import GRAD_NORMS
+from fer_keras.errors import run_main
+from fer_keras.files import ensure_writable_dir
+from fer_keras.runs import RunFolder
+from fer_keras.studies.robustness import evaluate_run, write_comparison
 
 
-def main():
-    from fer_keras.robustness import evaluate_run, parse_epsilons, write_comparison
-    from fer_keras.runs import ensure_writable_dir, new_run_dir
-
+def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", nargs="+", required=True, metavar="RUN_DIR", help="finished run folders")
     parser.add_argument("--epsilons", default="0,1/255,2/255,4/255,8/255",
@@ -38,14 +39,14 @@ def main():
     parser.add_argument("--out", default="runs", help="folder for the comparison folder (default: %(default)s)")
     parser.add_argument("--trust-model", action="store_true", help="load model files that can run code "
                         "(HDF5 model.keras, Lambda layers): only from a source you trust")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     epsilons = parse_epsilons(args.epsilons)
     ensure_writable_dir(args.out)  # the comparison folder is made once every run is done
     results = [evaluate_run(run, epsilons, args.pgd_steps, args.pgd_step_size, args.nsl_grad_norm,
                             data=args.data, limit=args.limit, batch_size=args.batch_size, seed=args.seed,
                             trusted=args.trust_model)
                for run in args.runs]
-    out = new_run_dir(args.out, "robustness")
+    out = RunFolder.create(args.out, "robustness").path
     paths = write_comparison(results, out)
     print(paths["markdown"].read_text())
     print(f"Per run: robustness.json, figures/robustness.png; comparison in {out}")

@@ -1,4 +1,4 @@
-"""``python -m fer_keras COMMAND ...``: see :mod:`fer_keras.commands`."""
-from fer_keras.commands import main
+"""``python -m fer_keras COMMAND ...``: see :mod:`fer_keras.cli`."""
+from fer_keras.cli import main
 
 main()

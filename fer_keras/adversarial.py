@@ -8,15 +8,14 @@ Step sizes are in the model's input units ([0, 1] for DCNN, standardised units f
 """
 from __future__ import annotations
 
-import dataclasses
 import logging
 
 import tensorflow as tf
 
 from fer_keras._compat import import_nsl
+from fer_keras.config import AdversarialConfig
 from fer_keras.errors import ConfigError
 
-GRAD_NORMS = ("l2", "infinity", "l1")
 
 
 class _QuietLabelWarning(logging.Filter):
@@ -27,28 +26,18 @@ class _QuietLabelWarning(logging.Filter):
         return not record.getMessage().startswith("Cannot perturb features dict_keys(['label'])")
 
 
-logging.getLogger("absl").addFilter(_QuietLabelWarning())
+def _quiet_label_warning() -> None:
+    """Install :class:`_QuietLabelWarning` on absl's logger, once, when NSL is first used."""
+    logger = logging.getLogger("absl")
+    if not any(isinstance(f, _QuietLabelWarning) for f in logger.filters):
+        logger.addFilter(_QuietLabelWarning())
 
 
-@dataclasses.dataclass(frozen=True)
-class AdversarialSettings:
-    """NSL settings. ``multiplier``: weight of the adversarial loss; ``step``: perturbation size
-    (input units); ``grad_norm``: norm used to normalise the gradient (NSL's ``adv_grad_norm``)."""
-
-    multiplier: float = 0.3
-    step: float = 0.12
-    grad_norm: str = "l2"
-
-    def __post_init__(self):
-        if self.grad_norm not in GRAD_NORMS:
-            raise ConfigError(f"--grad-norm {self.grad_norm!r}: use one of {', '.join(GRAD_NORMS)}")
-        if self.multiplier < 0 or self.step <= 0:
-            raise ConfigError(f"--multiplier must be >= 0 and --step > 0 (got {self.multiplier}, {self.step})")
-
-    def nsl_config(self):
-        nsl = import_nsl()
-        return nsl.configs.make_adv_reg_config(multiplier=self.multiplier, adv_step_size=self.step,
-                                               adv_grad_norm=self.grad_norm)
+def nsl_config(settings: AdversarialConfig):
+    """NSL's ``AdvRegConfig`` for ``settings`` (multiplier, step, grad_norm)."""
+    nsl = import_nsl()
+    return nsl.configs.make_adv_reg_config(multiplier=settings.multiplier, adv_step_size=settings.step,
+                                           adv_grad_norm=settings.grad_norm)
 
 
 def wrap_adversarial(model: tf.keras.Model, multiplier: float = 0.3, step: float = 0.12,
@@ -56,9 +45,10 @@ def wrap_adversarial(model: tf.keras.Model, multiplier: float = 0.3, step: float
     """Wrap ``model`` (input named ``image``) in NSL's AdversarialRegularization."""
     if model.input_names != ["image"]:
         raise ConfigError(f"model {model.name!r} must have one input named 'image' (has {model.input_names})")
+    settings = AdversarialConfig(True, multiplier, step, grad_norm)
+    _quiet_label_warning()
     nsl = import_nsl()
-    settings = AdversarialSettings(multiplier, step, grad_norm)
-    return nsl.keras.AdversarialRegularization(model, label_keys=["label"], adv_config=settings.nsl_config())
+    return nsl.keras.AdversarialRegularization(model, label_keys=["label"], adv_config=nsl_config(settings))
 
 
 def base_model(model: tf.keras.Model) -> tf.keras.Model:

@@ -43,7 +43,10 @@ state, which restarts (seeded) in a resumed process.
     label becomes the same mix of the two one-hot labels. The other images and labels are
     untouched. (The privacy runs use ``fraction=1``.)
 
-``make_augmenter`` returns an :class:`Augmenter`: ``augmenter(images, labels) -> (images, labels)``.
+What "basic" holds is the model's choice (its registry entry's ``basic_augment``: ``"study_a"``
+or ``"study_b"``, :data:`BASIC_PRESETS`). The settings are an
+:class:`~fer_keras.config.AugmentConfig`; ``make_augmenter`` returns an :class:`Augmenter`:
+``augmenter(images, labels) -> (images, labels)``.
 """
 from __future__ import annotations
 
@@ -52,32 +55,13 @@ from typing import Sequence
 
 import tensorflow as tf
 
+from fer_keras.config import AugmentConfig
 from fer_keras.errors import ConfigError
 
-#: The single settings; any ``+``-joined combination of the last three is valid too.
-PARTS = ("basic", "flip", "crop", "randaugment", "mixup")
 #: Largest shift of ``"crop"``, as a share of height and width (0.1 = +-4.8 px at 48x48).
 CROP_SHIFT = 0.1
 #: The parts done by the stateless affine warp.
 GEOMETRIC = ("basic", "flip", "crop")
-#: The settings offered on the command line.
-AUGMENTS = ("none", "basic", "randaugment", "mixup", "randaugment+mixup", "basic+randaugment",
-            "basic+mixup", "basic+randaugment+mixup", "basic+flip+crop")
-
-
-def parse_augment(name: str) -> tuple[str, ...]:
-    """``"randaugment+mixup"`` -> ``("randaugment", "mixup")`` in application order; ``"none"`` -> ``()``."""
-    name = (name or "none").strip().lower()
-    if name == "none":
-        return ()
-    parts = [p.strip() for p in name.split("+")]
-    unknown = [p for p in parts if p not in PARTS]
-    if unknown or len(set(parts)) != len(parts):
-        raise ConfigError(f"--augment {name!r}: use none or a '+'-joined combination of "
-                          f"{', '.join(PARTS)} (e.g. randaugment+mixup)")
-    return tuple(p for p in PARTS if p in parts)
-
-
 @dataclasses.dataclass(frozen=True)
 class BasicAugment:
     """Geometric augmentation. ``rotation``: max degrees either way; ``zoom``: max fraction
@@ -122,48 +106,24 @@ class BasicAugment:
             interpolation="BILINEAR", fill_mode="REFLECT")
 
 
-#: The studies' "basic" augmentation per model family.
+#: The studies' "basic" augmentation, by the ``basic_augment`` of a model's registry entry.
 BASIC_PRESETS = {
-    "dcnn": BasicAugment(rotation=10.0, zoom=0.1),
-    "ghostface": BasicAugment(rotation=10.0, zoom=0.0, shift=0.1, flip=True),
+    "study_a": BasicAugment(rotation=10.0, zoom=0.1),  # Study A (DCNN): rotation and zoom only
+    "study_b": BasicAugment(rotation=10.0, zoom=0.0, shift=0.1, flip=True),  # Study B (GhostFace)
 }
 
 
-@dataclasses.dataclass(frozen=True)
-class RandAugmentSettings:
-    """RandAugment: ``0..max_ops`` operations per image (uniform count), magnitude drawn from
-    ``magnitude`` = (low, high) on RandAugment's 0..10 scale. The study: 3 and (2, 4)."""
+def _keras_cv():
+    """keras-cv, imported when RandAugment or MixUp is first built (it is slow to import)."""
+    import keras_cv
 
-    max_ops: int = 3
-    magnitude: tuple[float, float] = (2.0, 4.0)
-
-    def __post_init__(self):
-        low, high = (float(v) for v in self.magnitude)
-        object.__setattr__(self, "magnitude", (low, high))
-        if not 0 <= self.max_ops <= 10:
-            raise ConfigError(f"--randaugment-max-ops must be 0..10 (got {self.max_ops})")
-        if not 0 <= low <= high <= 10:
-            raise ConfigError(f"--randaugment-magnitude {low:g},{high:g}: need 0 <= low <= high <= 10")
-
-
-@dataclasses.dataclass(frozen=True)
-class MixUpSettings:
-    """MixUp on a random ``fraction`` of each batch with mixing weight ~ Beta(alpha, alpha)."""
-
-    fraction: float = 0.25
-    alpha: float = 0.2
-
-    def __post_init__(self):
-        if not 0 <= self.fraction <= 1:
-            raise ConfigError(f"--mixup-fraction must be between 0 and 1 (got {self.fraction})")
-        if self.alpha <= 0:
-            raise ConfigError(f"--mixup-alpha must be positive (got {self.alpha})")
+    return keras_cv
 
 
 def _rand_augment_ops(low: float, high: float, seed: int) -> list:
     """keras-cv's standard RandAugment operations with magnitude in [low, high] (0..1 scale)."""
-    import keras_cv
-    from keras_cv import core
+    keras_cv = _keras_cv()
+    core = keras_cv.core
 
     P = keras_cv.layers
     vr = (0, 255)
@@ -194,7 +154,7 @@ def _rand_augment_ops(low: float, high: float, seed: int) -> list:
 
 def _uniform_count_pipeline(ops: Sequence, max_ops: int, seed: int):
     """keras-cv RandomAugmentationPipeline whose per-image number of operations is uniform on 0..max_ops."""
-    import keras_cv
+    keras_cv = _keras_cv()
 
     class UniformCountPipeline(keras_cv.layers.RandomAugmentationPipeline):
         def _augment(self, inputs):
@@ -214,7 +174,7 @@ class Augmenter:
     """A training augmentation: ``augmenter(images, labels) -> (images, labels)``.
 
     ``images``: float32 (B, H, W, C) in 0..255, C = 1 or 3; ``labels``: float32 (B, K), one-hot
-    or soft. Stages run in the order of :data:`PARTS`. The output images are float32 in 0..255
+    or soft. Stages run in the order of :data:`~fer_keras.config.AUGMENT_PARTS`. The output images are float32 in 0..255
     with the input's shape; labels stay one-hot unless MixUp mixed them (rows still sum to 1).
     ``uses_labels`` tells :func:`fer_keras.data.pipeline.make_dataset` to pass labels.
     """
@@ -222,31 +182,28 @@ class Augmenter:
     uses_labels = True
     uses_seed = True
 
-    def __init__(self, parts: Sequence[str], model: str = "dcnn", seed: int = 42,
-                 basic: BasicAugment | None = None, randaugment: RandAugmentSettings | None = None,
-                 mixup: MixUpSettings | None = None):
-        self.parts = tuple(parts)
-        self.name = "+".join(self.parts) or "none"
-        family = "ghostface" if model.startswith("ghostface") else "dcnn"
-        geometric = basic or (BASIC_PRESETS[family] if "basic" in self.parts else BasicAugment(0.0, 0.0))
+    def __init__(self, settings: AugmentConfig, basic_augment: str = "study_a", seed: int = 42,
+                 basic: BasicAugment | None = None):
+        if basic_augment not in BASIC_PRESETS:
+            raise ConfigError(f"basic augmentation {basic_augment!r}: use one of {', '.join(BASIC_PRESETS)}")
+        self.settings = settings
+        self.parts = settings.parts
+        self.name = settings.name
+        geometric = basic or (BASIC_PRESETS[basic_augment] if "basic" in self.parts else BasicAugment(0.0, 0.0))
         if "flip" in self.parts:
             geometric = dataclasses.replace(geometric, flip=True)
         if "crop" in self.parts:
             geometric = dataclasses.replace(geometric, shift=max(geometric.shift, CROP_SHIFT))
         self.basic = geometric
-        self.randaugment = randaugment or RandAugmentSettings()
-        self.mixup = mixup or MixUpSettings()
         self._seed = seed
         self._rand = self._mix = None
         self._geometric = any(p in GEOMETRIC for p in self.parts) and bool(self.basic)
-        if "randaugment" in self.parts and self.randaugment.max_ops > 0:
-            low, high = (m / 10.0 for m in self.randaugment.magnitude)
+        if "randaugment" in self.parts and settings.randaugment_max_ops > 0:
+            low, high = (m / 10.0 for m in settings.randaugment_magnitude)
             self._rand = _uniform_count_pipeline(_rand_augment_ops(low, high, seed + 10),
-                                                 self.randaugment.max_ops, seed + 11)
+                                                 settings.randaugment_max_ops, seed + 11)
         if "mixup" in self.parts:
-            import keras_cv
-
-            self._mix = keras_cv.layers.MixUp(alpha=self.mixup.alpha, seed=seed + 20)
+            self._mix = _keras_cv().layers.MixUp(alpha=settings.mixup_alpha, seed=seed + 20)
 
     def __repr__(self):
         return f"Augmenter({self.name!r})"
@@ -266,7 +223,7 @@ class Augmenter:
         labels = tf.cast(labels, tf.float32)
         mixed = self._mix({"images": images, "labels": labels}, training=True)
         batch = tf.shape(images)[0]
-        chosen = tf.random.uniform((batch,), seed=self._seed + 21) < self.mixup.fraction
+        chosen = tf.random.uniform((batch,), seed=self._seed + 21) < self.settings.mixup_fraction
         x = tf.where(chosen[:, None, None, None], tf.cast(mixed["images"], tf.float32), images)
         y = tf.where(chosen[:, None], tf.cast(mixed["labels"], tf.float32), labels)
         return tf.ensure_shape(x, images.shape), tf.ensure_shape(y, labels.shape)
@@ -287,19 +244,16 @@ class Augmenter:
         return x, labels
 
 
-def make_augmenter(name: str, model: str = "dcnn", seed: int = 42, basic: BasicAugment | None = None,
-                   randaugment: RandAugmentSettings | None = None,
-                   mixup: MixUpSettings | None = None) -> Augmenter | None:
-    """The :class:`Augmenter` for setting ``name`` (e.g. ``"randaugment+mixup"``), or None for ``"none"``."""
-    parts = parse_augment(name)
-    if not parts:
+def make_augmenter(settings: AugmentConfig | str = "basic", basic_augment: str = "study_a", seed: int = 42,
+                   basic: BasicAugment | None = None, **fields) -> Augmenter | None:
+    """The :class:`Augmenter` for ``settings`` (an AugmentConfig, or its name such as
+    ``"randaugment+mixup"`` with more AugmentConfig ``fields``, e.g. ``mixup_fraction=1.0``),
+    or None for ``"none"``. ``basic_augment``: the study whose "basic" is meant (the model's
+    registry entry says which)."""
+    if isinstance(settings, str):
+        settings = AugmentConfig(name=settings, **fields)
+    elif fields:
+        settings = dataclasses.replace(settings, **fields)
+    if not settings.parts:
         return None
-    return Augmenter(parts, model, seed, basic, randaugment, mixup)
-
-
-def augmenter_from_config(config) -> Augmenter | None:
-    """The augmenter an :class:`~fer_keras.config.ExperimentConfig` asks for."""
-    return make_augmenter(config.augment, config.model, config.seed,
-                          randaugment=RandAugmentSettings(config.randaugment_max_ops,
-                                                          tuple(config.randaugment_magnitude)),
-                          mixup=MixUpSettings(config.mixup_fraction, config.mixup_alpha))
+    return Augmenter(settings, basic_augment, seed, basic)

@@ -1,156 +1,256 @@
-"""Shared command-line plumbing for the experiment scripts: common flags and error handling."""
+"""The ``fer-keras`` command (also ``python -m fer_keras``): one sub-command per task.
+
+    fer-keras preprocess PHOTOS OUT [--detector auto] [--size 48] [--color gray]
+    fer-keras predict SOURCE [--model RUN_OR_MODEL] [--out predictions] [--format json]
+    fer-keras evaluate DATA [--model RUN_OR_MODEL] [--usage PublicTest] [--tta flip] [--out evaluation]
+    fer-keras export RUN [--out DIR] [--no-tflite]
+    fer-keras hygiene DATA [--out hygiene] [--std-threshold 1.0] [--mode-share 0.99]
+
+A sub-command is registered with :func:`register` (name, help, a function adding its flags to an
+``argparse`` parser, and a function running it from the parsed flags). User mistakes print one
+line and exit with status 2 (see :func:`fer_keras.errors.run_main`).
+"""
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import Callable
 
-from fer_keras.errors import ConfigError, FerKerasError
+import os
+import sys
+import time
+import warnings
+
+import numpy as np
+
+from fer_keras import pretrained
+from fer_keras.classifier import load_classifier
+from fer_keras.data import load_dataset
+from fer_keras.data.face_crops import crop_folder
+from fer_keras.data.hygiene import check_hygiene, summary_lines, write_hygiene
+from fer_keras.data.images import MAX_PIXELS
+from fer_keras.errors import ConfigError, DataError, FerKerasError, run_main
+from fer_keras.evaluation import evaluate_model_on_data
+from fer_keras.export import export_run
+from fer_keras.faces import BACKENDS, get_detector
+from fer_keras.files import ensure_writable_dir
+from fer_keras.predict import predict, progress_to_stderr
+
+#: name -> (help, add_arguments(parser), run(args))
+COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], object]]] = {}
 
 
-def run_main(main: Callable[[], object]) -> None:
-    """Run ``main``; user mistakes (FerKerasError) print one line and exit 2, Ctrl-C exits 130.
-
-    Output is line-buffered even into a file or pipe, so progress shows up as it happens."""
-    for stream in (sys.stdout, sys.stderr):
-        if hasattr(stream, "reconfigure"):
-            stream.reconfigure(line_buffering=True)
-    try:
-        main()
-    except FerKerasError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(2)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        sys.exit(130)
+def register(name: str, help: str, add_arguments: Callable[[argparse.ArgumentParser], None],
+             run: Callable[[argparse.Namespace], object]) -> None:
+    """Add sub-command ``name``; ``run(args)`` does the work (raise FerKerasError for user mistakes)."""
+    COMMANDS[name] = (help, add_arguments, run)
 
 
-def _magnitude_range(text: str) -> tuple[float, float]:
-    try:
-        low, high = (float(v) for v in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: give LOW,HIGH, e.g. 2,4") from None
-    return low, high
-
-
-def float_list(text: str) -> list[float]:
-    """argparse type for comma-separated numbers such as ``0,0.2,0.4``."""
-    try:
-        return [float(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: give comma-separated numbers, e.g. 0,0.2,0.4") from None
-
-
-def add_training_flags(parser: argparse.ArgumentParser, defaults) -> None:
-    """Flags shared by every training script; ``defaults`` is an ExperimentConfig."""
-    from fer_keras.augment import AUGMENTS
-    from fer_keras.data.dataset import SPLITS
-    from fer_keras.models import MODEL_NAMES
-
-    d = defaults
+def _detector_flags(parser: argparse.ArgumentParser) -> None:
     add = parser.add_argument
-    add("--data", default=None, help="FER2013 CSV or Kaggle folder (train/, test/), or RAF-DB root; "
-        "omitted: the bundled synthetic demo set")
-    add("--labels", default=d.labels, help="classes to keep: all, 3class, or names/ids like "
-        "happiness,sadness,neutral (default: %(default)s)")
-    add("--split", default=d.split, choices=SPLITS,
-        help="usage (default): FER2013's Usage column; without PrivateTest, validation is a stratified "
-        "--val-fraction of Training and test is PublicTest. publictest-val: validation = test = PublicTest")
-    add("--val-fraction", type=float, default=d.val_fraction, help="share of Training held out for "
-        "validation when there is no PrivateTest (default: %(default)s)")
-    add("--drop-test-duplicates", action="store_true", help="drop training images whose pixels also "
-        "occur in the validation or test images")
-    add("--model", default=d.model, choices=MODEL_NAMES, help="default: %(default)s")
-    add("--epochs", type=int, default=None,
-        help=f"default: {d.full_epochs} on real data, 8 on the demo set")
-    add("--input-size", type=int, default=None, metavar="PIXELS",
-        help="square input side (default: the model's own, 48 for DCNN, 224 for GhostFace)")
-    add("--batch-size", type=int, default=d.batch_size, help="default: %(default)s")
-    add("--optimizer", default=d.optimizer, choices=("adam", "sgd"), help="default: %(default)s")
-    add("--lr", type=float, default=d.lr, help="learning rate (default: %(default)s)")
-    add("--lr-schedule", default=d.lr_schedule, choices=("constant", "cosine"),
-        help="cosine: decay to lr/100 at the last step (default: %(default)s)")
-    add("--warmup-epochs", type=float, default=d.warmup_epochs, help="cosine: linear warm-up epochs (default: %(default)s)")
-    add("--label-smoothing", type=float, default=d.label_smoothing, help="training loss label smoothing (default: %(default)s)")
-    add("--tta", default=d.tta, choices=("none", "flip"),
-        help="test-time augmentation for the test figures: flip = average with the mirror image (default: %(default)s)")
-    add("--momentum", type=float, default=d.momentum, help="SGD momentum (default: %(default)s)")
-    add("--augment", default=d.augment, metavar="|".join(AUGMENTS[:5]),
-        help="training augmentation: none, basic, randaugment, mixup or a '+' combination "
-        "such as basic+randaugment+mixup (default: %(default)s)")
-    add("--mixup-fraction", type=float, default=d.mixup_fraction,
-        help="share of training images MixUp mixes (default: %(default)s)")
-    add("--mixup-alpha", type=float, default=d.mixup_alpha, help="MixUp Beta(alpha, alpha) (default: %(default)s)")
-    add("--randaugment-max-ops", type=int, default=d.randaugment_max_ops,
-        help="RandAugment applies 0..N operations per image, uniformly (default: %(default)s)")
-    add("--randaugment-magnitude", type=_magnitude_range, default=d.randaugment_magnitude, metavar="LOW,HIGH",
-        help="RandAugment magnitude range on the 0..10 scale (default: 2,4)")
-    add("--early-stopping", type=int, default=d.early_stopping, metavar="PATIENCE",
-        help="stop when val loss has not improved for PATIENCE epochs")
-    add("--reduce-lr", type=int, default=d.reduce_lr, metavar="PATIENCE",
-        help="halve the learning rate when val loss plateaus for PATIENCE epochs")
-    add("--restore-best", action=argparse.BooleanOptionalAction, default=d.restore_best,
-        help="end with the weights of the best validation-loss epoch (default: when early stopping)")
-    add("--limit", type=int, default=None, help="use at most N training images (stratified sample)")
-    add("--eval-limit", type=int, default=None, help="use at most N validation and N test images")
-    add("--seed", type=int, default=d.seed, help="default: %(default)s")
-    add("--no-deterministic", action="store_true", help="allow faster non-deterministic TF ops")
-    add("--jit", action="store_true", help="compile with XLA (jit_compile); needs --no-deterministic")
-    add("--out", default=d.out, help="folder for run folders (default: %(default)s)")
-    add("--resume", default=None, metavar="RUN_DIR", help="continue an interrupted run folder exactly "
-        "(its saved settings are used; --epochs may extend a constant-LR run; other settings are refused)")
-    add("--time-budget", type=float, default=None, metavar="MINUTES", help="stop at an epoch boundary "
-        "before training would run over MINUTES (checkpoint kept; continue with --resume)")
+    add("--detector", default="auto", choices=("auto", *BACKENDS),
+        help="face detector; auto = the best installed of " + ", ".join(BACKENDS) + " (default: %(default)s)")
+    add("--min-score", type=float, default=None, help="drop faces the detector scores below this "
+        "(RetinaFace, MTCNN; default 0.9)")
+    add("--detector-weights", default=None, metavar="ONNX", help="RetinaFace weights file to use instead of "
+        "the shipped ones")
+    add("--margin", type=float, default=0.2, help="crop margin on each side, as a share of the face box "
+        "(default: %(default)s)")
+    add("--no-align", action="store_true", help="do not rotate faces so the eyes are level")
+    add("--detect-side", type=int, default=None, metavar="PIXELS", help="search frames shrunk so the longer "
+        "side is at most PIXELS (default 1280; 320 is ~7x faster for faces that fill a webcam frame)")
 
 
-#: Flags that may accompany --resume (they do not change what the run trains).
-RESUME_FLAGS = {"resume", "time_budget", "epochs", "out"}
+def _detector(args: argparse.Namespace):
+    kwargs = {}
+    if args.min_score is not None:
+        kwargs["min_score"] = args.min_score
+    if args.detect_side is not None:
+        kwargs["max_side"] = args.detect_side
+    if args.detector_weights is not None:
+        if args.detector not in ("auto", "retinaface"):
+            raise ConfigError("--detector-weights is for --detector retinaface")
+        args.detector, kwargs["weights"] = "retinaface", args.detector_weights
+    return get_detector(args.detector, **kwargs)
 
 
-def check_resume_flags(parser: argparse.ArgumentParser, argv: list[str] | None = None) -> None:
-    """With --resume, refuse (one line) flags that would change the run being resumed."""
-    argv = sys.argv[1:] if argv is None else argv
-    given = set()
-    for token in argv:
-        if token.startswith("--"):
-            action = parser._option_string_actions.get(token.split("=", 1)[0])
-            if action is not None:
-                given.add(action.dest)
-    extra = sorted(given - RESUME_FLAGS - {"help"})
-    if "resume" in given and extra:
-        flags = ", ".join("--" + d.replace("_", "-") for d in extra)
-        raise ConfigError(f"--resume continues a run with its saved settings; {flags} would change it. "
-                          "Drop them, or start a new run with them")
+def _preprocess_flags(parser: argparse.ArgumentParser) -> None:
+    add = parser.add_argument
+    add("photos", help="folder of photos; class sub-folders (happy/, sad/, ...) become labels")
+    add("out", help="output folder: OUT/<split>/<class>/*.png, crop_report.csv, crop_summary.json")
+    _detector_flags(parser)
+    add("--size", type=int, default=48, help="crop side in pixels (default: %(default)s; GhostFace: 224)")
+    add("--color", default="gray", choices=("gray", "rgb"), help="default: %(default)s")
+    add("--all-faces", action="store_true", help="keep every face of a photo, not only the largest")
+    add("--split", default="train", help="split folder for photos not below train/ or test/ (default: %(default)s)")
+    add("--no-cache", action="store_true", help="redo every photo, ignoring OUT/.crop_cache.json")
+    _max_pixels_flag(parser)
 
 
-def train_and_report(config, args: argparse.Namespace):
-    """Run (or resume, from ``args.resume``) the experiment of ``config``; print where the results
-    are, or how to continue a run the time budget stopped. Returns the run folder."""
-    from fer_keras.experiment import run_experiment
-
-    run_dir = run_experiment(config, resume=args.resume, time_budget=args.time_budget,
-                             extend_epochs=args.epochs if args.resume else None)
-    if (run_dir / "metrics.json").is_file():
-        print(f"Results in {run_dir} (metrics.json, history.csv, log.txt, figures/, model/)")
-    else:
-        print(f"Not finished: continue with --resume {run_dir}")
-    return run_dir
+def _max_pixels_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--max-pixels", type=int, default=MAX_PIXELS, metavar="N", help="report images with more "
+                        "pixels (width x height) as unreadable, without decoding them (default: %(default)s)")
 
 
-def config_from_args(args: argparse.Namespace, cls, **extra):
-    """Build an ExperimentConfig (``cls``) from parsed training flags plus ``extra`` fields."""
-    from fer_keras.models import default_input_shape
+def _trust_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--trust-model", action="store_true", help="also load model files that can run code: "
+                        "HDF5 (.h5, Lambda layers), SavedModel folders, .keras with Lambda layers, TFLite with "
+                        "custom ops. Only for files from a source you trust (README: Trust model)")
 
-    if args.input_size is not None:
-        channels = default_input_shape(args.model)[2]
-        extra.setdefault("input_shape", (args.input_size, args.input_size, channels))
-    return cls(data=args.data, labels=args.labels, split=args.split, model=args.model,
-               epochs=args.epochs, batch_size=args.batch_size, optimizer=args.optimizer, lr=args.lr,
-               momentum=args.momentum, lr_schedule=args.lr_schedule, warmup_epochs=args.warmup_epochs,
-               label_smoothing=args.label_smoothing, tta=args.tta, val_fraction=args.val_fraction,
-               drop_test_duplicates=args.drop_test_duplicates, restore_best=args.restore_best,
-               augment=args.augment, mixup_fraction=args.mixup_fraction,
-               mixup_alpha=args.mixup_alpha, randaugment_max_ops=args.randaugment_max_ops,
-               randaugment_magnitude=tuple(args.randaugment_magnitude), early_stopping=args.early_stopping,
-               reduce_lr=args.reduce_lr, limit=args.limit, eval_limit=args.eval_limit, seed=args.seed,
-               deterministic=not args.no_deterministic, jit_compile=args.jit, out=args.out, **extra)
+
+def _preprocess(args: argparse.Namespace):
+    return crop_folder(args.photos, args.out, _detector(args), size=args.size, color=args.color,
+                       margin=args.margin, align=not args.no_align, keep="all" if args.all_faces else "largest",
+                       split=args.split, use_cache=not args.no_cache, log=progress_to_stderr,
+                       max_pixels=args.max_pixels)
+
+
+def _predict_flags(parser: argparse.ArgumentParser) -> None:
+    add = parser.add_argument
+    add("source", help="an image, a video (.mp4, .avi, ...) or a folder of them")
+    _model_flag(parser)
+    add("--out", default="predictions", help="folder for predictions.json/csv and annotated/ (default: %(default)s)")
+    add("--format", default="json", choices=("json", "csv"), help="default: %(default)s")
+    _detector_flags(parser)
+    add("--every", type=int, default=1, metavar="N", help="classify every N-th video frame (default: 1)")
+    add("--batch-size", type=int, default=64, help="faces per model call (default: %(default)s)")
+    add("--no-annotate", action="store_true", help="do not write annotated images/videos")
+    add("--input-mode", default=None, choices=("unit", "standardize"),
+        help="model input: unit = pixels/255, standardize = mean 0/std 1 per image "
+        "(default: from the run folder or the model's name)")
+    add("--classes", default=None, help="comma-separated class names in output order (default: from the run "
+        "folder, else the seven FER2013 classes)")
+    _max_pixels_flag(parser)
+    _trust_flag(parser)
+
+
+def _predict(args: argparse.Namespace):
+    classes = [c.strip() for c in args.classes.split(",")] if args.classes else None
+    classifier = _classifier(args, input_mode=args.input_mode, class_names=classes)
+    return predict(args.source, classifier, _detector(args), args.out, fmt=args.format, every=args.every,
+                   batch_size=args.batch_size, margin=args.margin, align=not args.no_align,
+                   annotate=not args.no_annotate, log=progress_to_stderr, trusted=args.trust_model,
+                   max_pixels=args.max_pixels)
+
+
+def _model_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", default=None, help="pretrained model name, run folder, model .keras file, "
+                        f"SavedModel folder or .tflite file (default: the pretrained {pretrained.DEFAULT_MODEL})")
+
+
+def _classifier(args: argparse.Namespace, **kwargs):
+    """The model of ``--model`` (default: the pretrained one, said on stderr); warnings as one line each."""
+
+
+    if args.trust_model:
+        kwargs["trusted"] = True
+    if args.model is None:
+        try:
+            where = pretrained.path(pretrained.DEFAULT_MODEL, "keras")
+        except FerKerasError as exc:
+            raise FerKerasError(f"no --model given and {exc}") from None
+        print(f"using the pretrained model {pretrained.DEFAULT_MODEL} ({where}); --model chooses another",
+              file=sys.stderr)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        classifier = load_classifier(args.model, **kwargs)
+    for warning in caught:
+        print(f"warning: {warning.message}", file=sys.stderr)
+    return classifier
+
+
+def _evaluate_flags(parser: argparse.ArgumentParser) -> None:
+    add = parser.add_argument
+    add("data", help="labelled face crops: FER2013 CSV or Kaggle folder (train/, test/), or RAF-DB root")
+    _model_flag(parser)
+    add("--usage", default=None, help="only rows of this Usage, e.g. PublicTest (Kaggle test/ folder) "
+        "(default: all rows)")
+    add("--tta", default="none", choices=("none", "flip"), help="flip = average each face's probabilities "
+        "with its mirror image's (default: %(default)s)")
+    add("--batch-size", type=int, default=256, help="faces per model call (default: %(default)s)")
+    add("--out", default="evaluation", help="folder for evaluation.json, classification_report.txt and "
+        "confusion_matrix.png (default: %(default)s)")
+    _trust_flag(parser)
+
+
+def _evaluate(args: argparse.Namespace):
+    result = evaluate_model_on_data(_classifier(args), args.data, usage=args.usage, tta=args.tta,
+                                    batch_size=args.batch_size, out=args.out, log=progress_to_stderr)
+    print(result["report"].rstrip())
+    print(f"accuracy {result['accuracy']:.4f}, macro F1 {result['macro_f1']:.4f} on {result['images']:,} faces"
+          + (f" ({result['skipped']:,} of classes the model lacks skipped)" if result["skipped"] else "")
+          + f"{', flip TTA' if args.tta == 'flip' else ''}; {result['images_per_second']:,.0f} faces/s")
+    return result
+
+
+def _export_flags(parser: argparse.ArgumentParser) -> None:
+    add = parser.add_argument
+    add("run", help="a finished run folder (config.json + its trained model)")
+    add("--out", default=None, help="output folder (default: RUN/model)")
+    add("--no-tflite", action="store_true", help="skip model.tflite and model_dynamic.tflite")
+    _trust_flag(parser)
+
+
+def _export(args: argparse.Namespace):
+    result = export_run(args.run, args.out, tflite=not args.no_tflite, trusted=args.trust_model)
+    for name, path in result["paths"].items():
+        print(f"{name:15s} {path}")
+    print("max |probability difference| vs the Keras model on 32 random faces: " + ", ".join(
+        f"{k.replace('_max_abs_diff', '')} {v:.2g}" for k, v in result["check"].items()))
+    return result
+
+
+def _hygiene_flags(parser: argparse.ArgumentParser) -> None:
+    add = parser.add_argument
+    add("data", help="FER2013 CSV or Kaggle folder (train/ and test/), or a RAF-DB folder")
+    add("--out", default="hygiene", help="folder for hygiene.json and duplicates.csv (default: %(default)s)")
+    add("--std-threshold", type=float, default=1.0, help="near-uniform if the pixel std (0..255) is below "
+        "this (default: %(default)s)")
+    add("--mode-share", type=float, default=0.99, help="near-uniform if one grey value covers at least this "
+        "share of the pixels (default: %(default)s)")
+
+
+def _hygiene(args: argparse.Namespace):
+
+
+
+    if not 0 < args.mode_share <= 1 or args.std_threshold < 0:
+        raise ConfigError("--mode-share must be in (0, 1] and --std-threshold >= 0")
+    if not os.path.exists(args.data):
+        raise DataError(f"{args.data}: no such file or folder; pass the FER2013 CSV or the Kaggle folder "
+                        "(with train/ and test/)")
+    out = ensure_writable_dir(args.out)
+    start = time.time()
+    progress_to_stderr(f"reading {args.data}")
+    data = load_dataset(args.data)
+    root = os.path.abspath(args.data) + os.sep  # sources relative to DATA, so the lists do not name this machine
+    data.sources = np.array([os.path.abspath(s)[len(root):] if os.path.abspath(s).startswith(root) else s
+                             for s in data.sources])
+    report = check_hygiene(data, args.std_threshold, args.mode_share, log=progress_to_stderr)
+    paths = write_hygiene(report, out)
+    for line in summary_lines(report):
+        print(line)
+    print(f"wrote {paths['json']} and {paths['csv']} in {time.time() - start:.1f} s")
+    return report
+
+
+register("preprocess", "crop the faces of a folder of photos into a labelled data set", _preprocess_flags, _preprocess)
+register("predict", "detect faces in images/videos and classify their expressions", _predict_flags, _predict)
+register("export", "write a run's SavedModel (float and uint8 signatures) and TFLite (float, int8 weights)",
+         _export_flags, _export)
+register("evaluate", "score a model on labelled face crops (no face detection): accuracy, macro F1, "
+         "confusion matrix", _evaluate_flags, _evaluate)
+register("hygiene", "find exact duplicate, label-conflicting and blank faces in a data set; write the lists",
+         _hygiene_flags, _hygiene)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="fer-keras", description="Facial expression recognition with Keras 2.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (help_text, add_arguments, _) in COMMANDS.items():
+        add_arguments(sub.add_parser(name, help=help_text, description=help_text))
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    run_main(lambda: COMMANDS[args.command][2](args))

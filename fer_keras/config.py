@@ -1,9 +1,25 @@
-"""One config object per experiment, saved as ``config.json`` in its run folder."""
+"""Experiment settings as nested dataclasses, saved as ``config.json`` in every run folder.
+
+An :class:`ExperimentConfig` is made of small sections, one per step of the data's path:
+:class:`DataConfig` (what data, which split), :class:`ModelConfig`, :class:`AugmentConfig`,
+:class:`AdversarialConfig` (NSL), :class:`OptimizerConfig`, :class:`TrainingConfig` (epochs,
+batch, callbacks, seed handling) and :class:`EvaluationConfig`. The privacy study's config
+(:mod:`fer_keras.studies.mia`) reuses the same sections.
+
+Every field carries its command-line flag and help text (:func:`setting`), so the scripts'
+flags are generated from here (:mod:`fer_keras.flags`) instead of being written again.
+Validation is plain Python: building a config imports neither TensorFlow nor any model code.
+Run folders written before the sections existed stored one flat dict; :meth:`ExperimentConfig.from_dict`
+reads both forms.
+"""
 from __future__ import annotations
 
 import dataclasses
+import typing
 from typing import Any
 
+from fer_keras.data.dataset import SPLITS
+from fer_keras.data.label_noise import NOISE_MODES
 from fer_keras.errors import ConfigError
 
 #: Images per class and epochs of the bundled demo set, sized so `run_nsl.py` with no --data
@@ -11,94 +27,342 @@ from fer_keras.errors import ConfigError
 DEMO_IMAGES_PER_CLASS = 60
 DEMO_EPOCHS = 8
 
+OPTIMIZERS = ("adam", "sgd")
+LR_SCHEDULES = ("constant", "cosine")
+STANDARDIZE = ("image", "dataset")
+GRAD_NORMS = ("l2", "infinity", "l1")
+TTA_MODES = ("none", "flip")
+#: The single augmentation parts, in the order they are applied (see :mod:`fer_keras.augment`).
+AUGMENT_PARTS = ("basic", "flip", "crop", "randaugment", "mixup")
+#: The augmentation settings the scripts suggest (any '+' combination of AUGMENT_PARTS is valid).
+AUGMENTS = ("none", "basic", "randaugment", "mixup", "randaugment+mixup", "basic+randaugment",
+            "basic+mixup", "basic+randaugment+mixup", "basic+flip+crop")
+
+
+def setting(default: Any, help: str, *, flag: str | None = None, choices=None, type=None,
+            metavar: str | None = None, cli: bool = True) -> Any:
+    """A config field with its command-line flag: ``flag`` (default ``--field-name``), ``help``
+    (``%(default)s`` allowed), ``choices`` (or a function returning them), an argparse ``type`` for
+    text values and ``metavar``.
+    ``cli=False`` keeps the field off the command line."""
+    meta = {"help": help, "flag": flag, "choices": choices, "type": type, "metavar": metavar, "cli": cli}
+    return dataclasses.field(default=default, metadata=meta)
+
+
+def registered_models() -> tuple[str, ...]:
+    """The model registry's names (imported only when asked: building a config needs no models)."""
+    from fer_keras.models import model_names
+
+    return model_names()
+
+
+def parse_augment(name: str | None) -> tuple[str, ...]:
+    """``"mixup+randaugment"`` -> ``("randaugment", "mixup")`` in application order; ``"none"`` -> ``()``."""
+    name = (name or "none").strip().lower()
+    if name == "none":
+        return ()
+    parts = [p.strip() for p in name.split("+")]
+    unknown = [p for p in parts if p not in AUGMENT_PARTS]
+    if unknown or len(set(parts)) != len(parts):
+        raise ConfigError(f"--augment {name!r}: use none or a '+'-joined combination of "
+                          f"{', '.join(AUGMENT_PARTS)} (e.g. randaugment+mixup)")
+    return tuple(p for p in AUGMENT_PARTS if p in parts)
+
+
+def magnitude_range(text: str) -> tuple[float, float]:
+    """``"2,4"`` -> ``(2.0, 4.0)`` (argparse type of ``--randaugment-magnitude``)."""
+    try:
+        low, high = (float(v) for v in str(text).split(","))
+    except ValueError:
+        raise ConfigError(f"--randaugment-magnitude {text!r}: give LOW,HIGH, e.g. 2,4") from None
+    return low, high
+
+
+def _at_least_one(section, *fields: str) -> None:
+    for field in fields:
+        value = getattr(section, field)
+        if value is not None and value < 1:
+            raise ConfigError(f"--{field.replace('_', '-')} must be at least 1 (got {value})")
+
+
+@dataclasses.dataclass
+class DataConfig:
+    """What data to load and how to split it (see :func:`fer_keras.data.prepare.prepare_data`)."""
+
+    path: str | None = setting(None, "FER2013 CSV or Kaggle folder (train/, test/), or RAF-DB root; "
+                               "omitted: the bundled synthetic demo set", flag="--data")
+    labels: str = setting("all", "classes to keep: all, 3class, or names/ids like happiness,sadness,neutral "
+                          "(default: %(default)s)")
+    split: str = setting("usage", "usage (default): FER2013's Usage column; without PrivateTest, validation "
+                         "is a stratified --val-fraction of Training and test is PublicTest. publictest-val: "
+                         "validation = test = PublicTest", choices=SPLITS)
+    val_fraction: float = setting(0.1, "share of Training held out for validation when there is no "
+                                  "PrivateTest (default: %(default)s)")
+    drop_test_duplicates: bool = setting(False, "drop training images whose pixels also occur in the "
+                                         "validation or test images")
+    limit: int | None = setting(None, "use at most N training images (stratified sample)")
+    eval_limit: int | None = setting(None, "use at most N validation and N test images")
+    label_noise: float = setting(0.0, "fraction of training labels flipped (label-noise study; default: %(default)s)")
+    label_noise_mode: str = setting("uniform", "label noise: uniform (any other class) or class (a similar "
+                                    "class; see fer_keras.data.label_noise)", choices=NOISE_MODES)
+    demo_images_per_class: int = setting(DEMO_IMAGES_PER_CLASS, "images per class of the synthetic demo set",
+                                         cli=False)
+
+    def __post_init__(self):
+        if self.split not in SPLITS:
+            raise ConfigError(f"--split {self.split!r}: use one of {', '.join(SPLITS)}")
+        if not 0 < self.val_fraction < 1:
+            raise ConfigError(f"--val-fraction {self.val_fraction:g}: must be between 0 and 1")
+        _at_least_one(self, "limit", "eval_limit", "demo_images_per_class")
+        if not 0 <= self.label_noise < 1:
+            raise ConfigError(f"--label-noise {self.label_noise:g}: the fraction of flipped labels must be in [0, 1)")
+        if self.label_noise_mode not in NOISE_MODES:
+            raise ConfigError(f"--label-noise-mode {self.label_noise_mode!r}: use one of {', '.join(NOISE_MODES)}")
+
+
+@dataclasses.dataclass
+class ModelConfig:
+    """Which registered model (:mod:`fer_keras.models`) and its input."""
+
+    name: str = setting("dcnn", "registered model (default: %(default)s)", flag="--model", choices=registered_models)
+    input_size: int | None = setting(None, "square input side (default: the model's own, 48 for DCNN, "
+                                     "224 for GhostFace)", metavar="PIXELS")
+    noise_layers: int = setting(0, "Gaussian-noise layers (std 0.1) for the privacy study, in models "
+                                "that have them (default: %(default)s)", choices=(0, 1, 2))
+    standardize: str = setting("image", "for standardised models: mean 0 / std 1 per image, or with the "
+                               "training set's statistics (default: %(default)s)", choices=STANDARDIZE)
+
+    def __post_init__(self):
+        _at_least_one(self, "input_size")
+        if self.noise_layers not in (0, 1, 2):
+            raise ConfigError(f"--noise-layers must be 0, 1 or 2 (got {self.noise_layers})")
+        if self.standardize not in STANDARDIZE:
+            raise ConfigError(f"--standardize {self.standardize!r}: use image or dataset")
+
+
+@dataclasses.dataclass
+class AugmentConfig:
+    """Training augmentation (see :mod:`fer_keras.augment`)."""
+
+    name: str = setting("basic", "training augmentation: none, basic, flip, crop, randaugment, mixup or a '+' "
+                        "combination such as basic+randaugment+mixup (default: %(default)s)", flag="--augment",
+                        metavar="|".join(AUGMENTS[:5]))
+    mixup_fraction: float = setting(0.25, "share of training images MixUp mixes (default: %(default)s)")
+    mixup_alpha: float = setting(0.2, "MixUp Beta(alpha, alpha) (default: %(default)s)")
+    randaugment_max_ops: int = setting(3, "RandAugment applies 0..N operations per image, uniformly "
+                                       "(default: %(default)s)")
+    randaugment_magnitude: tuple[float, float] = setting((2.0, 4.0), "RandAugment magnitude range on the 0..10 "
+                                                         "scale (default: 2,4)", type=magnitude_range,
+                                                         metavar="LOW,HIGH")
+
+    def __post_init__(self):
+        self.name = "+".join(parse_augment(self.name)) or "none"
+        low, high = (float(v) for v in self.randaugment_magnitude)
+        self.randaugment_magnitude = (low, high)
+        if not 0 <= self.randaugment_max_ops <= 10:
+            raise ConfigError(f"--randaugment-max-ops must be 0..10 (got {self.randaugment_max_ops})")
+        if not 0 <= low <= high <= 10:
+            raise ConfigError(f"--randaugment-magnitude {low:g},{high:g}: need 0 <= low <= high <= 10")
+        if not 0 <= self.mixup_fraction <= 1:
+            raise ConfigError(f"--mixup-fraction must be between 0 and 1 (got {self.mixup_fraction})")
+        if self.mixup_alpha <= 0:
+            raise ConfigError(f"--mixup-alpha must be positive (got {self.mixup_alpha})")
+
+    @property
+    def parts(self) -> tuple[str, ...]:
+        return parse_augment(self.name)
+
+
+@dataclasses.dataclass
+class AdversarialConfig:
+    """Neural Structured Learning adversarial regularisation (see :mod:`fer_keras.adversarial`)."""
+
+    enabled: bool = setting(True, "NSL adversarial regularisation (--no-adversarial: the same model, "
+                            "trained plainly)", flag="--adversarial")
+    multiplier: float = setting(0.3, "NSL adversarial loss weight (default: %(default)s; Study A's prose: 0.12)")
+    step: float = setting(0.12, "NSL adversarial step size, model input units (default: %(default)s; "
+                          "Study A's prose: 0.01)")
+    grad_norm: str = setting("l2", "NSL gradient norm (default: %(default)s)", choices=GRAD_NORMS)
+
+    def __post_init__(self):
+        if self.grad_norm not in GRAD_NORMS:
+            raise ConfigError(f"--grad-norm {self.grad_norm!r}: use one of {', '.join(GRAD_NORMS)}")
+        if self.multiplier < 0 or self.step <= 0:
+            raise ConfigError(f"--multiplier must be >= 0 and --step > 0 (got {self.multiplier}, {self.step})")
+
+
+@dataclasses.dataclass
+class OptimizerConfig:
+    """Optimizer and learning-rate schedule (see :func:`fer_keras.training.learning_rate`)."""
+
+    name: str = setting("adam", "default: %(default)s", flag="--optimizer", choices=OPTIMIZERS)
+    lr: float = setting(1e-3, "learning rate (default: %(default)s)")
+    momentum: float = setting(0.9, "SGD momentum (default: %(default)s)")
+    schedule: str = setting("constant", "cosine: decay to lr/100 at the last step (default: %(default)s)",
+                            flag="--lr-schedule", choices=LR_SCHEDULES)
+    warmup_epochs: float = setting(0.0, "cosine: linear warm-up epochs (default: %(default)s)")
+
+    def __post_init__(self):
+        if self.name not in OPTIMIZERS:
+            raise ConfigError(f"--optimizer {self.name!r}: use adam or sgd")
+        if self.lr <= 0:
+            raise ConfigError(f"--lr must be positive (got {self.lr})")
+        if self.schedule not in LR_SCHEDULES:
+            raise ConfigError(f"--lr-schedule {self.schedule!r}: use constant or cosine")
+        if self.warmup_epochs < 0:
+            raise ConfigError(f"--warmup-epochs must be >= 0 (got {self.warmup_epochs:g})")
+
+
+@dataclasses.dataclass
+class TrainingConfig:
+    """Epochs, batches, loss and callbacks (see :func:`fer_keras.training.fit`)."""
+
+    epochs: int | None = setting(None, f"default: --full-epochs on real data, {DEMO_EPOCHS} on the demo set")
+    full_epochs: int = setting(30, "epochs on real data when --epochs is not given", cli=False)
+    batch_size: int = setting(50, "default: %(default)s")
+    label_smoothing: float = setting(0.0, "training loss label smoothing (default: %(default)s)")
+    early_stopping: int | None = setting(None, "stop when val loss has not improved for PATIENCE epochs",
+                                         metavar="PATIENCE")
+    reduce_lr: int | None = setting(None, "halve the learning rate when val loss plateaus for PATIENCE epochs",
+                                    metavar="PATIENCE")
+    restore_best: bool | None = setting(None, "end with the weights of the best validation-loss epoch "
+                                        "(default: when early stopping)")
+    deterministic: bool = setting(True, "deterministic TensorFlow ops: the same seed gives the same metrics "
+                                  "(--no-deterministic: allow faster non-deterministic ops)")
+    jit_compile: bool = setting(False, "compile with XLA (jit_compile); needs --no-deterministic", flag="--jit")
+
+    def __post_init__(self):
+        _at_least_one(self, "epochs", "full_epochs", "batch_size")
+        if not 0 <= self.label_smoothing < 1:
+            raise ConfigError(f"--label-smoothing {self.label_smoothing:g}: must be in [0, 1)")
+        if self.jit_compile and self.deterministic:
+            raise ConfigError("--jit needs --no-deterministic: XLA has no deterministic MaxPool gradient")
+
+
+@dataclasses.dataclass
+class EvaluationConfig:
+    """How the test figures are computed."""
+
+    tta: str = setting("none", "test-time augmentation for the test figures: flip = average with the mirror "
+                       "image (default: %(default)s)", choices=TTA_MODES)
+
+    def __post_init__(self):
+        if self.tta not in TTA_MODES:
+            raise ConfigError(f"--tta {self.tta!r}: use none or flip")
+
+
+def _section(cls):
+    return dataclasses.field(default_factory=cls)
+
+
+def section_types(cls) -> dict[str, type]:
+    """Field name -> dataclass, for the fields of config class ``cls`` that are sections."""
+    return {name: hint for name, hint in typing.get_type_hints(cls).items() if dataclasses.is_dataclass(hint)}
+
+
+def build_config(cls, values: dict[str, Any]):
+    """``cls`` from a nested dict: sections built from their dicts (lists become tuples),
+    unknown keys ignored, every section validated."""
+    sections = section_types(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    kwargs = {}
+    for key, value in values.items():
+        if key not in known:
+            continue
+        if key in sections and isinstance(value, dict):
+            value = build_config(sections[key], value)
+        elif isinstance(value, list):
+            value = tuple(value)
+        kwargs[key] = value
+    return cls(**kwargs)
+
 
 @dataclasses.dataclass
 class ExperimentConfig:
     """Everything that defines a training run. ``None`` means "the model's / data's default"."""
 
-    name: str = "nsl"
-    data: str | None = None          # FER2013 CSV / Kaggle folder; None = synthetic demo set
-    labels: str = "all"              # "all", "3class" or "happiness,sadness,neutral" / "3,4,6"
-    split: str = "usage"             # "usage", "publictest-val", "80/10/10" or "90/10" (fer_keras.data.split)
-    val_fraction: float = 0.1        # share of Training held out for validation (usage split, no PrivateTest)
-    drop_test_duplicates: bool = False  # drop training images whose pixels also occur in val or test
-    model: str = "dcnn"
-    input_shape: tuple[int, int, int] | None = None  # None: the model's default
-    noise_layers: int = 0            # GhostFace's Gaussian-noise layers (privacy study)
-    adversarial: bool = True
-    multiplier: float = 0.3
-    step: float = 0.12
-    grad_norm: str = "l2"
-    epochs: int | None = None        # full_epochs on real data, DEMO_EPOCHS on the demo set
-    full_epochs: int = 30            # the study's epochs, used when --epochs is not given
-    batch_size: int = 50
-    optimizer: str = "adam"          # "adam" or "sgd"
-    lr: float = 1e-3
-    lr_schedule: str = "constant"    # "constant" or "cosine" (to lr/100 at the last step)
-    warmup_epochs: float = 0.0       # cosine: linear warm-up over this many epochs
-    label_smoothing: float = 0.0     # training loss only
-    restore_best: bool | None = None  # end with the best-validation-loss epoch; None: when early stopping
-    tta: str = "none"                # test-time augmentation: "none" or "flip" (average with the mirror image)
-    momentum: float = 0.9            # SGD only
-    augment: str = "basic"           # none, basic, randaugment, mixup or a '+' combination
-    mixup_fraction: float = 0.25     # share of training images MixUp mixes (Study B: 25%)
-    mixup_alpha: float = 0.2         # MixUp's Beta(alpha, alpha)
-    randaugment_max_ops: int = 3     # RandAugment: 0..max_ops operations per image
-    randaugment_magnitude: tuple[float, float] = (2.0, 4.0)  # on RandAugment's 0..10 scale
-    label_noise: float = 0.0         # fraction of training labels flipped (label-noise study)
-    label_noise_mode: str = "uniform"  # "uniform" or "class" (see fer_keras.label_noise)
-    standardize: str = "image"       # for standardised models: "image" or "dataset"
-    early_stopping: int | None = None  # patience in epochs (val loss); None = off
-    reduce_lr: int | None = None       # ReduceLROnPlateau patience; None = off
-    limit: int | None = None         # at most this many training images (stratified sample)
-    eval_limit: int | None = None    # at most this many validation and test images each
-    seed: int = 42
-    deterministic: bool = True       # TensorFlow op determinism: same seed -> same metrics
-    jit_compile: bool = False        # XLA; measured slower than oneDNN on 2-core CPUs
-    demo_images_per_class: int = DEMO_IMAGES_PER_CLASS
-    out: str = "runs"
+    name: str = setting("nsl", "experiment name", cli=False)
+    seed: int = setting(42, "seeds sampling, augmentation and initialisation (default: %(default)s)")
+    out: str = setting("runs", "folder for run folders (default: %(default)s)")
+    data: DataConfig = _section(DataConfig)
+    model: ModelConfig = _section(ModelConfig)
+    augment: AugmentConfig = _section(AugmentConfig)
+    adversarial: AdversarialConfig = _section(AdversarialConfig)
+    optimizer: OptimizerConfig = _section(OptimizerConfig)
+    training: TrainingConfig = _section(TrainingConfig)
+    evaluation: EvaluationConfig = _section(EvaluationConfig)
 
     def __post_init__(self):
-        if self.optimizer not in ("adam", "sgd"):
-            raise ConfigError(f"--optimizer {self.optimizer!r}: use adam or sgd")
-        for field in ("batch_size", "limit", "eval_limit", "epochs"):
-            value = getattr(self, field)
-            if value is not None and value < 1:
-                raise ConfigError(f"--{field.replace('_', '-')} must be at least 1 (got {value})")
-        if self.lr <= 0:
-            raise ConfigError(f"--lr must be positive (got {self.lr})")
-        if self.lr_schedule not in ("constant", "cosine"):
-            raise ConfigError(f"--lr-schedule {self.lr_schedule!r}: use constant or cosine")
-        if self.lr_schedule == "cosine" and self.reduce_lr:
+        if self.optimizer.schedule == "cosine" and self.training.reduce_lr:
             raise ConfigError("--reduce-lr cannot change a cosine schedule; use one or the other")
-        if not 0 <= self.label_smoothing < 1:
-            raise ConfigError(f"--label-smoothing {self.label_smoothing:g}: must be in [0, 1)")
-        if self.tta not in ("none", "flip"):
-            raise ConfigError(f"--tta {self.tta!r}: use none or flip")
-        if self.jit_compile and self.deterministic:
-            raise ConfigError("--jit needs --no-deterministic: XLA has no deterministic MaxPool gradient")
-        from fer_keras.augment import MixUpSettings, RandAugmentSettings, parse_augment
-        from fer_keras.label_noise import NOISE_MODES
-
-        self.augment = "+".join(parse_augment(self.augment)) or "none"
-        self.randaugment_magnitude = RandAugmentSettings(self.randaugment_max_ops,
-                                                         tuple(self.randaugment_magnitude)).magnitude
-        MixUpSettings(self.mixup_fraction, self.mixup_alpha)
-        if not 0 <= self.label_noise < 1:
-            raise ConfigError(f"--noise {self.label_noise:g}: the fraction of flipped labels must be in [0, 1)")
-        if self.label_noise_mode not in NOISE_MODES:
-            raise ConfigError(f"--noise-mode {self.label_noise_mode!r}: use one of {', '.join(NOISE_MODES)}")
-        if self.input_shape is not None:
-            self.input_shape = tuple(int(v) for v in self.input_shape)
 
     @property
     def resolved_epochs(self) -> int:
-        return self.epochs or (DEMO_EPOCHS if self.data is None else self.full_epochs)
+        """Epochs to train: ``training.epochs``, else the demo's or the full-data default."""
+        t = self.training
+        return t.epochs or (DEMO_EPOCHS if self.data.path is None else t.full_epochs)
+
+    def replace(self, **changes) -> "ExperimentConfig":
+        """A validated copy with ``section__field=value`` (or top-level ``field=value``) changes,
+        e.g. ``config.replace(model__name="vgg", seed=1)``."""
+        return build_config(type(self), apply_changes(self.to_dict(), changes))
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "ExperimentConfig":
-        known = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in values.items() if k in known})
+        """From :meth:`to_dict`'s nested form, or the flat form of run folders written before the
+        sections existed (unknown keys are ignored)."""
+        return build_config(cls, nest_flat(values) if is_flat(values) else values)
+
+
+def apply_changes(values: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    """``values`` (a nested config dict) with ``section__field`` / ``field`` keys of ``changes`` set."""
+    for key, value in changes.items():
+        section, _, field = key.rpartition("__")
+        target = values.setdefault(section, {}) if section else values
+        target[field] = value
+    return values
+
+
+#: Flat config keys of earlier run folders -> (section, field) of the nested config.
+FLAT_KEYS = {
+    "data": ("data", "path"), "labels": ("data", "labels"), "split": ("data", "split"),
+    "val_fraction": ("data", "val_fraction"), "drop_test_duplicates": ("data", "drop_test_duplicates"),
+    "limit": ("data", "limit"), "eval_limit": ("data", "eval_limit"), "label_noise": ("data", "label_noise"),
+    "label_noise_mode": ("data", "label_noise_mode"), "demo_images_per_class": ("data", "demo_images_per_class"),
+    "model": ("model", "name"), "noise_layers": ("model", "noise_layers"), "standardize": ("model", "standardize"),
+    "augment": ("augment", "name"), "mixup_fraction": ("augment", "mixup_fraction"),
+    "mixup_alpha": ("augment", "mixup_alpha"), "randaugment_max_ops": ("augment", "randaugment_max_ops"),
+    "randaugment_magnitude": ("augment", "randaugment_magnitude"),
+    "adversarial": ("adversarial", "enabled"), "multiplier": ("adversarial", "multiplier"),
+    "step": ("adversarial", "step"), "grad_norm": ("adversarial", "grad_norm"),
+    "optimizer": ("optimizer", "name"), "lr": ("optimizer", "lr"), "momentum": ("optimizer", "momentum"),
+    "lr_schedule": ("optimizer", "schedule"), "warmup_epochs": ("optimizer", "warmup_epochs"),
+    "epochs": ("training", "epochs"), "full_epochs": ("training", "full_epochs"),
+    "batch_size": ("training", "batch_size"), "label_smoothing": ("training", "label_smoothing"),
+    "early_stopping": ("training", "early_stopping"), "reduce_lr": ("training", "reduce_lr"),
+    "restore_best": ("training", "restore_best"), "deterministic": ("training", "deterministic"),
+    "jit_compile": ("training", "jit_compile"), "tta": ("evaluation", "tta"),
+}
+
+
+def is_flat(values: dict[str, Any]) -> bool:
+    """Whether a saved experiment config is in the flat form of earlier run folders."""
+    sections = section_types(ExperimentConfig)
+    return any(k in values and not isinstance(values[k], dict) for k in sections) or any(
+        k in FLAT_KEYS and k not in sections for k in values)
+
+
+def nest_flat(flat: dict[str, Any]) -> dict[str, Any]:
+    """An earlier run folder's flat config dict in the nested form (``input_shape`` [H, W, C]
+    becomes ``model.input_size`` H; the channels always were the model's own)."""
+    nested: dict[str, Any] = {k: flat[k] for k in ("name", "seed", "out") if k in flat}
+    for key, value in flat.items():
+        if key in FLAT_KEYS:
+            section, field = FLAT_KEYS[key]
+            nested.setdefault(section, {})[field] = value
+    if flat.get("input_shape"):
+        nested.setdefault("model", {})["input_size"] = int(flat["input_shape"][0])
+    return nested

@@ -1,11 +1,26 @@
-"""Test-set figures: Keras/NSL evaluate, per-class precision/recall/F1, confusion matrix."""
+"""Test-set figures: Keras/NSL evaluate, per-class precision/recall/F1, confusion matrix, memorisation
+of flipped labels, and any saved model scored on labelled face crops."""
 from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
+from sklearn.metrics import classification_report, confusion_matrix, precision_recall_fscore_support
+from tqdm.auto import tqdm
 
+from fer_keras import plots
 from fer_keras.adversarial import base_model
+from fer_keras.classifier import load_classifier
+from fer_keras.config import TTA_MODES
+from fer_keras.data import load_dataset
+from fer_keras.data.labels import class_id
 from fer_keras.data.pipeline import as_xy, images_only
+from fer_keras.errors import ConfigError, DataError
+from fer_keras.files import atomic_write_text, ensure_writable_dir, write_json
 
 #: The order in which Study A printed NSL's evaluate figures.
 METRIC_ORDER = ("loss", "categorical_crossentropy", "categorical_accuracy", "scaled_adversarial_loss")
@@ -15,9 +30,6 @@ def ordered_scores(scores: dict) -> dict:
     """``scores`` with the study's metrics first, in the study's order, then any others."""
     keys = [k for k in METRIC_ORDER if k in scores] + [k for k in scores if k not in METRIC_ORDER]
     return {k: float(scores[k]) for k in keys}
-
-
-TTA_MODES = ("none", "flip")
 
 
 def predict_probabilities(model: tf.keras.Model, ds: tf.data.Dataset, tta: str = "none") -> np.ndarray:
@@ -31,8 +43,6 @@ def predict_probabilities(model: tf.keras.Model, ds: tf.data.Dataset, tta: str =
         mirrored = images_only(ds).map(lambda x: tf.reverse(x, axis=[2]))
         probs = (probs + net.predict(mirrored, verbose=0)) / 2.0
     elif tta != "none":
-        from fer_keras.errors import ConfigError
-
         raise ConfigError(f"--tta {tta!r}: use one of {', '.join(TTA_MODES)}")
     return probs
 
@@ -40,8 +50,6 @@ def predict_probabilities(model: tf.keras.Model, ds: tf.data.Dataset, tta: str =
 def scores(labels: np.ndarray, probs: np.ndarray, class_names) -> dict:
     """Accuracy, wrong count, macro F1, per-class precision/recall/F1, confusion matrix and the
     text report for integer ``labels`` (N,) and probabilities ``probs`` (N, K)."""
-    from sklearn.metrics import classification_report, confusion_matrix, precision_recall_fscore_support
-
     preds = probs.argmax(1)
     k = len(class_names)
     p, r, f, s = precision_recall_fscore_support(labels, preds, labels=range(k), zero_division=0)
@@ -89,7 +97,7 @@ def evaluate_model_on_data(model, data, *, usage: str | None = None, tta: str = 
 
     Args:
         model: pretrained name, run folder, .keras, SavedModel, .tflite or a
-            :class:`fer_keras.predict.Classifier` (:func:`fer_keras.recognizer.load_classifier`).
+            :class:`fer_keras.classifier.Classifier` (:func:`fer_keras.classifier.load_classifier`).
         data: a :class:`~fer_keras.data.FaceData` or a path :func:`fer_keras.data.load_dataset` reads
             (FER2013 CSV or Kaggle folders, RAF-DB); crops of any size are resized to the model input.
         usage: keep only rows of this Usage (``"PublicTest"``, ...); None keeps all.
@@ -103,24 +111,12 @@ def evaluate_model_on_data(model, data, *, usage: str | None = None, tta: str = 
     Returns ``{"model", "data", "usage", "tta", "class_names", "images", "skipped", "accuracy", "macro_f1",
     "wrong", "per_class", "confusion_matrix", "report", "seconds", "images_per_second"}``.
     """
-    import os
-    import sys
-    import time
-    from pathlib import Path
-
-    from tqdm.auto import tqdm
-
-    from fer_keras.errors import ConfigError, DataError
-    from fer_keras.recognizer import load_classifier
-
     if tta not in ("none", "flip"):
         raise ConfigError(f"tta must be 'none' or 'flip', not {tta!r}")
     if batch_size < 1:
         raise ConfigError("batch_size must be at least 1")
     source = data
     if not hasattr(data, "images"):
-        from fer_keras.data import load_dataset
-
         data = load_dataset(data)
     if usage is not None:
         keep = data.usage == usage
@@ -154,9 +150,6 @@ def evaluate_model_on_data(model, data, *, usage: str | None = None, tta: str = 
               "class_names": names, "skipped": int((~rows).sum()), **scores(labels, probs, names),
               "seconds": round(seconds, 2), "images_per_second": round(len(images) / max(seconds, 1e-9), 1)}
     if out is not None:
-        from fer_keras import plots
-        from fer_keras.runs import atomic_write_text, ensure_writable_dir, write_json
-
         out = ensure_writable_dir(out, "--out")
         write_json(out / EVALUATION_FILE, {k: v for k, v in result.items() if k != "report"})
         atomic_write_text(out / "classification_report.txt", result["report"])
@@ -168,9 +161,6 @@ def evaluate_model_on_data(model, data, *, usage: str | None = None, tta: str = 
 
 def _class_map(data_names, model_names) -> np.ndarray:
     """int (len(data_names),): the model's index of each data class, -1 when the model lacks it."""
-    from fer_keras.data.labels import class_id
-    from fer_keras.errors import ConfigError
-
     try:
         model_ids = [class_id(n) for n in model_names]
         data_ids = [class_id(n) for n in data_names]
@@ -180,3 +170,20 @@ def _class_map(data_names, model_names) -> np.ndarray:
         raise ConfigError(f"cannot match the data's classes ({', '.join(data_names)}) to the model's "
                           f"({', '.join(model_names)})") from None
     return np.array([model_ids.index(i) if i in model_ids else -1 for i in data_ids], dtype=np.int64)
+
+
+def memorisation(probabilities: np.ndarray, true_labels, noisy_labels) -> dict:
+    """How a model trained on noisy labels predicts the flipped training images.
+
+    ``probabilities``: (M, K) predictions on the M flipped images. Returns counts and fractions
+    predicted as their true label (the model resisted the noise), as their noisy training label
+    (it memorised the flip), or as something else.
+    """
+    pred = np.asarray(probabilities).argmax(1)
+    true_labels, noisy_labels = np.asarray(true_labels), np.asarray(noisy_labels)
+    m = len(pred)
+    as_true, as_noisy = int((pred == true_labels).sum()), int((pred == noisy_labels).sum())
+    return {"flipped_images": m, "predicted_true": as_true, "predicted_noisy": as_noisy,
+            "predicted_other": m - as_true - as_noisy,
+            "fraction_true": as_true / m if m else float("nan"),
+            "fraction_noisy": as_noisy / m if m else float("nan")}

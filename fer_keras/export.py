@@ -39,10 +39,13 @@ import numpy as np
 import tensorflow as tf
 
 from fer_keras.adversarial import base_model
+from fer_keras.data.labels import CLASS_NAMES
 from fer_keras.data.pipeline import scale, to_pixels
+from fer_keras.errors import ConfigError, DataError, FerKerasError
+from fer_keras.files import atomic_write_text, ensure_writable_dir, read_json, write_json
+from fer_keras.model_files import load_keras, load_saved_model, read_tflite
+from fer_keras.runs import KERAS_FILE, SAVED_MODEL_DIR, RunModel
 
-KERAS_FILE = "model.keras"
-SAVED_MODEL_DIR = "saved_model"
 TFLITE_FILE = "model.tflite"
 TFLITE_DYNAMIC_FILE = "model_dynamic.tflite"
 UINT8_SIGNATURE = "serving_uint8"
@@ -66,10 +69,6 @@ def export_model(model: tf.keras.Model, out_dir: str | Path, *, input_mode: str 
 
     Returns: ``{"keras", "saved_model", "labels", "info"[, "tflite", "tflite_dynamic"]}`` -> path.
     """
-    from fer_keras.data.labels import CLASS_NAMES
-    from fer_keras.errors import ConfigError
-    from fer_keras.runs import atomic_write_text, write_json
-
     model = base_model(model)
     out_dir = Path(out_dir)
     created = not out_dir.exists()
@@ -142,8 +141,6 @@ def out_of_space(exc: BaseException) -> bool:
 def _out_of_space_in_one_line(out_dir: Path, created: bool, model: tf.keras.Model, tflite: bool):
     """Out of disk space in the block (whose temporary files are already gone) -> one line naming
     ``out_dir`` and about how much space the export needs; ``out_dir`` is removed if this created it."""
-    from fer_keras.errors import FerKerasError
-
     try:
         yield
     except (OSError, tf.errors.OpError) as exc:
@@ -174,21 +171,11 @@ def convert_tflite(saved_model_dir: str | Path, quantise: bool = False) -> bytes
     return converter.convert()
 
 
-def load_keras(path: str | Path, trusted: bool = False) -> tf.keras.Model:
-    """A Keras model from a run folder or model file, never running an untrusted file's code
-    (:func:`fer_keras.model_files.load_keras`)."""
-    from fer_keras.model_files import load_keras as load
-
-    return load(path, trusted)
-
-
 def saved_model_predict(path: str | Path, images: np.ndarray, signature: str = "serving_default",
                         trusted: bool = False) -> np.ndarray:
     """Probabilities (B, K) from a SavedModel signature: ``serving_default`` takes prepared
     float32 ``image`` (B, H, W, C); ``serving_uint8`` takes uint8 ``pixels`` 0..255.
     A SavedModel's ops run when it loads: it must be ``trusted`` (e.g. just written by :func:`export_model`)."""
-    from fer_keras.model_files import load_saved_model
-
     loaded = load_saved_model(path, trusted)
     if signature == UINT8_SIGNATURE:
         return loaded.signatures[signature](pixels=tf.constant(images, tf.uint8))["probabilities"].numpy()
@@ -206,8 +193,6 @@ class TFLiteModel:
     """
 
     def __init__(self, path: str | Path, num_threads: int | None = None, trusted: bool = False):
-        from fer_keras.model_files import read_tflite
-
         self.content = read_tflite(path, trusted)  # custom (Flex) ops, which can run any TF op, need trusted
         self.num_threads = num_threads
         self._build(None)
@@ -243,9 +228,6 @@ def read_model_info(path: str | Path) -> dict | None:
     ``card.json`` (:mod:`fer_keras.pretrained`) beside a model file, or in / beside a SavedModel
     folder. Returns ``{"class_names": [...], "input": {"shape", "mode", "standardize", "mean", "std", ...}, ...}``.
     """
-    from fer_keras.errors import DataError
-    from fer_keras.runs import read_json
-
     path = Path(path)
     for folder in ([path, path.parent] if path.is_dir() else [path.parent]):
         for name in (MODEL_INFO_FILE, "card.json"):
@@ -295,69 +277,23 @@ def check_exports(model: tf.keras.Model, paths: dict[str, Path], images: np.ndar
     return {k: float(v) for k, v in diffs.items()}
 
 
-class RunModel:
-    """A finished run folder's model with its own input preparation (from ``config.json``).
-
-    Attributes: ``model`` (Keras), ``config`` (:class:`fer_keras.config.ExperimentConfig`),
-    ``input_shape`` (H, W, C), ``input_mode``, ``class_names``, ``name`` (the folder's name).
-    ``prepare(pixels)`` turns uint8/float pixels 0..255 (B, h, w, c) into model input
-    float32 (B, H, W, C), exactly as the run's test pipeline did. The model is ``model/model.keras``,
-    loaded safely unless ``trusted`` (:mod:`fer_keras.model_files`).
-    """
-
-    def __init__(self, run_dir: str | Path, trusted: bool = False):
-        from fer_keras.config import ExperimentConfig
-        from fer_keras.errors import ConfigError, DataError
-        from fer_keras.runs import CONFIG_FILE, read_json
-
-        run_dir = Path(run_dir)
-        model_path = run_dir / "model" / KERAS_FILE
-        if not (run_dir / CONFIG_FILE).is_file() or not model_path.exists():
-            raise ConfigError(f"{run_dir}: not a finished run folder (needs {CONFIG_FILE} and model/{KERAS_FILE})")
-        try:
-            saved = read_json(run_dir / CONFIG_FILE)
-            resolved = saved["resolved"]
-            self.config = ExperimentConfig.from_dict(saved["config"])
-            self.input_shape = tuple(resolved["input_shape"])
-            self.input_mode = resolved["input_mode"]
-            self.class_names = tuple(resolved["class_names"])
-        except (ValueError, KeyError, TypeError) as exc:
-            raise DataError(f"{run_dir / CONFIG_FILE}: not a run config ({type(exc).__name__}: "
-                            f"{str(exc)[:200]})") from None
-        self.run_dir, self.name = run_dir, run_dir.name
-        self._scaling = dict(standardize=self.config.standardize, mean=resolved.get("dataset_mean"),
-                             std=resolved.get("dataset_std"))
-        self.model = load_keras(model_path, trusted)
-
-    def prepare(self, pixels) -> tf.Tensor:
-        return scale(to_pixels(pixels, self.input_shape), self.input_mode, **self._scaling)
-
-    def predict(self, pixels: np.ndarray, batch_size: int = 64) -> np.ndarray:
-        """Probabilities (N, K) for uint8 faces (N, h, w, c), prepared batch by batch."""
-        out = [self.model.predict_on_batch(self.prepare(pixels[i:i + batch_size]))
-               for i in range(0, len(pixels), batch_size)]
-        return np.concatenate([np.asarray(o) for o in out]) if out else np.zeros((0, len(self.class_names)))
-
-
 def export_run(run_dir: str | Path, out_dir: str | Path | None = None, tflite: bool = True,
                check_images: int = 32, seed: int = 0, trusted: bool = False) -> dict:
     """Re-export a finished run's model (default into ``run_dir/model``), with the uint8 signature
     and TFLite files, and check every export on ``check_images`` random faces. ``trusted``: also
-    load a ``model/model.keras`` that can run code (see :class:`RunModel`).
+    load a run's Keras model that can run code (see :class:`fer_keras.runs.RunModel`).
 
     Returns ``{"paths": {...}, "check": {export: max abs probability difference}}``.
     """
-    from fer_keras.errors import FerKerasError
-    from fer_keras.runs import ensure_writable_dir
-
     run = RunModel(run_dir, trusted)
-    out_dir = Path(out_dir or run.run_dir / "model")
+    out_dir = Path(out_dir or run.run.model_dir)
     created = not out_dir.exists()
     out_dir = ensure_writable_dir(out_dir, "--out")
-    scaling = run._scaling
+    spec = run.spec
+    scaling = {k: v for k, v in spec.scaling.items() if k != "mode"}
     try:
-        paths = export_model(run.model, out_dir, input_mode=run.input_mode, tflite=tflite,
-                             class_names=run.class_names, **scaling)
+        paths = export_model(run.model, out_dir, input_mode=spec.mode, tflite=tflite,
+                             class_names=spec.class_names, **scaling)
     except FerKerasError:
         if created:  # e.g. out of disk space: leave no empty --out folder behind
             with contextlib.suppress(OSError):
@@ -365,5 +301,5 @@ def export_run(run_dir: str | Path, out_dir: str | Path | None = None, tflite: b
         raise
     pixels = np.random.default_rng(seed).integers(0, 256, (check_images, *run.input_shape), dtype=np.uint8)
     check = check_exports(run.model, paths, run.prepare(pixels).numpy(), pixels=pixels,
-                          input_mode=run.input_mode, **scaling)
+                          input_mode=spec.mode, **scaling)
     return {"paths": {k: str(v) for k, v in paths.items()}, "check": check}

@@ -22,13 +22,12 @@ import importlib.metadata
 import importlib.util
 import math
 import os
-import re
-import warnings
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
+from fer_keras.data.images import MAX_PIXELS, image_problem, read_image, to_rgb  # noqa: F401  (re-exported)
 from fer_keras.errors import ConfigError, FerKerasError
 
 #: Backends in the order ``"auto"`` tries them.
@@ -65,67 +64,6 @@ class Face:
             out["landmarks"] = {k: [round(float(v), 1) for v in p] for k, p in self.landmarks.items()}
         return out
 
-
-def to_rgb(image: np.ndarray) -> np.ndarray:
-    """uint8 (H, W, 3) RGB from a gray (H, W) / (H, W, 1), RGB or RGBA uint8 image."""
-    image = np.asarray(image)
-    if image.dtype != np.uint8:
-        raise ConfigError(f"images must be uint8 (0..255), not {image.dtype}")
-    if image.ndim == 3 and image.shape[2] == 1:
-        image = image[..., 0]
-    if image.ndim == 2:
-        return cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
-    if image.ndim == 3 and image.shape[2] == 4:
-        return cv2.cvtColor(image, cv2.COLOR_RGBA2RGB)
-    if image.ndim == 3 and image.shape[2] == 3:
-        return np.ascontiguousarray(image)
-    raise ConfigError(f"image shape {image.shape}: expected (H, W), (H, W, 1), (H, W, 3) or (H, W, 4)")
-
-
-#: Default largest image, width x height pixels (40 megapixels: ~120 MB decoded as RGB).
-MAX_PIXELS = 40_000_000
-
-
-def image_problem(path, max_pixels: int | None = MAX_PIXELS) -> str | None:
-    """Why ``path`` cannot be read as an image (one short phrase), or None when it looks readable.
-
-    The size is read from the file header (Pillow opens lazily), so an over-large image is refused
-    before its pixels are decoded; ``max_pixels`` None keeps only OpenCV's own limit (2^30 pixels).
-    """
-    from PIL import Image
-
-    limit = min(max_pixels or _CV_MAX_PIXELS, _CV_MAX_PIXELS)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path) as im:
-                width, height = im.size
-    except Image.DecompressionBombError as exc:  # over twice Pillow's own limit; its message has the count
-        count = re.search(r"\((\d+) pixels\)", str(exc))
-        return f"{int(count.group(1)) if count else 2 * (Image.MAX_IMAGE_PIXELS or 0):,} pixels, over the " \
-               f"{limit:,}-pixel limit" + (" (--max-pixels)" if limit == max_pixels else " (OpenCV's)")
-    except OSError:  # a format or header Pillow does not read: OpenCV may still read it
-        return None
-    if width * height > limit:
-        return (f"{width}x{height} = {width * height:,} pixels, over the {limit:,}-pixel limit"
-                + (" (--max-pixels)" if limit == max_pixels else " (OpenCV's)"))
-    return None
-
-
-_CV_MAX_PIXELS = 1 << 30  # OpenCV's CV_IO_MAX_IMAGE_PIXELS default
-
-
-def read_image(path, max_pixels: int | None = MAX_PIXELS) -> np.ndarray | None:
-    """uint8 RGB (H, W, 3) from an image file (gray files become RGB), or None if unreadable or
-    larger than ``max_pixels`` (see :func:`image_problem`, which says why)."""
-    if not os.path.isfile(path) or image_problem(path, max_pixels) is not None:
-        return None
-    data = np.fromfile(str(path), np.uint8)
-    try:
-        image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
-    except cv2.error:  # over OpenCV's own pixel limit, for a format Pillow does not read
-        return None
-    return None if image is None else cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
 class Detector:

@@ -9,9 +9,9 @@ The format is told from the content, never from the name:
 | ``"saved_model"`` | a folder with ``saved_model.pb`` | only trusted: its graph may hold any TensorFlow op (write or delete files, ...), run when it is loaded or called |
 | ``"tflite"`` | ``TFL3`` at bytes 4..8 | yes if it uses TFLite's built-in ops only; custom ops (``Flex*`` = any TensorFlow op) only trusted |
 
-Trusted = ``trusted=True`` in Python, ``--trust-model`` on the command line. A run folder
-(``config.json`` + ``model/``) always means its ``model/model.keras``; the ``model/saved_model/``
-beside it is used only when passed itself, trusted. Refusals are :class:`ConfigError` in one line.
+Trusted = ``trusted=True`` in Python, ``--trust-model`` on the command line. Which file a run
+folder means is :func:`fer_keras.runs.resolve_model`'s business (its Keras model, never its
+SavedModel). Refusals are :class:`ConfigError` in one line.
 """
 from __future__ import annotations
 
@@ -21,9 +21,11 @@ import tempfile
 import zipfile
 from pathlib import Path
 
+import tensorflow as tf
+from tensorflow.lite.python import schema_py_generated as schema
+
 from fer_keras.errors import ConfigError
 
-KERAS_FILE = "model.keras"
 TRUST_HINT = "pass --trust-model (Python: trusted=True) only if you trust its source"
 _HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 _TFLITE_IDENTIFIER = b"TFL3"
@@ -73,25 +75,6 @@ def _is_hdf5(f, head: bytes) -> bool:
             return True
         offset *= 2
     return False
-
-
-def resolve(path: str | os.PathLike) -> Path:
-    """The model file meant by ``path``: a run folder or a folder holding ``model.keras`` -> that
-    ``.keras`` file (a run folder's ``model/saved_model/`` is never chosen); anything else as given."""
-    path = Path(path)
-    if not path.exists():
-        raise ConfigError(f"model {path}: no such file or folder; pass a run folder, .keras, SavedModel or .tflite")
-    if not path.is_dir() or (path / "saved_model.pb").is_file():
-        return path
-    for candidate in (path / "model" / KERAS_FILE, path / KERAS_FILE):
-        if candidate.exists():
-            return candidate
-    if (path / "model" / "saved_model").is_dir() or (path / "saved_model").is_dir():
-        raise ConfigError(f"model {path}: no model/{KERAS_FILE} in it; its SavedModel runs TensorFlow ops when "
-                          "loaded: pass that folder itself with --trust-model (Python: trusted=True) only if you "
-                          "trust its source")
-    raise ConfigError(f"model {path}: a folder without model/{KERAS_FILE}; pass a run folder, .keras, SavedModel "
-                      "or .tflite")
 
 
 def require_trust(path: str | os.PathLike, fmt: str, trusted: bool) -> None:
@@ -156,24 +139,20 @@ def _unsafe_reference(obj) -> str | None:
 
 
 def _is_keras_builtin(name: str) -> bool:
-    import tensorflow as tf
-
     return any(hasattr(m, name) for m in (tf.keras.activations, tf.keras.losses, tf.keras.metrics))
 
 
 def load_keras(path: str | os.PathLike, trusted: bool = False, compile: bool = False):
-    """A ``tf.keras.Model`` from a run folder, ``.keras`` zip, (trusted) HDF5 file or (trusted) SavedModel.
+    """A ``tf.keras.Model`` from a ``.keras`` zip, (trusted) HDF5 file or (trusted) SavedModel folder.
 
     Untrusted ``.keras`` files load in safe mode after :func:`check_keras_config`; see the module
     docstring for what needs ``trusted``. Errors are :class:`ConfigError` in one line.
     """
-    import tensorflow as tf
-
-    path = resolve(path)
+    path = Path(path)
     fmt = model_format(path)
     if fmt == "tflite":
         raise ConfigError(f"model {path}: a TFLite file, not a Keras model; this needs the Keras model "
-                          f"(a run folder or its model/{KERAS_FILE})")
+                          "(a .keras file)")
     require_trust(path, fmt, trusted)
     if fmt == "keras" and not trusted:
         check_keras_config(path)
@@ -181,7 +160,7 @@ def load_keras(path: str | os.PathLike, trusted: bool = False, compile: bool = F
         if fmt != "keras" or path.suffix == ".keras":
             return tf.keras.models.load_model(str(path), compile=compile, safe_mode=not trusted)
         with tempfile.TemporaryDirectory(prefix="fer-keras-model-") as tmp:  # tf-keras wants the .keras name
-            link = Path(tmp) / KERAS_FILE
+            link = Path(tmp) / f"{path.stem}.keras"
             link.symlink_to(path.resolve())
             return tf.keras.models.load_model(str(link), compile=compile, safe_mode=not trusted)
     except (OSError, ValueError, TypeError, KeyError, AttributeError, tf.errors.OpError) as exc:
@@ -194,8 +173,6 @@ def load_keras(path: str | os.PathLike, trusted: bool = False, compile: bool = F
 
 def load_saved_model(path: str | os.PathLike, trusted: bool = False):
     """``tf.saved_model.load(path)`` for a SavedModel folder, only when ``trusted``."""
-    import tensorflow as tf
-
     path = Path(path)
     fmt = model_format(path)
     if fmt != "saved_model":
@@ -225,8 +202,6 @@ def read_tflite(path: str | os.PathLike, trusted: bool = False) -> bytes:
 
 def tflite_custom_ops(content: bytes) -> list[str]:
     """Names of the custom (non-built-in) operators a TFLite flatbuffer uses."""
-    from tensorflow.lite.python import schema_py_generated as schema
-
     try:
         model = schema.Model.GetRootAsModel(content, 0)
         codes = [model.OperatorCodes(i) for i in range(model.OperatorCodesLength())]

@@ -1,31 +1,38 @@
-"""Figures for run folders (matplotlib, Agg backend; PNG, 120 dpi). Each function saves one file."""
+"""Figures for run folders (PNG, 120 dpi). Each function saves one file.
+
+Figures are drawn on :class:`matplotlib.figure.Figure` objects, not through ``pyplot``: nothing
+here changes matplotlib's backend or pyplot's state, so plots in a notebook stay inline.
+"""
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import matplotlib
+import numpy as np
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+from fer_keras.files import atomic_write_bytes
 
 DPI = 120
 
 
-def _save(fig, path) -> Path:
-    from fer_keras.runs import atomic_write_bytes
-    import io
+def _subplots(nrows: int = 1, ncols: int = 1, *, figsize, squeeze: bool = True):
+    """A new Figure (outside pyplot) and its axes, as ``plt.subplots`` returns them."""
+    fig = Figure(figsize=figsize)
+    return fig, fig.subplots(nrows, ncols, squeeze=squeeze)
 
+
+def _save(fig, path) -> Path:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=DPI, bbox_inches="tight")
-    plt.close(fig)
     return atomic_write_bytes(path, buf.getvalue())
 
 
 def class_distribution(splits: dict, path) -> Path:
     """Grouped bar chart of images per class in each split (``{"train": FaceData, ...}``)."""
     names = next(iter(splits.values())).class_names
-    fig, ax = plt.subplots(figsize=(1.2 * len(names) + 2, 3.5))
+    fig, ax = _subplots(figsize=(1.2 * len(names) + 2, 3.5))
     width = 0.8 / len(splits)
     for i, (split, data) in enumerate(splits.items()):
         counts = np.bincount(data.labels, minlength=len(names))
@@ -54,7 +61,7 @@ def sample_grid(data, path, per_class: int = 8, seed: int = 0) -> Path:
     """A row of random faces per class."""
     rng = np.random.default_rng(seed)
     k = data.num_classes
-    fig, axes = plt.subplots(k, per_class, figsize=(per_class * 0.9, k * 1.0), squeeze=False)
+    fig, axes = _subplots(k, per_class, figsize=(per_class * 0.9, k * 1.0), squeeze=False)
     for c in range(k):
         idx = np.flatnonzero(data.labels == c)
         picks = rng.choice(idx, min(per_class, len(idx)), replace=False) if len(idx) else []
@@ -75,7 +82,7 @@ def training_curves(history: list[dict], path) -> Path:
               ("scaled_adversarial_loss", "adversarial loss (scaled)"),
               ("categorical_crossentropy", "cross-entropy")]
     panels = [p for p in panels if any(p[0] in r for r in history)]
-    fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels), 3), squeeze=False)
+    fig, axes = _subplots(1, len(panels), figsize=(3.6 * len(panels), 3), squeeze=False)
     epochs = [int(r["epoch"]) + 1 for r in history]
     for ax, (key, title) in zip(axes[0], panels):
         for prefix, label in (("", "train"), ("val_", "validation")):
@@ -94,7 +101,7 @@ def confusion_matrix(matrix, class_names, path, title="Confusion matrix (test)")
     matrix = np.asarray(matrix)
     norm = matrix / np.maximum(matrix.sum(1, keepdims=True), 1)
     k = len(class_names)
-    fig, ax = plt.subplots(figsize=(0.8 * k + 2, 0.8 * k + 1.5))
+    fig, ax = _subplots(figsize=(0.8 * k + 2, 0.8 * k + 1.5))
     im = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
     for i in range(k):
         for j in range(k):
@@ -116,7 +123,7 @@ def misclassified_gallery(images, labels, probabilities, class_names, path, coun
     wrong = wrong[np.argsort(-probabilities[wrong, preds[wrong]])][:count]
     cols = 8
     rows = max(1, int(np.ceil(len(wrong) / cols)))
-    fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.2, rows * 1.45), squeeze=False)
+    fig, axes = _subplots(rows, cols, figsize=(cols * 1.2, rows * 1.45), squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     for ax, i in zip(axes.flat, wrong):
@@ -142,7 +149,7 @@ def augmented_samples(before, after, labels_before, labels_after, class_names, p
     with their labels (MixUp's mixed labels shown as weights of the two classes)."""
     n = len(before)
     blocks = int(np.ceil(n / cols))
-    fig, axes = plt.subplots(2 * blocks, cols, figsize=(cols * 1.25, blocks * 3.3), squeeze=False)
+    fig, axes = _subplots(2 * blocks, cols, figsize=(cols * 1.25, blocks * 3.3), squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     for i in range(n):
@@ -165,9 +172,9 @@ def augmented_samples(before, after, labels_before, labels_after, class_names, p
 def robustness_curves(results: dict, path, title="Accuracy under attack (test)") -> Path:
     """Accuracy vs epsilon for FGSM, PGD and NSL's perturbation, one line style per attack and
     one colour per model. ``results``: ``{model label: evaluate_robustness() dict}``."""
-    fig, ax = plt.subplots(figsize=(6.2, 4))
+    fig, ax = _subplots(figsize=(6.2, 4))
     styles = {"fgsm": ("o", "-"), "pgd": ("s", "--"), "nsl": ("^", ":")}
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    colors = matplotlib.rcParams["axes.prop_cycle"].by_key()["color"]
     for m, (label, res) in enumerate(results.items()):
         eps = res["epsilons"]
         for attack, (marker, ls) in styles.items():
@@ -186,8 +193,8 @@ def robustness_curves(results: dict, path, title="Accuracy under attack (test)")
 def label_noise_curves(rows: list[dict], path, title="Label noise: test accuracy and memorisation") -> Path:
     """Two panels against the noise fraction, one line per augmentation setting: clean test
     accuracy, and the share of flipped training images predicted as their true / noisy label."""
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    fig, axes = _subplots(1, 2, figsize=(10, 3.8))
+    colors = matplotlib.rcParams["axes.prop_cycle"].by_key()["color"]
     for i, augment in enumerate(dict.fromkeys(r["augment"] for r in rows)):
         rs = sorted((r for r in rows if r["augment"] == augment), key=lambda r: r["noise"])
         noise = [r["noise"] for r in rs]
@@ -215,7 +222,7 @@ def gradcam_grid(images, heatmaps, titles, path, title="Grad-CAM", cols: int = 8
     ``(text, colour)``, e.g. given and predicted label. An empty set draws a "none" note."""
     n = len(images)
     rows = max(1, int(np.ceil(n / cols)))
-    fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.3, rows * 1.6 + 0.4), squeeze=False)
+    fig, axes = _subplots(rows, cols, figsize=(cols * 1.3, rows * 1.6 + 0.4), squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     for i in range(n):
@@ -229,4 +236,24 @@ def gradcam_grid(images, heatmaps, titles, path, title="Grad-CAM", cols: int = 8
     if n == 0:
         axes[0, 0].text(0, 0.5, "no faces", fontsize=10)
     fig.suptitle(title, fontsize=9)
+    return _save(fig, path)
+
+
+def membership_roc(curves: dict, path, title: str = "Membership inference ROC") -> Path:
+    """ROC curves ``{label: (fpr, tpr, auc)}``: linear axes and log-log (low-FPR) side by side."""
+    fig, axes = _subplots(1, 2, figsize=(11, 4.8))
+    for label, (fpr, tpr, auc) in curves.items():
+        for ax in axes:
+            ax.plot(fpr, tpr, lw=1.2, label=f"{label} (AUC {auc:.3f})")
+    for ax in axes:
+        ax.plot([0, 1], [0, 1], "k--", lw=0.8, label="chance")
+        ax.set_xlabel("false-positive rate (non-members called members)")
+        ax.set_ylabel("true-positive rate")
+    axes[1].set_xscale("log")
+    axes[1].set_yscale("log")
+    axes[1].set_xlim(1e-3, 1)
+    axes[1].set_ylim(1e-3, 1)
+    axes[0].set_title(title)
+    axes[1].set_title("low-FPR region (log-log)")
+    axes[0].legend(fontsize=7, loc="lower right")
     return _save(fig, path)

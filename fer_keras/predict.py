@@ -4,14 +4,9 @@
 class probabilities and the top label, and (with ``out=``) writes ``predictions.json`` or
 ``predictions.csv`` and annotated copies (``annotated/<name>.jpg``, ``annotated/<name>.mp4``).
 
-The model is any of: a run folder (``config.json`` + ``model/``; its input mode, standardisation
-and class names are read from the config), a ``.keras`` file, a SavedModel folder (signature
-``serving_default``: ``image`` float32 (B, H, W, C) -> ``probabilities`` (B, K), as
-:mod:`fer_keras.export` writes it) or a ``.tflite`` file. Outside a run folder the input mode
-comes from the model's name when it is a registered model (``dcnn``: pixels / 255,
-``ghostface``: per-image standardisation), else from ``input_mode``; class names default to
-the project's seven. Files are loaded by :mod:`fer_keras.model_files`: HDF5 files, SavedModels and
-TFLite files with custom ops only with ``trusted=True`` (``--trust-model``).
+The model is anything :func:`fer_keras.classifier.load_classifier` takes: a pretrained name, a
+run folder, a ``.keras`` file, a SavedModel folder or a ``.tflite`` file, each prepared the way
+it was trained; untrusted files never run code (``trusted=True`` / ``--trust-model`` to allow).
 """
 from __future__ import annotations
 
@@ -25,95 +20,16 @@ from typing import Callable, Iterator, NamedTuple
 import cv2
 import numpy as np
 
-from fer_keras.data.fer2013 import IMAGE_EXTENSIONS
-from fer_keras.data.labels import CLASS_NAMES
-from fer_keras.errors import ConfigError, DataError, FerKerasError
-from fer_keras.faces import MAX_PIXELS, Detector, Face, crop_face, get_detector, image_problem, read_image
-from fer_keras.runs import (CONFIG_FILE, atomic_write_bytes, atomic_write_text, ensure_writable_dir, read_json,
-                            write_json)
+from tqdm.auto import tqdm
+
+from fer_keras.classifier import Classifier, load_classifier
+from fer_keras.data.images import IMAGE_EXTENSIONS, MAX_PIXELS, image_problem, read_image
+from fer_keras.errors import ConfigError, DataError
+from fer_keras.faces import Detector, Face, crop_face, get_detector
+from fer_keras.files import atomic_write_bytes, atomic_write_text, ensure_writable_dir, write_json
 
 VIDEO_EXTENSIONS = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg"}
 _CHUNK_FRAMES = 16  # frames detected before their faces are classified in one batch
-
-
-class Classifier:
-    """A loaded expression model: ``classifier(crops)`` -> probabilities.
-
-    ``crops``: uint8 (N, H, W, C) faces at :attr:`input_shape` (H, W, C), 0..255; returns float32
-    (N, K), rows summing to 1, in the order of :attr:`class_names`.
-    """
-
-    def __init__(self, path: str | os.PathLike, input_mode: str | None = None, class_names=None,
-                 standardize: str = "image", mean: float | None = None, std: float | None = None,
-                 trusted: bool = False):
-        import tensorflow as tf
-
-        from fer_keras import model_files
-        from fer_keras.export import TFLiteModel
-        from fer_keras.models import REGISTRY, input_mode as registered_mode
-
-        self.path = Path(path)
-        if not self.path.exists():
-            raise ConfigError(f"model {path}: no such file or folder; pass a run folder, .keras, SavedModel or .tflite")
-        run_config = _find_run_config(self.path)
-        resolved = (run_config or {}).get("resolved", {})
-        settings = (run_config or {}).get("config", {})
-        model_path = model_files.resolve(self.path)  # a run folder -> its model/model.keras, never its SavedModel
-        kind = model_files.model_format(model_path)
-        self.model_path, name = model_path, settings.get("model")
-        if kind == "tflite":
-            self._run = TFLiteModel(model_path, trusted=trusted)
-            shape = self._run.input_shape
-        elif kind == "saved_model":
-            loaded = model_files.load_saved_model(model_path, trusted)
-            try:
-                self._signature = loaded.signatures["serving_default"]
-                shape = self._signature.structured_input_signature[1]["image"].shape[1:]
-            except (KeyError, IndexError, TypeError):
-                raise FerKerasError(f"model {model_path}: cannot load (no serving_default signature taking "
-                                    "'image')") from None
-            self._run = lambda x: self._signature(image=tf.constant(x))["probabilities"].numpy()
-        else:
-            model = model_files.load_keras(model_path, trusted)
-            shape, name = model.input_shape[1:], name or model.name
-            self._run = lambda x: model(x, training=False).numpy()
-        self.input_shape = tuple(int(v) for v in shape)
-        self.mode = input_mode or resolved.get("input_mode") or (registered_mode(name) if name in REGISTRY else None)
-        if self.mode is None:
-            raise ConfigError(f"model {path}: cannot tell how it expects its input; pass input_mode "
-                              "(--input-mode unit for pixels/255, standardize for mean 0 / std 1)")
-        self.class_names = tuple(class_names or resolved.get("class_names") or CLASS_NAMES)
-        self.standardize = settings.get("standardize", standardize)
-        self.mean, self.std = resolved.get("dataset_mean", mean), resolved.get("dataset_std", std)
-        probe = self(np.zeros((1, *self.input_shape), np.uint8))
-        if probe.shape[1] != len(self.class_names):
-            raise ConfigError(f"model {path} has {probe.shape[1]} outputs but {len(self.class_names)} class names; "
-                              "pass the class names (--classes a,b,c)")
-
-    def __call__(self, crops: np.ndarray) -> np.ndarray:
-        from fer_keras.data.pipeline import scale, to_pixels
-
-        x = scale(to_pixels(crops, self.input_shape), self.mode, self.standardize, self.mean, self.std)
-        return np.asarray(self._run(x.numpy()), np.float32)
-
-
-def _find_run_config(path: Path) -> dict | None:
-    """config.json of the run folder ``path`` is, or whose ``model/`` holds the model at ``path``
-    (``RUN/model/model.keras``, ``RUN/model/saved_model``, ``RUN/model/*.tflite``); None for other paths."""
-    folders = [path] if path.is_dir() else []
-    if path.parent.name == "model":
-        folders.append(path.parent.parent)
-    for folder in folders:
-        if (folder / CONFIG_FILE).is_file():
-            try:
-                saved = read_json(folder / CONFIG_FILE)
-            except (ValueError, OSError):
-                raise DataError(f"{folder / CONFIG_FILE}: not valid JSON") from None
-            if not isinstance(saved, dict) or not isinstance(saved.get("resolved", {}), dict) \
-                    or not isinstance(saved.get("config", {}), dict):
-                raise DataError(f"{folder / CONFIG_FILE}: not a run config (needs 'config' and 'resolved' objects)")
-            return saved
-    return None
 
 
 class _Frame(NamedTuple):
@@ -227,14 +143,10 @@ def predict(source: str | os.PathLike, model: str | os.PathLike | Classifier, de
     source = Path(source)
     if not source.exists():
         raise DataError(f"{source}: no such file or folder; pass an image, a video or a folder of them")
-    from fer_keras.recognizer import load_classifier
-
     classifier = load_classifier(model, input_mode, class_names, trusted=trusted)
     detector = get_detector(detector)
     out = ensure_writable_dir(out, "output folder") if out is not None else None
     writers: dict[str, cv2.VideoWriter] = {}
-    from tqdm.auto import tqdm
-
     items, chunk, done = [], [], False
     bar = tqdm(total=_frame_total(source, every, out), unit="frame", desc="predict", file=sys.stderr,
                mininterval=1.0, disable=None if progress is None else not progress)

@@ -40,16 +40,22 @@ NONE) and :func:`dp_epsilon` gives the (epsilon, delta) spent (RDP accounting).
 """
 from __future__ import annotations
 
+import csv
 import dataclasses
+import io
 import math
 from typing import Sequence
 
 import numpy as np
 import tensorflow as tf
+from scipy.special import logsumexp, softmax
 
 from fer_keras._compat import import_tf_privacy
+from fer_keras.adversarial import base_model
 from fer_keras.data.dataset import FaceData
+from fer_keras.data.pipeline import images_only, make_dataset
 from fer_keras.errors import ConfigError, DataError
+from fer_keras.models.registry import softmax_head
 
 MIA_PACKAGE = "privacy.privacy_tests.membership_inference_attack"
 #: Attacks run by default: the loss threshold, the entropy threshold and logistic regression.
@@ -149,24 +155,23 @@ def model_logits(model: tf.keras.Model, data: FaceData, *, input_shape=None, mod
                  batch_size: int = 100) -> np.ndarray:
     """(N, K) float64 logits of ``model`` (plain or NSL-wrapped) on ``data``.
 
-    fer_keras models end in ``Dense(K, activation="softmax")``: then the exact pre-softmax logits
-    are computed from the penultimate features and that layer's weights (no loss of precision
-    where the softmax saturates, as it does on memorised images). For any other model the logits
-    are ``log(probabilities)`` (equal to the logits up to a per-image constant, which changes
-    neither the softmax, the loss nor the entropy).
+    fer_keras models end in a softmax Dense layer (:func:`fer_keras.models.softmax_head`): then the
+    exact pre-softmax logits are computed in float64 from the features it takes and its weights (no
+    loss of precision where the softmax saturates, as it does on memorised images). For any other
+    model the logits are ``log(probabilities)`` (equal to the logits up to a per-image constant,
+    which changes neither the softmax, the loss nor the entropy).
     """
-    from fer_keras.adversarial import base_model
-    from fer_keras.data.pipeline import images_only, make_dataset
-
     model = base_model(model)
     shape = tuple(input_shape or model.input_shape[1:])
     ds = images_only(make_dataset(data, shape, batch_size, mode=mode, standardize=standardize,
                                   mean=mean, std=std, cache=False))
-    last = model.layers[-1]
-    if (isinstance(last, tf.keras.layers.Dense) and last.activation is tf.keras.activations.softmax
-            and not isinstance(last.input, list)):
-        features = tf.keras.Model(model.inputs, last.input).predict(ds, verbose=0).astype(np.float64)
-        kernel, bias = (w.astype(np.float64) for w in last.get_weights())
+    try:
+        head = softmax_head(model)
+    except ConfigError:
+        head = None
+    if head is not None:
+        features = tf.keras.Model(model.inputs, head.input).predict(ds, verbose=0).astype(np.float64)
+        kernel, bias = (w.astype(np.float64) for w in head.get_weights())
         return features @ kernel + bias
     probs = model.predict(ds, verbose=0).astype(np.float64)
     return np.log(np.clip(probs, 1e-300, None))
@@ -174,16 +179,12 @@ def model_logits(model: tf.keras.Model, data: FaceData, *, input_shape=None, mod
 
 def cross_entropy(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """Per-image categorical cross-entropy (natural log) from logits and integer labels."""
-    from scipy.special import logsumexp
-
     logits = np.asarray(logits, dtype=np.float64)
     return logsumexp(logits, axis=1) - logits[np.arange(len(labels)), labels]
 
 
 def _entropy(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """tensorflow-privacy's label-aware ("modified") entropy, computed from probabilities."""
-    from scipy.special import softmax
-
     return _mia_data().AttackInputData._get_entropy(softmax(logits, axis=1), labels)
 
 
@@ -472,9 +473,6 @@ def table_rows(setting: str, test_accuracy: float, result: dict, epsilon: float 
 
 
 def table_csv(rows: list[dict]) -> str:
-    import csv
-    import io
-
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=TABLE_COLUMNS, lineterminator="\n")
     writer.writeheader()
@@ -493,26 +491,3 @@ def table_markdown(rows: list[dict]) -> str:
     lines = ["| " + " | ".join(TABLE_COLUMNS) + " |", "|" + " --- |" * len(TABLE_COLUMNS)]
     lines += ["| " + " | ".join(fmt(c, r[c]) for c in TABLE_COLUMNS) + " |" for r in rows]
     return "\n".join(lines) + "\n"
-
-
-def plot_roc(curves: dict, path, title: str = "Membership inference ROC") -> "Path":
-    """ROC curves ``{label: (fpr, tpr, auc)}``: linear axes and log-log (low-FPR) side by side."""
-    from fer_keras import plots
-
-    plt = plots.plt
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.8))
-    for label, (fpr, tpr, auc) in curves.items():
-        for ax in axes:
-            ax.plot(fpr, tpr, lw=1.2, label=f"{label} (AUC {auc:.3f})")
-    for ax in axes:
-        ax.plot([0, 1], [0, 1], "k--", lw=0.8, label="chance")
-        ax.set_xlabel("false-positive rate (non-members called members)")
-        ax.set_ylabel("true-positive rate")
-    axes[1].set_xscale("log")
-    axes[1].set_yscale("log")
-    axes[1].set_xlim(1e-3, 1)
-    axes[1].set_ylim(1e-3, 1)
-    axes[0].set_title(title)
-    axes[1].set_title("low-FPR region (log-log)")
-    axes[0].legend(fontsize=7, loc="lower right")
-    return plots._save(fig, path)

@@ -24,6 +24,9 @@ import time
 
 import numpy as np
 import tensorflow as tf
+from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+
+from fer_keras.runs import KERAS_FILE
 
 MAC_CONVENTION = ("MACs = multiply-accumulates of Conv/DepthwiseConv/SeparableConv/Dense layers "
                   "at batch 1 (1 MAC = 1 multiply + 1 add); BN, activations, pooling, additions and "
@@ -168,8 +171,6 @@ def tf_profiler_flops(model: tf.keras.Model, batch: int = 1) -> int:
     multiply-add as **2 FLOPs** and adds the element-wise ops it has statistics for; it counts
     grouped convolutions (``Conv2D(groups > 1)``) as 0.
     """
-    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
-
     spec = tf.TensorSpec((batch, *model.inputs[0].shape[1:]), model.inputs[0].dtype)
     concrete = tf.function(lambda x: model(x, training=False)).get_concrete_function(spec)
     graph_def = convert_variables_to_constants_v2(concrete).graph.as_graph_def()
@@ -193,7 +194,7 @@ def tf_profiler_flops(model: tf.keras.Model, batch: int = 1) -> int:
 def model_size_bytes(model: tf.keras.Model) -> int:
     """Bytes of the model saved as a ``.keras`` file (architecture + float32 weights)."""
     with tempfile.TemporaryDirectory() as folder:
-        path = os.path.join(folder, "model.keras")
+        path = os.path.join(folder, KERAS_FILE)
         model.save(path)
         return os.path.getsize(path)
 

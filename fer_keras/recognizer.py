@@ -12,67 +12,25 @@ Every face comes back as predict writes it: ``box`` [x, y, w, h] pixels, detecto
 surprise, neutral) and adds its ``emotions`` key (the same dict as ``probabilities``), for drop-in use.
 
 The model is a pretrained name (:mod:`fer_keras.pretrained`), a run folder, a ``.keras`` file, a
-SavedModel folder, a ``.tflite`` file or a :class:`fer_keras.predict.Classifier`
-(:func:`load_classifier`). Nothing is loaded until a recognizer is made.
+SavedModel folder, a ``.tflite`` file or a :class:`fer_keras.classifier.Classifier`
+(:func:`~fer_keras.classifier.load_classifier`). Nothing is loaded until a recognizer is made.
 """
 from __future__ import annotations
 
 import os
-import warnings
-from pathlib import Path
 
 import numpy as np
 
+from fer_keras.classifier import DemoModelWarning, load_classifier
+from fer_keras.data.images import read_image, to_rgb
 from fer_keras.data.labels import class_id
 from fer_keras.errors import ConfigError, DataError
+from fer_keras.faces import crop_face, get_detector
 from fer_keras.pretrained import DEFAULT_MODEL
 
 #: The ``fer`` package's class names, in the project's class order (anger ... neutral).
 FER_NAMES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 NAME_STYLES = ("project", "fer")
-
-
-class DemoModelWarning(UserWarning):
-    """The model was trained on the synthetic demo set: its outputs mean nothing for real faces."""
-
-
-def load_classifier(model=DEFAULT_MODEL, input_mode: str | None = None, class_names=None, **kwargs):
-    """A :class:`fer_keras.predict.Classifier` (uint8 crops (N, h, w, c) -> probabilities (N, K)) for
-    ``model``: a pretrained name, a run folder, ``.keras``, SavedModel, ``.tflite`` or a Classifier
-    (returned as is). ``None`` = :data:`fer_keras.pretrained.DEFAULT_MODEL`.
-
-    Input preparation and class names come from, in turn: the arguments, the run folder's
-    ``config.json``, the card of a pretrained model, the ``model_info.json`` written beside an
-    export. ``kwargs`` go to the Classifier. Warns (:class:`DemoModelWarning`) for a run trained on
-    the synthetic demo set.
-    """
-    from fer_keras import pretrained
-    from fer_keras.export import read_model_info
-    from fer_keras.predict import Classifier, _find_run_config
-
-    if isinstance(model, Classifier):
-        return model
-    model = DEFAULT_MODEL if model is None else model
-    if pretrained.is_name(model):
-        info, file = pretrained.card(model), pretrained.path(model, "keras")
-    else:
-        file = Path(model)
-        if not file.exists():
-            raise ConfigError(f"model {model}: no such file or folder, and no pretrained model of that name "
-                              f"(installed: {', '.join(pretrained.available()) or 'none'}); pass a run folder, "
-                              ".keras, SavedModel or .tflite")
-        run = _find_run_config(file)
-        if run is not None and "data" in run.get("config", {}) and run["config"]["data"] is None:
-            warnings.warn(f"model {model} was trained on the synthetic demo set (its config.json has data null): "
-                          "its predictions mean nothing for real faces", DemoModelWarning, stacklevel=2)
-        info = None if run is not None else read_model_info(file)
-    if info is not None:
-        spec = info["input"]
-        input_mode = input_mode or spec.get("mode")
-        class_names = class_names or info["class_names"]
-        kwargs = {"standardize": spec.get("standardize") or "image", "mean": spec.get("mean"),
-                  "std": spec.get("std"), **kwargs}
-    return Classifier(file, input_mode, class_names, **kwargs)
 
 
 def display_names(class_names, names: str = "project") -> tuple[str, ...]:
@@ -94,8 +52,6 @@ def display_names(class_names, names: str = "project") -> tuple[str, ...]:
 def as_image(image) -> np.ndarray:
     """uint8 RGB (H, W, 3) from a path, a PIL image or an array (see the module docstring)."""
     if isinstance(image, (str, os.PathLike)):
-        from fer_keras.faces import read_image
-
         if not os.path.isfile(image):
             raise DataError(f"{image}: no such image file")
         pixels = read_image(image)
@@ -120,8 +76,6 @@ def as_image(image) -> np.ndarray:
         if values.min() < 0 or values.max() > 255.5:
             raise DataError(f"image pixels range {values.min():g}..{values.max():g}: expected 0..255 (or 0..1 floats)")
         pixels = np.rint(values).clip(0, 255).astype(np.uint8)
-    from fer_keras.faces import to_rgb
-
     return to_rgb(pixels)
 
 
@@ -141,8 +95,6 @@ class EmotionRecognizer:
     def __init__(self, model=DEFAULT_MODEL, detector="auto", names: str = "project", *, margin: float = 0.2,
                  align: bool = True, batch_size: int = 64, min_score: float | None = None,
                  input_mode: str | None = None, class_names=None):
-        from fer_keras.faces import get_detector
-
         if batch_size < 1:
             raise ConfigError("batch_size must be at least 1")
         self.classifier = load_classifier(model, input_mode, class_names)
@@ -159,8 +111,6 @@ class EmotionRecognizer:
     def detect_emotions_batch(self, images) -> list[list[dict]]:
         """:meth:`detect_emotions` for each of ``images``; the faces of all images are classified together
         (one model call per ``batch_size`` faces)."""
-        from fer_keras.faces import crop_face
-
         images = [as_image(image) for image in images]
         height, width, channels = self.classifier.input_shape
         found = [self.detector.detect(image) for image in images]

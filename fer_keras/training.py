@@ -25,15 +25,14 @@ import numpy as np
 import tensorflow as tf
 
 from fer_keras.adversarial import base_model
+from fer_keras.config import LR_SCHEDULES, OPTIMIZERS
 from fer_keras.data.pipeline import TrainingStream, as_xy
 from fer_keras.errors import ConfigError, FerKerasError
-from fer_keras.runs import atomic_write_text, write_json
+from fer_keras.files import atomic_write_text, write_json
+from fer_keras.runs import CHECKPOINT_DIR, HISTORY_FILE, STATE_FILE, read_history
 
-HISTORY_FILE = "history.csv"
-CHECKPOINT_DIR = "checkpoints"
-STATE_FILE = "state.json"
+#: Folder inside ``checkpoints/`` with the best validation epoch's weights.
 BEST_DIR = "best"
-LR_SCHEDULES = ("constant", "cosine")
 
 
 class OutOfSpaceError(FerKerasError, OSError):
@@ -83,7 +82,7 @@ def make_optimizer(name: str = "adam", lr=1e-3, momentum: float = 0.9):
         return tf.keras.optimizers.Adam(lr)
     if name == "sgd":
         return tf.keras.optimizers.SGD(lr, momentum=momentum)
-    raise ConfigError(f"unknown optimizer {name!r}; use adam or sgd")
+    raise ConfigError(f"unknown optimizer {name!r}; use one of {', '.join(OPTIMIZERS)}")
 
 
 def compile_model(model: tf.keras.Model, optimizer="adam", lr=1e-3, momentum: float = 0.9,
@@ -138,19 +137,6 @@ class HistoryWriter(tf.keras.callbacks.Callback):
         writer.writeheader()
         writer.writerows(self.rows)
         atomic_write_text(self.path, out.getvalue())
-
-
-def read_history(path: str | Path) -> list[dict]:
-    """Rows of a ``history.csv`` (empty if missing), values as floats (``epoch`` as int)."""
-    path = Path(path)
-    if not path.is_file():
-        return []
-    with path.open() as f:
-        rows = [{k: float(v) for k, v in row.items() if v != ""} for row in csv.DictReader(f)]
-    for row in rows:
-        if "epoch" in row:
-            row["epoch"] = int(row["epoch"])
-    return rows
 
 
 def _current_lr(model) -> float:

@@ -187,7 +187,7 @@ def run_folder(root: Path, model=None, saved_model: bool = True) -> Path:
     """A finished-looking run folder: ``config.json`` + ``model/model.keras`` (+ ``model/saved_model``)."""
     from fer_keras.config import ExperimentConfig
     from fer_keras.export import export_model
-    from fer_keras.runs import write_json
+    from fer_keras.files import write_json
 
     model = model or tiny_model()
     if saved_model:
@@ -196,7 +196,8 @@ def run_folder(root: Path, model=None, saved_model: bool = True) -> Path:
         (root / "model").mkdir(parents=True, exist_ok=True)
         model.save(root / "model" / "model.keras")
     write_json(root / "config.json", {
-        "config": ExperimentConfig(data="fer2013.csv", model="dcnn", input_shape=SHAPE, adversarial=False).to_dict(),
+        "config": ExperimentConfig.from_dict({"data": "fer2013.csv", "model": "dcnn", "input_shape": SHAPE,
+                                              "adversarial": False}).to_dict(),
         "resolved": {"input_shape": list(SHAPE), "input_mode": "unit", "class_names": CLASSES}})
     return root
 

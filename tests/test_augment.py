@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from fer_keras.augment import MixUpSettings, RandAugmentSettings, make_augmenter, parse_augment
-from fer_keras.config import ExperimentConfig
+from fer_keras.augment import make_augmenter
+from fer_keras.config import AugmentConfig, ExperimentConfig, parse_augment
 from fer_keras.data.pipeline import make_dataset
 from fer_keras.errors import ConfigError
 
@@ -53,7 +53,7 @@ def test_randaugment_on_gray_rgb_keeps_channels_identical():
 
 def test_randaugment_zero_ops_is_identity():
     x, y = _batch()
-    out, _ = make_augmenter("randaugment", randaugment=RandAugmentSettings(max_ops=0))(x, y)
+    out, _ = make_augmenter("randaugment", randaugment_max_ops=0)(x, y)
     np.testing.assert_array_equal(out.numpy(), x.numpy())
 
 
@@ -61,7 +61,7 @@ def test_randaugment_zero_ops_is_identity():
 def test_mixup_mixes_about_the_chosen_fraction(fraction):
     tf.keras.utils.set_random_seed(3)
     x, y = _batch(n=400)
-    out, labels = make_augmenter("mixup", mixup=MixUpSettings(fraction=fraction))(x, y)
+    out, labels = make_augmenter("mixup", mixup_fraction=fraction)(x, y)
     out, labels = out.numpy(), labels.numpy()
     np.testing.assert_allclose(labels.sum(1), 1.0, atol=1e-5)
     mixed = _changed(out, x, tol=1e-5)  # Beta(0.2, 0.2) weights are often within 1e-3 of 1
@@ -78,7 +78,7 @@ def test_mixup_mixes_about_the_chosen_fraction(fraction):
 def test_combination_order_and_names():
     assert parse_augment("mixup+randaugment") == ("randaugment", "mixup")
     assert parse_augment("none") == () and make_augmenter("none") is None
-    aug = make_augmenter("basic+randaugment+mixup", mixup=MixUpSettings(fraction=1.0))
+    aug = make_augmenter("basic+randaugment+mixup", mixup_fraction=1.0)
     x, y = _batch(n=32)
     out, labels = aug(x, y)
     assert aug.name == "basic+randaugment+mixup" and out.shape == x.shape
@@ -90,7 +90,7 @@ def test_combination_order_and_names():
 
 
 def test_pipeline_augments_training_data_only(demo_small):
-    aug = make_augmenter("basic+mixup", mixup=MixUpSettings(fraction=1.0), seed=4)
+    aug = make_augmenter("basic+mixup", mixup_fraction=1.0, seed=4)
     common = dict(input_shape=(48, 48, 1), batch_size=len(demo_small), augment=aug)
     clean = next(iter(make_dataset(demo_small, (48, 48, 1), batch_size=len(demo_small))))
     evaluation = next(iter(make_dataset(demo_small, **common)))
@@ -110,23 +110,23 @@ def test_images_only_augment_hook_still_works(demo_small):
 
 
 def test_config_settings_validate_and_old_configs_load():
-    old = ExperimentConfig().to_dict()
-    for key in ("mixup_fraction", "mixup_alpha", "randaugment_max_ops", "randaugment_magnitude",
-                "label_noise", "label_noise_mode"):
-        old.pop(key)
+    # an early flat config.json, written before the augmentation settings existed
+    old = {"data": None, "model": "dcnn", "augment": "basic", "adversarial": True, "epochs": 2}
     loaded = ExperimentConfig.from_dict(old)
-    assert loaded.mixup_fraction == 0.25 and loaded.randaugment_magnitude == (2.0, 4.0)
-    assert ExperimentConfig(augment="mixup+randaugment").augment == "randaugment+mixup"
+    assert loaded.augment.mixup_fraction == 0.25 and loaded.augment.randaugment_magnitude == (2.0, 4.0)
+    assert loaded.training.epochs == 2 and loaded.adversarial.enabled
+    assert ExperimentConfig().replace(augment__name="mixup+randaugment").augment.name == "randaugment+mixup"
+    assert AugmentConfig(randaugment_magnitude=[2, 4]).randaugment_magnitude == (2.0, 4.0)  # as read from JSON
     with pytest.raises(ConfigError, match="--mixup-fraction"):
-        ExperimentConfig(mixup_fraction=1.5)
+        AugmentConfig(mixup_fraction=1.5)
     with pytest.raises(ConfigError, match="--randaugment-magnitude 4,2"):
-        ExperimentConfig(randaugment_magnitude=(4, 2))
+        ExperimentConfig().replace(augment__randaugment_magnitude=(4, 2))
 
 
 def test_augmented_samples_figure(tmp_path, demo_small):
     from fer_keras.experiment import _augmented_samples
 
-    aug = make_augmenter("randaugment+mixup", mixup=MixUpSettings(fraction=0.5))
+    aug = make_augmenter("randaugment+mixup", mixup_fraction=0.5)
     path = tmp_path / "augmented_samples.png"
     _augmented_samples(demo_small, aug, (48, 48, 1), 0, path)
     assert path.stat().st_size > 10_000

@@ -2,7 +2,7 @@
 exit status 2, or, for a file among others in ``fer-keras predict`` / ``preprocess``, a recorded
 status while the rest goes on; nothing half-written is left behind.
 
-Commands run in-process (``fer_keras.commands.main``, ``fer_keras.cli.run_main``), not as
+Commands run in-process (``fer_keras.cli.main``, ``fer_keras.errors.run_main``), not as
 subprocesses: each of those would spend seconds importing TensorFlow.
 """
 import csv
@@ -14,21 +14,13 @@ import numpy as np
 import pytest
 
 import bad_inputs as bad
-from fer_keras.cli import run_main
-from fer_keras.commands import main
+from fer_keras.errors import run_main
+from fer_keras.cli import main
 from fer_keras.data import load_fer2013
 
+from toys import exit_2_one_line
+
 QUOTE = 200  # characters of offending input a message may quote
-
-
-def _exit_2(capsys, call) -> str:
-    """Run ``call``; assert exit status 2 and exactly one stderr line; return it."""
-    with pytest.raises(SystemExit) as exit_info:
-        call()
-    assert exit_info.value.code == 2
-    lines = capsys.readouterr().err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), lines
-    return lines[0]
 
 
 def _files(folder) -> list:
@@ -53,7 +45,7 @@ def run(tmp_path_factory):
 ])
 def test_data_set_mistakes_give_one_short_line(tmp_path, capsys, case, make, says):
     path = make(tmp_path)
-    line = _exit_2(capsys, lambda: run_main(lambda: load_fer2013(path)))
+    line = exit_2_one_line(capsys, lambda: run_main(lambda: load_fer2013(path)))
     assert says in line, line
     assert len(line) < len(str(path)) + QUOTE + 150, (case, len(line))  # quotes at most ~200 characters
 
@@ -64,7 +56,7 @@ def test_csv_with_a_utf8_bom_loads(tmp_path):
 
 
 def test_dataset_images_over_the_pixel_limit_are_named_not_decoded(tmp_path):
-    from fer_keras.data.fer2013 import read_images
+    from fer_keras.data.images import read_images
     from fer_keras.errors import DataError
 
     files = [str(bad.face_png(tmp_path / "a.png")), str(bad.large_png(tmp_path / "b.png", 20000, 20000))]
@@ -124,7 +116,7 @@ def test_command_mistakes_give_one_line(tmp_path, run, capsys, monkeypatch, case
     bad.hdf5_lambda_as_keras(tmp_path / "evil.keras", tmp_path / "marker")
     before = _files(tmp_path)
     argv = [a.format(tmp=tmp_path, run=run) for a in argv]
-    line = _exit_2(capsys, lambda: main(argv))
+    line = exit_2_one_line(capsys, lambda: main(argv))
     assert says in line, line
     assert _files(tmp_path) == before and not (tmp_path / "predictions").exists()  # nothing written
 
@@ -157,14 +149,14 @@ def test_export_out_of_space_is_one_line_and_leaves_nothing(tmp_path, run, capsy
     shutil.copytree(run, copy)
     before = _files(copy)
     if failure == "OSError":
-        import fer_keras.runs
+        import fer_keras.export
 
         def full(path, text):  # labels.txt: half written, then the disk is full
             with open(path, "w") as f:
                 f.write(text[:3])
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
 
-        monkeypatch.setattr(fer_keras.runs, "atomic_write_text", full)
+        monkeypatch.setattr(fer_keras.export, "atomic_write_text", full)
     else:
         def full(obj, export_dir, signatures=None, options=None):
             os.makedirs(export_dir)
@@ -172,18 +164,18 @@ def test_export_out_of_space_is_one_line_and_leaves_nothing(tmp_path, run, capsy
             raise tf.errors.ResourceExhaustedError(None, None, f"{export_dir}/variables; No space left on device")
 
         monkeypatch.setattr(tf.saved_model, "save", full)
-    line = _exit_2(capsys, lambda: main(["export", str(copy), "--no-tflite"]))
+    line = exit_2_one_line(capsys, lambda: main(["export", str(copy), "--no-tflite"]))
     assert f"{copy / 'model'}: out of disk space while exporting (needs about 1 MB); nothing was written" in line
     assert "--out" in line
     assert _files(copy) == before  # no temporary folder, no half-written file
-    line = _exit_2(capsys, lambda: main(["export", str(copy), "--no-tflite", "--out", str(tmp_path / "new")]))
+    line = exit_2_one_line(capsys, lambda: main(["export", str(copy), "--no-tflite", "--out", str(tmp_path / "new")]))
     assert not (tmp_path / "new").exists()  # the folder it made for the export is gone too
 
 
 # ----------------------------------------------------------------------- written files
 
 def test_atomic_writer_gives_umask_permissions(tmp_path):
-    from fer_keras.runs import atomic_write_text
+    from fer_keras.files import atomic_write_text
 
     old = os.umask(0o022)
     try:

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from fer_keras.config import ExperimentConfig
+from fer_keras.config import ExperimentConfig, TrainingConfig
 from fer_keras.errors import ConfigError
 from fer_keras.experiment import run_experiment
+from fer_keras.flags import config_from_args
 
 ROOT = Path(__file__).resolve().parents[1]
 RUN_FILES = ["config.json", "history.csv", "metrics.json", "classification_report.txt",
@@ -19,7 +20,9 @@ RUN_FILES = ["config.json", "history.csv", "metrics.json", "classification_repor
 
 
 def _config(tmp_path, **kw):
-    return ExperimentConfig(demo_images_per_class=6, epochs=1, batch_size=16, out=str(tmp_path / "runs"), **kw)
+    """A tiny demo-set config; ``kw`` are flat settings (as earlier run folders stored them)."""
+    return ExperimentConfig.from_dict({"demo_images_per_class": 6, "epochs": 1, "batch_size": 16,
+                                       "out": str(tmp_path / "runs"), **kw})
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +42,7 @@ def test_run_folder_has_everything(nsl_run):
     assert metrics["export_check"]["keras_max_abs_diff"] < 1e-5
     assert metrics["export_check"]["saved_model_uint8_max_abs_diff"] < 1e-4  # raw pixels in, same answer
     config = json.loads((nsl_run / "config.json").read_text())
-    assert config["config"]["multiplier"] == 0.3 and config["resolved"]["images"]["train"] == 29
+    assert config["config"]["adversarial"]["multiplier"] == 0.3 and config["resolved"]["images"]["train"] == 29
     assert "precision" in (nsl_run / "classification_report.txt").read_text()
 
 
@@ -66,7 +69,7 @@ def test_unwritable_out_folder(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("x")
     with pytest.raises(ConfigError, match="--out .*cannot write there"):
-        run_experiment(_config(tmp_path).__class__(out=str(blocker / "runs")), log=lambda *a: None)
+        run_experiment(ExperimentConfig(out=str(blocker / "runs")), log=lambda *a: None)
 
 
 def _run_nsl(*args, cwd):
@@ -101,18 +104,18 @@ def test_ghostface_nsl_run_at_small_input(tmp_path):
     assert model.input_shape == (None, 32, 32, 3) and model.get_layer("noise_1")
 
 
-def test_run_ghostface_cli_defaults_are_the_study_recipe():
-    import importlib.util
+def test_run_ghostface_defaults_are_the_study_recipe():
+    from fer_keras.studies.presets import experiment_parser
 
-    spec = importlib.util.spec_from_file_location("run_ghostface", ROOT / "experiments" / "run_ghostface.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    recipe = module.STUDY_B
-    assert (recipe.optimizer, recipe.lr, recipe.batch_size, recipe.full_epochs) == ("sgd", 0.1, 16, 100)
-    assert recipe.early_stopping and recipe.reduce_lr and not recipe.adversarial
+    parser, defaults = experiment_parser("run_ghostface.py", "", [])
+    recipe = config_from_args(parser.parse_args([]), defaults)
+    assert (recipe.model.name, recipe.optimizer.name, recipe.optimizer.lr) == ("ghostface", "sgd", 0.1)
+    assert (recipe.training.batch_size, recipe.resolved_epochs) == (16, 8)  # demo set: 8 epochs
+    assert recipe.replace(data__path="x").resolved_epochs == 100
+    assert recipe.training.early_stopping and recipe.training.reduce_lr and not recipe.adversarial.enabled
 
 
 def test_jit_needs_nondeterministic_ops():
     with pytest.raises(ConfigError, match="--jit needs --no-deterministic"):
-        ExperimentConfig(jit_compile=True)
-    assert ExperimentConfig(jit_compile=True, deterministic=False).jit_compile
+        TrainingConfig(jit_compile=True)
+    assert TrainingConfig(jit_compile=True, deterministic=False).jit_compile

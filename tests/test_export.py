@@ -81,8 +81,8 @@ def test_default_export_is_unchanged(tmp_path):
 
 def test_export_command_on_a_run_folder(tmp_path, capsys):
     """``fer-keras export RUN`` re-exports a run (config.json + model/model.keras) with TFLite."""
-    from fer_keras.commands import main
-    from fer_keras.runs import write_json
+    from fer_keras.cli import main
+    from fer_keras.files import write_json
 
     run = tmp_path / "run"
     _model("ghostface", (48, 48, 3)).save(tmp_path / "m.keras")
@@ -98,4 +98,4 @@ def test_export_command_on_a_run_folder(tmp_path, capsys):
     assert "tflite_dynamic" in out
     with pytest.raises(SystemExit) as exit_info:
         main(["export", str(tmp_path / "missing")])
-    assert exit_info.value.code == 2 and "not a finished run folder" in capsys.readouterr().err
+    assert exit_info.value.code == 2 and "missing: not a run folder" in capsys.readouterr().err

@@ -15,7 +15,10 @@ import pytest
 
 import bad_inputs as bad
 from fer_keras import model_files
+from fer_keras.runs import resolve_model
 from fer_keras.errors import ConfigError
+
+from toys import exit_2_one_line
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -43,15 +46,6 @@ def marker(files):
     files["marker"].unlink(missing_ok=True)
 
 
-def _one_line_exit_2(capsys, call) -> str:
-    with pytest.raises(SystemExit) as exit_info:
-        call()
-    assert exit_info.value.code == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("error: "), err
-    return err[0]
-
-
 def test_format_is_told_by_content_not_name(files, tmp_path):
     assert model_files.model_format(files["h5"]) == "h5"  # named .keras
     zip_named_h5 = tmp_path / "model.h5"
@@ -60,7 +54,7 @@ def test_format_is_told_by_content_not_name(files, tmp_path):
     assert model_files.load_keras(zip_named_h5).name == "dcnn"  # loaded as the zip it is
     assert model_files.model_format(files["saved_model"]) == "saved_model"
     assert model_files.model_format(files["flex"]) == "tflite"
-    assert model_files.resolve(files["run"]) == files["run"] / "model" / "model.keras"  # never its SavedModel
+    assert resolve_model(files["run"]) == files["run"] / "model" / "model.keras"  # never its SavedModel
     (tmp_path / "junk.keras").write_bytes(b"PK not really a zip")
     with pytest.raises(ConfigError, match="cannot load"):
         model_files.model_format(tmp_path / "junk.keras")
@@ -71,9 +65,9 @@ def test_format_is_told_by_content_not_name(files, tmp_path):
     ("zip_lambda", "a Lambda layer"), ("zip_module", "function os.system"),
     ("evil_saved_model", "a SavedModel")])
 def test_untrusted_files_are_refused_before_any_code_runs(files, marker, key, says):
-    from fer_keras.predict import Classifier
+    from fer_keras.classifier import Classifier
 
-    for load in (model_files.load_keras, Classifier):
+    for load in (lambda path: model_files.load_keras(resolve_model(path)), Classifier):
         with pytest.raises(ConfigError) as info:
             load(files[key])
         message = str(info.value)
@@ -92,7 +86,7 @@ def test_keras_safe_mode_alone_refuses_the_lambda_zip(files, marker):
 
 def test_trusted_files_load_and_really_run_their_code(files, marker):
     """The hostile files are real: trusted, the HDF5 Lambda runs on load and the SavedModel on a call."""
-    from fer_keras.predict import Classifier
+    from fer_keras.classifier import Classifier
 
     model_files.load_keras(files["h5"], trusted=True)
     assert marker.exists()
@@ -102,7 +96,7 @@ def test_trusted_files_load_and_really_run_their_code(files, marker):
 
 
 def test_legitimate_saved_model_loads_when_trusted(files):
-    from fer_keras.predict import Classifier
+    from fer_keras.classifier import Classifier
 
     keras = Classifier(files["run"])
     with pytest.raises(ConfigError, match="a SavedModel"):
@@ -120,7 +114,7 @@ def test_run_folder_without_model_keras_does_not_fall_back_to_its_saved_model(fi
     shutil.copytree(files["run"], run)
     (run / "model" / "model.keras").unlink()
     with pytest.raises(ConfigError, match="no model/model.keras.*--trust-model"):
-        model_files.resolve(run)
+        resolve_model(run)
 
 
 def test_tflite_with_flex_ops_is_refused(files, marker):
@@ -132,11 +126,11 @@ def test_tflite_with_flex_ops_is_refused(files, marker):
 
 
 def test_run_folder_loaders_refuse_the_hostile_run(files, marker):
-    from fer_keras.export import RunModel
-    from fer_keras.mia_study import MIAConfig, _load_source
-    from fer_keras.robustness import load_run
+    from fer_keras.runs import RunModel
+    from fer_keras.studies.mia import MIAConfig, load_source
+    from fer_keras.studies.robustness import load_run
 
-    for load in (RunModel, load_run, lambda run: _load_source(run, MIAConfig())):
+    for load in (RunModel, load_run, lambda run: load_source(run, MIAConfig())):
         with pytest.raises(ConfigError, match="legacy Keras HDF5"):
             load(files["hostile_run"])
     assert not marker.exists()
@@ -144,17 +138,17 @@ def test_run_folder_loaders_refuse_the_hostile_run(files, marker):
 
 
 def test_fer_keras_predict_and_export_exit_2_with_one_line(files, marker, tmp_path, capsys, monkeypatch):
-    from fer_keras.commands import main
+    from fer_keras.cli import main
 
     monkeypatch.chdir(tmp_path)
     image = bad.face_png(tmp_path / "face.png")
     for model in ("h5", "hostile_run", "zip_lambda", "zip_module", "evil_saved_model", "flex"):
-        line = _one_line_exit_2(capsys, lambda: main(["predict", str(image), "--model", str(files[model]),
+        line = exit_2_one_line(capsys, lambda: main(["predict", str(image), "--model", str(files[model]),
                                                        "--detector", "haar", "--input-mode", "unit"]))
         assert "not loaded" in line and "--trust-model" in line, line
     assert not (tmp_path / "predictions").exists()
     before = sorted(p.name for p in (files["hostile_run"] / "model").iterdir())
-    line = _one_line_exit_2(capsys, lambda: main(["export", str(files["hostile_run"]), "--no-tflite"]))
+    line = exit_2_one_line(capsys, lambda: main(["export", str(files["hostile_run"]), "--no-tflite"]))
     assert "legacy Keras HDF5" in line
     assert sorted(p.name for p in (files["hostile_run"] / "model").iterdir()) == before
     assert not marker.exists()
@@ -176,12 +170,12 @@ def _script(name):
     ("run_mia", ["--model-dir", "{run}", "--out", "{out}"]),
     ("explain", ["--run", "{run}", "--out", "{out}"])])
 def test_scripts_refuse_the_hostile_run(files, marker, tmp_path, capsys, monkeypatch, script, argv):
-    from fer_keras.cli import run_main
+    from fer_keras.errors import run_main
 
     argv = [a.format(run=files["hostile_run"], out=tmp_path / "out") for a in argv]
     monkeypatch.setattr(sys, "argv", [script, *argv])
     main = _script(script).main
-    line = _one_line_exit_2(capsys, lambda: run_main(main))
+    line = exit_2_one_line(capsys, lambda: run_main(main))
     assert "legacy Keras HDF5" in line and "--trust-model" in line
     assert not marker.exists()
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())

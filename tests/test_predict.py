@@ -12,7 +12,8 @@ import pytest
 
 from fer_keras.data.labels import CLASS_NAMES
 from fer_keras.errors import ConfigError, FerKerasError
-from fer_keras.predict import Classifier, predict
+from fer_keras.classifier import Classifier
+from fer_keras.predict import predict
 
 
 @pytest.fixture(scope="module")
@@ -22,7 +23,7 @@ def models(tmp_path_factory):
 
     from fer_keras.export import export_model
     from fer_keras.models import build_model
-    from fer_keras.runs import write_json
+    from fer_keras.files import write_json
 
     root = tmp_path_factory.mktemp("models")
     tf.keras.utils.set_random_seed(0)
@@ -30,7 +31,7 @@ def models(tmp_path_factory):
     run = root / "run"
     paths = export_model(model, run / "model", input_mode="unit", tflite=True)
     names = [f"class{i}" for i in range(7)]  # names come from the run's config, not the defaults
-    write_json(run / "config.json", {"config": {"model": "dcnn", "standardize": "image"},
+    write_json(run / "config.json", {"config": {"data": "fer2013.csv", "model": "dcnn", "standardize": "image"},
                                      "resolved": {"input_mode": "unit", "class_names": names}})
     model.save(root / "alone.keras")
     for name in ("tflite", "tflite_dynamic"):  # outside the run folder: nothing tells their input mode
@@ -136,7 +137,7 @@ def test_video_every_other_frame_csv_and_annotated_video(tmp_path, models, photo
 
 def test_command_line(tmp_path, models, photo_bgr, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)  # a run that wrongly succeeds writes its default out folder here, not in the repo
-    from fer_keras.commands import COMMANDS, main
+    from fer_keras.cli import COMMANDS, main
 
     assert {"predict", "preprocess"} <= set(COMMANDS)
     cv2.imwrite(str(tmp_path / "a.jpg"), photo_bgr)

@@ -6,6 +6,8 @@ import numpy as np
 import pytest
 
 from fer_keras import pretrained
+from fer_keras.classifier import load_classifier
+from fer_keras.pretrained.packaging import package_run
 from fer_keras.data.labels import CLASS_NAMES
 from fer_keras.errors import ConfigError
 
@@ -20,7 +22,7 @@ def root(tmp_path, monkeypatch):
 
 def test_missing_model_says_what_is_missing(root):
     assert pretrained.available() == []
-    for call in (pretrained.path, pretrained.card, pretrained.load, pretrained.classifier):
+    for call in (pretrained.path, pretrained.card, pretrained.load, pretrained.input_spec, load_classifier):
         with pytest.raises(ConfigError) as info:
             call()
         message = str(info.value)
@@ -38,21 +40,21 @@ def test_missing_model_says_what_is_missing(root):
 
 def test_build_then_load_both_forms(tmp_path, root):
     run = tiny_run(tmp_path / "run")
-    folder = pretrained.build(run, "fer2013-dcnn", log=lambda *_: None)
+    folder = package_run(run, "fer2013-dcnn", log=lambda *_: None)
     assert folder == root / "fer2013-dcnn" and pretrained.available() == ["fer2013-dcnn"]
     assert sorted(p.name for p in folder.iterdir()) == ["MODEL_CARD.md", "card.json", "labels.txt", "model.keras",
                                                         "model_int8.tflite"]
     card = pretrained.card()
     assert card["class_names"] == list(CLASS_NAMES) == pretrained.labels()
     assert card["input"] == {**card["input"], "shape": [48, 48, 1], "mode": "unit", "standardize": "image"}
-    assert card["metrics"]["accuracy"] == 0.25 and card["source_run"] == "run" and card["data"] == "path/to/fer2013"
+    assert card["metrics"]["test"]["accuracy"] == 0.25 and card["source_run"] == "run" and card["data"] == "path/to/fer2013"
     assert "fer2013-dcnn" in (folder / "MODEL_CARD.md").read_text()
     faces = np.random.default_rng(0).random((3, 48, 48, 1), dtype=np.float32)
     keras_probs = pretrained.load().predict(faces, verbose=0)
     tflite = pretrained.load("fer2013-dcnn", form="tflite")
     assert tflite.class_names == CLASS_NAMES and tflite.input_shape == (48, 48, 1)
     np.testing.assert_allclose(tflite(faces), keras_probs, atol=0.05)
-    classifier = pretrained.classifier()
+    classifier = load_classifier()  # the default pretrained model
     assert classifier.class_names == CLASS_NAMES and classifier.mode == "unit"
     np.testing.assert_allclose(classifier((faces * 255).round().astype(np.uint8)),
                                pretrained.load().predict((faces * 255).round() / 255, verbose=0), atol=1e-5)
@@ -67,7 +69,7 @@ def test_build_records_evaluation_of_both_forms(tmp_path, root):
     data = FaceData(rng.integers(0, 256, (21, 48, 48, 1), dtype=np.uint8), np.arange(21) % 7,
                     usage=np.array(["PublicTest"] * 14 + ["Training"] * 7))
     write_fer2013_csv(data, tmp_path / "fer2013.csv")
-    folder = pretrained.build(tiny_run(tmp_path / "run"), "tiny", data=tmp_path / "fer2013.csv", log=lambda *_: None)
+    folder = package_run(tiny_run(tmp_path / "run"), "tiny", data=tmp_path / "fer2013.csv", log=lambda *_: None)
     evaluation = json.loads((folder / "card.json").read_text())["evaluation"]
     assert evaluation["usage"] == "PublicTest"
     assert evaluation["keras"]["images"] == evaluation["tflite"]["images"] == 14

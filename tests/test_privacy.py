@@ -1,9 +1,4 @@
 """Privacy audit: sampling, operating points, attackable vs not, DP training, the run_mia.py command."""
-import csv
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,9 +6,7 @@ import tensorflow as tf
 
 from fer_keras import privacy
 from fer_keras.data.dataset import FaceData
-from fer_keras.errors import ConfigError
 
-ROOT = Path(__file__).resolve().parents[1]
 NAMES = ("a", "b", "c", "d")
 
 
@@ -106,44 +99,3 @@ def test_dp_optimizer_trains_and_reports_a_finite_epsilon():
     assert 0 < spent["epsilon"] < 100 and spent["steps"] == 4 and spent["delta"] == pytest.approx(1 / 320)
     assert privacy.dp_epsilon(32, 8, 5, 1.1)["epsilon"] > spent["epsilon"]  # more steps spend more
     assert privacy.dp_epsilon(32, 8, 1, 4.0)["epsilon"] < spent["epsilon"]  # more noise spends less
-
-
-def test_bad_settings_are_config_errors():
-    from fer_keras.mia_study import MIAConfig
-
-    with pytest.raises(ConfigError, match="--settings 'noise3'"):
-        MIAConfig(settings=("noise3",))
-    with pytest.raises(ConfigError, match="not dcnn"):
-        MIAConfig(model="dcnn", settings=("noise1",))
-    with pytest.raises(ConfigError, match="--attacks 'bogus'"):
-        MIAConfig(attacks=("bogus",))
-
-
-def test_run_study_tiny_and_reload(tmp_path):
-    from fer_keras.mia_study import MIAConfig, run_study
-
-    config = MIAConfig(settings=("none", "noise1+basic"), epochs=1, demo_images_per_class=6, audit_size=50,
-                       attacks=("threshold",), out=str(tmp_path))
-    run = run_study(config, log=lambda *a: None)
-    for name in ("table.csv", "table.md", "summary.json", "roc.png", "settings/none.json",
-                 "settings/noise1+basic.json", "models/none.keras"):
-        assert (run / name).exists(), name
-    rows = list(csv.DictReader((run / "table.csv").open()))
-    assert len(rows) == 4
-    for row in rows:
-        assert sum(float(row[k]) for k in ("TP", "FP", "TN", "FN")) == pytest.approx(100)
-    again = run_study(MIAConfig(out=str(tmp_path / "again"), attacks=("threshold",)), model_dir=run,
-                      log=lambda *a: None)
-    first = {r["setting"]: r["auc"] for r in rows}
-    assert {r["setting"]: r["auc"] for r in csv.DictReader((again / "table.csv").open())} == first
-
-
-def test_cli_model_dir_that_is_not_a_run_folder(tmp_path):
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    result = subprocess.run([sys.executable, str(ROOT / "experiments" / "run_mia.py"), "--model-dir", "nowhere",
-                             "--out", str(tmp_path)], capture_output=True, text=True, cwd=tmp_path, env=env,
-                            timeout=300)
-    assert result.returncode == 2
-    assert result.stderr.strip().splitlines()[-1].startswith("error: --model-dir nowhere: not a run folder")
-    assert "Traceback" not in result.stderr
-    assert not any(tmp_path.iterdir())

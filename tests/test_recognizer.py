@@ -11,6 +11,7 @@ import pytest
 
 import fer_keras
 from fer_keras import pretrained, recognizer
+from fer_keras.pretrained.packaging import package_run
 from fer_keras.data.labels import CLASS_NAMES
 from fer_keras.errors import ConfigError, DataError
 from fer_keras.recognizer import FER_NAMES, DemoModelWarning, EmotionRecognizer, display_names, load_classifier
@@ -135,7 +136,7 @@ def test_module_shortcuts_use_the_default_pretrained_model(tmp_path, run, photo,
     monkeypatch.setattr(recognizer, "_DEFAULT", None)
     with pytest.raises(ConfigError, match="'fer2013-dcnn' is not installed"):
         fer_keras.detect_emotions(photo)
-    pretrained.build(run, "fer2013-dcnn", log=lambda *_: None)
+    package_run(run, "fer2013-dcnn", log=lambda *_: None)
     monkeypatch.setattr(recognizer.EmotionRecognizer.__init__, "__defaults__",
                         (pretrained.DEFAULT_MODEL, "haar", "project"))  # Haar: no optional detector needed
     faces = fer_keras.detect_emotions(photo)

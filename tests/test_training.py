@@ -7,7 +7,8 @@ from fer_keras.adversarial import base_model, wrap_adversarial
 from fer_keras.data.pipeline import as_xy, make_dataset
 from fer_keras.errors import ConfigError
 from fer_keras.export import check_exports, export_model
-from fer_keras.training import compile_model, fit, read_history, set_seed
+from fer_keras.runs import read_history
+from fer_keras.training import compile_model, fit, set_seed
 
 from toys import halves
 
@@ -148,13 +149,10 @@ def test_full_disk_during_a_checkpoint_is_one_line_and_leaves_no_temporary_files
 
 
 def test_resume_refuses_flags_that_would_change_the_run():
-    import argparse
+    from fer_keras.flags import check_resume_flags
+    from fer_keras.studies.presets import experiment_parser
 
-    from fer_keras.cli import add_training_flags, check_resume_flags
-    from fer_keras.config import ExperimentConfig
-
-    parser = argparse.ArgumentParser()
-    add_training_flags(parser, ExperimentConfig())
+    parser, _ = experiment_parser("run_nsl.py", "", [])
     check_resume_flags(parser, ["--resume", "runs/x", "--time-budget", "30", "--epochs", "40"])  # allowed
     check_resume_flags(parser, ["--lr", "0.5"])  # no resume: anything goes
     with pytest.raises(ConfigError, match=r"--lr, --model would change it") as info:
@@ -166,8 +164,8 @@ def test_resume_may_extend_only_a_constant_lr_run(tmp_path):
     from fer_keras.config import ExperimentConfig
     from fer_keras.experiment import run_experiment
 
-    config = ExperimentConfig(demo_images_per_class=4, epochs=1, batch_size=16, lr_schedule="cosine",
-                              adversarial=False, out=str(tmp_path))
+    config = ExperimentConfig.from_dict({"demo_images_per_class": 4, "epochs": 1, "batch_size": 16,
+                                         "lr_schedule": "cosine", "adversarial": False, "out": str(tmp_path)})
     run = run_experiment(config, log=lambda *a: None)
     with pytest.raises(ConfigError, match="cosine schedule over 1 epochs"):
         run_experiment(ExperimentConfig(), resume=run, extend_epochs=3, log=lambda *a: None)

@@ -28,13 +28,13 @@ def test_wheel_carries_package_and_pretrained_files(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     [wheel] = (tmp_path / "dist").glob("fer_keras-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
-    for module in ("__init__.py", "recognizer.py", "commands.py", "pretrained/__init__.py", "models/dcnn.py",
+    for module in ("__init__.py", "recognizer.py", "cli.py", "studies/report.py", "pretrained/__init__.py", "models/dcnn.py",
                    "layers/ghost_module.py", "data/labels.py"):
         assert f"fer_keras/{module}" in names, module
     assert {f"fer_keras/pretrained/wheel-check/{n}" for n in PRETRAINED_FILES} <= names
     shipped = {p.relative_to(REPO).as_posix() for p in (REPO / "fer_keras" / "pretrained").glob("*/*") if p.is_file()}
     assert shipped <= names, shipped - names  # the real models, once they are in the tree
     info = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
-    assert "fer-keras = fer_keras.commands:main" in zipfile.ZipFile(wheel).read(info).decode()
+    assert "fer-keras = fer_keras.cli:main" in zipfile.ZipFile(wheel).read(info).decode()
     assert any(n.endswith(".dist-info/LICENSE") or "licenses/LICENSE" in n for n in names)
     assert not any(n.startswith("tests/") for n in names)

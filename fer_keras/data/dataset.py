@@ -5,6 +5,7 @@ import dataclasses
 from typing import Sequence
 
 import numpy as np
+from sklearn.model_selection import train_test_split
 
 from fer_keras.data.labels import CLASS_NAMES, class_id
 from fer_keras.errors import ConfigError, DataError
@@ -99,8 +100,6 @@ def stratified_indices(labels: np.ndarray, size: int, seed: int) -> np.ndarray:
     n = len(labels)
     if size >= n:
         return np.arange(n)
-    from sklearn.model_selection import train_test_split
-
     try:
         idx, _ = train_test_split(np.arange(n), train_size=size, stratify=labels, random_state=seed)
     except ValueError:  # a class too small to stratify: plain random sample
@@ -126,8 +125,6 @@ def split(data: FaceData, how: str = "usage", seed: int = 42, val_fraction: floa
     """
     if how not in SPLITS:
         raise ConfigError(f"unknown split {how!r}; use one of {', '.join(SPLITS)}")
-    from sklearn.model_selection import train_test_split
-
     if how in ("usage", "publictest-val"):
         parts = {u: np.flatnonzero(data.usage == u) for u in USAGES}
         if len(parts["Training"]) == 0:

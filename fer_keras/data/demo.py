@@ -7,6 +7,7 @@ like FER2013; the same ``seed`` always gives the same images.
 """
 from __future__ import annotations
 
+import cv2
 import numpy as np
 
 from fer_keras.data.dataset import FaceData
@@ -32,8 +33,6 @@ def make_demo(images_per_class: int = 100, seed: int = 0, size: int = 48,
 
     Returns a FaceData of uint8 (N, size, size, 1) images, classes in the project order.
     """
-    import cv2
-
     rng = np.random.default_rng(seed)
     n = images_per_class * len(CLASS_NAMES)
     labels = np.repeat(np.arange(len(CLASS_NAMES), dtype=np.int32), images_per_class)
@@ -50,8 +49,6 @@ def make_demo(images_per_class: int = 100, seed: int = 0, size: int = 48,
 
 
 def _draw_face(e: dict, rng: np.random.Generator, size: int) -> np.ndarray:
-    import cv2
-
     s = _SCALE
     big = size * s
     background = rng.uniform(20, 120)

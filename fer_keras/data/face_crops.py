@@ -25,12 +25,14 @@ from pathlib import Path
 from typing import Callable
 
 import cv2
+from tqdm.auto import tqdm
 
-from fer_keras.data.fer2013 import IMAGE_EXTENSIONS, SPLIT_FOLDERS
+from fer_keras.data.fer2013 import SPLIT_FOLDERS
+from fer_keras.data.images import IMAGE_EXTENSIONS, MAX_PIXELS, image_problem, read_image
 from fer_keras.data.labels import CLASS_NAMES, class_id
 from fer_keras.errors import ConfigError, DataError
-from fer_keras.faces import MAX_PIXELS, Detector, crop_face, get_detector, image_problem, read_image
-from fer_keras.runs import atomic_write_bytes, atomic_write_text, ensure_writable_dir, read_json, write_json
+from fer_keras.faces import Detector, crop_face, get_detector
+from fer_keras.files import atomic_write_bytes, atomic_write_text, ensure_writable_dir, read_json, write_json
 
 CACHE_FILE = ".crop_cache.json"
 REPORT_FILE = "crop_report.csv"
@@ -76,8 +78,6 @@ def crop_folder(src: str | os.PathLike, out: str | os.PathLike, detector: str | 
     old = _load_cache(out / CACHE_FILE)  # its crops are removed when redone, whatever the settings
     cache = old.get("files", {}) if use_cache and old.get("settings") == settings else {}
     targets = _targets(src, photos, split)
-    from tqdm.auto import tqdm
-
     rows, new_cache, cached, start = [], {}, 0, time.monotonic()
     bar = tqdm(total=len(photos), unit="photo", desc="preprocess", file=sys.stderr, mininterval=1.0,
                disable=None if progress is None else not progress)

@@ -13,11 +13,12 @@ from pathlib import Path
 import numpy as np
 
 from fer_keras.data.dataset import USAGES, FaceData
+from fer_keras.data.images import IMAGE_EXTENSIONS, read_images, resize_all
 from fer_keras.data.labels import CLASS_NAMES, NUM_CLASSES, class_id
 from fer_keras.errors import ConfigError, DataError
+from fer_keras.files import atomic_open
 
 SIDE = 48
-IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".pgm", ".tif", ".tiff", ".webp"}
 #: Folder names of the Kaggle layout and the Usage each implies when a file name carries none.
 SPLIT_FOLDERS = {"train": "Training", "training": "Training", "test": "PublicTest",
                  "publictest": "PublicTest", "val": "PublicTest", "validation": "PublicTest",
@@ -120,7 +121,7 @@ def read_fer2013_csv(path: str | os.PathLike, image_size: int = SIDE) -> FaceDat
             pass
     images = images.reshape(-1, SIDE, SIDE, 1)
     if image_size != SIDE:
-        images = _resize_all(images, image_size)
+        images = resize_all(images, image_size)
     usage = np.array(usages) if usages else np.full(len(emotions), "Training")
     sources = np.char.add(f"{path.name}:", np.array(line_numbers).astype(str))
     return FaceData(images, np.array(emotions, np.int32), CLASS_NAMES, usage, sources)
@@ -170,8 +171,6 @@ def write_fer2013_csv(data: FaceData, path: str | os.PathLike) -> Path:
     """Write 48x48 grayscale ``data`` as a FER2013 CSV (project ids, its Usage column)."""
     if data.image_shape != (SIDE, SIDE, 1):
         raise ConfigError(f"FER2013 CSV holds 48x48x1 images, not {data.image_shape}")
-    from fer_keras.runs import atomic_open
-
     ids = np.array([class_id(n) for n in data.class_names])[data.labels]
     flat = data.images.reshape(len(data), -1)
     number = [str(v) for v in range(256)]  # pixel value -> text, looked up (streamed: ~flat memory)
@@ -241,56 +240,3 @@ def _entries(folder: Path) -> list[Path]:
             what = "a symbolic link loop" if exc.errno == errno.ELOOP else f"unreadable ({exc.strerror})"
             raise DataError(f"{entry}: {what}; remove or fix the link") from None
     return entries
-
-
-def read_images(files: list[str], image_size: int | None, color: str = "gray",
-                max_pixels: int | None = None) -> np.ndarray:
-    """uint8 (N, S, S, C) from image files, decoded with OpenCV on two threads.
-
-    ``image_size=None`` keeps the files' own size (all must match). ``max_pixels``: refuse images
-    with more pixels (width x height, read from the header before decoding; None = OpenCV's own
-    limit, 2^30). Raises :class:`DataError` naming the first file that cannot be read.
-    """
-    import cv2
-
-    from fer_keras.faces import image_problem
-
-    if color not in ("gray", "rgb"):
-        raise ConfigError(f"color must be 'gray' or 'rgb', not {color!r}")
-    flag = cv2.IMREAD_GRAYSCALE if color == "gray" else cv2.IMREAD_COLOR
-
-    def decode(file):
-        problem = image_problem(file, max_pixels) if max_pixels is not None else None
-        if problem is not None:
-            return problem
-        try:
-            image = cv2.imread(file, flag)
-        except cv2.error:  # over OpenCV's pixel limit
-            return image_problem(file, None) or "over OpenCV's pixel limit"
-        if image is None:
-            return "not a valid JPEG/PNG"
-        if color == "rgb":
-            image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-        if image_size is not None and image.shape[:2] != (image_size, image_size):
-            image = cv2.resize(image, (image_size, image_size), interpolation=cv2.INTER_AREA)
-        return image
-
-    with ThreadPoolExecutor(max(2, min(8, os.cpu_count() or 2))) as pool:
-        decoded = list(pool.map(decode, files, chunksize=256))
-    for file, image in zip(files, decoded):
-        if isinstance(image, str):
-            raise DataError(f"{file}: unreadable image ({image}); delete or replace it")
-    if not decoded:
-        return np.zeros((0, image_size or SIDE, image_size or SIDE, 1 if color == "gray" else 3), np.uint8)
-    shapes = {d.shape for d in decoded}
-    if len(shapes) > 1:
-        raise DataError(f"images differ in size ({sorted(shapes)[:3]}...); pass image_size to resize them")
-    images = np.stack(decoded)
-    return images[..., None] if images.ndim == 3 else images
-
-
-def _resize_all(images: np.ndarray, side: int) -> np.ndarray:
-    import cv2
-
-    out = np.stack([cv2.resize(im, (side, side), interpolation=cv2.INTER_AREA) for im in images])
-    return out[..., None] if out.ndim == 3 else out

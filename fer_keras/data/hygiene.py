@@ -28,6 +28,7 @@ from typing import Callable
 import numpy as np
 
 from fer_keras.data.dataset import USAGES, FaceData
+from fer_keras.files import atomic_write_text, write_json
 
 STD_THRESHOLD = 1.0
 MODE_SHARE = 0.99
@@ -275,8 +276,6 @@ def duplicates_csv(report: HygieneReport) -> str:
 def write_hygiene(report: HygieneReport, out: str | os.PathLike) -> dict[str, Path]:
     """Write ``out/hygiene.json`` (:meth:`HygieneReport.to_dict`) and ``out/duplicates.csv``
     atomically; returns their paths. ``out`` must exist and be writable."""
-    from fer_keras.runs import atomic_write_text, write_json
-
     out = Path(out)
     return {"json": write_json(out / "hygiene.json", report.to_dict()),
             "csv": atomic_write_text(out / "duplicates.csv", duplicates_csv(report))}

@@ -20,18 +20,67 @@ float32 pixels 0..255 at the model's input size, and it runs on training dataset
 """
 from __future__ import annotations
 
-from typing import Callable
+import dataclasses
+from typing import Any, Callable
 
 import numpy as np
 import tensorflow as tf
 
 from fer_keras.data.dataset import FaceData
+from fer_keras.data.labels import CLASS_NAMES
 from fer_keras.errors import ConfigError
 
 INPUT_MODES = ("unit", "standardize")
 #: Evaluation batches are cached after preparation only while they take at most this much memory
 #: (float32); larger inputs (e.g. 3,589 test faces at 224x224x3 = 2.2 GB) are prepared on the fly.
 CACHE_LIMIT_BYTES = 256 * 2**20
+
+
+@dataclasses.dataclass(frozen=True)
+class InputSpec:
+    """How a model's input is made from pixels, and what its outputs are.
+
+    ``shape``: the model input (H, W, C); ``mode``: ``"unit"`` (pixels / 255) or ``"standardize"``
+    (mean 0 / std 1 per image with ``standardize="image"``, or ``(pixels - mean) / std`` with the
+    training set's ``mean``/``std`` in pixel units for ``"dataset"``); ``class_names``: the output
+    columns, in order. Run folders, exports (``model_info.json``) and pretrained cards store it.
+    """
+
+    shape: tuple[int, int, int]
+    mode: str = "unit"
+    standardize: str = "image"
+    mean: float | None = None
+    std: float | None = None
+    class_names: tuple[str, ...] = CLASS_NAMES
+
+    def __post_init__(self):
+        object.__setattr__(self, "shape", tuple(int(v) for v in self.shape))
+        object.__setattr__(self, "class_names", tuple(str(c) for c in self.class_names))
+        if self.mode not in INPUT_MODES:
+            raise ConfigError(f"unknown input mode {self.mode!r}; use one of {', '.join(INPUT_MODES)}")
+
+    @property
+    def scaling(self) -> dict[str, Any]:
+        """``mode``, ``standardize``, ``mean``, ``std``: the keyword arguments of :func:`scale`."""
+        return {"mode": self.mode, "standardize": self.standardize, "mean": self.mean, "std": self.std}
+
+    def prepare(self, pixels) -> tf.Tensor:
+        """uint8/float pixels 0..255 (B, h, w, c) -> model input float32 (B, H, W, C)."""
+        return scale(to_pixels(pixels, self.shape), **self.scaling)
+
+    def dataset(self, data: FaceData, batch_size: int, **kwargs) -> tf.data.Dataset:
+        """:func:`make_dataset` of ``data`` prepared for this input."""
+        return make_dataset(data, self.shape, batch_size, **self.scaling, **kwargs)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``input`` entry of exports' ``model_info.json`` and pretrained cards (class names aside)."""
+        return {"shape": list(self.shape), "mode": self.mode, "standardize": self.standardize,
+                "mean": self.mean, "std": self.std}
+
+    @classmethod
+    def from_dict(cls, spec: dict[str, Any], class_names=None) -> "InputSpec":
+        return cls(tuple(spec["shape"]), spec.get("mode") or "unit", spec.get("standardize") or "image",
+                   spec.get("mean"), spec.get("std"), tuple(class_names) if class_names else CLASS_NAMES)
 
 
 def dataset_stats(data: FaceData) -> tuple[float, float]:

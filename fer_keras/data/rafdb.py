@@ -21,7 +21,7 @@ from typing import NamedTuple
 import numpy as np
 
 from fer_keras.data.dataset import FaceData
-from fer_keras.data.fer2013 import read_images
+from fer_keras.data.images import read_images
 from fer_keras.data.labels import CLASS_NAMES, RAFDB_TO_PROJECT
 from fer_keras.errors import DataError
 

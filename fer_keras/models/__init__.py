@@ -1,52 +1,19 @@
 """Models by name: ``build_model("dcnn", input_shape, num_classes)``.
 
-Each model declares how its input is prepared (see :data:`INPUT_MODES`):
-``"unit"`` = pixels / 255 in [0, 1] (DCNN, as in Study A); ``"standardize"`` = mean 0, std 1
-(GhostFace, as in Study B).
+Every model is registered with its facts (:class:`~fer_keras.models.registry.ModelSpec`:
+default input shape, input mode, basic augmentation, Grad-CAM layer, noise layers, logits) by
+``@register_model`` beside its builder; importing this package registers them all.
 """
-from __future__ import annotations
 
-import functools
-
-from fer_keras.errors import ConfigError
-from fer_keras.models.dcnn import dcnn
+from fer_keras.models.dcnn import dcnn, dcnn_deeper, dcnn_final
+from fer_keras.models.ghostface import ghostface
+from fer_keras.models.registry import (INPUT_MODES, REGISTRY, ModelSpec, build_model, default_input_shape, find_spec,
+                                       get_spec, input_mode, logits_model, model_names, register_model, softmax_head)
+from fer_keras.models.small_cnn import small_cnn
 from fer_keras.models.vgg import vgg
 
-#: name -> (builder, default input shape, input mode)
-REGISTRY = {
-    "dcnn": (functools.partial(dcnn, variant="dcnn"), (48, 48, 1), "unit"),
-    "dcnn_deeper": (functools.partial(dcnn, variant="dcnn_deeper"), (48, 48, 1), "unit"),
-    "dcnn_final": (functools.partial(dcnn, variant="dcnn_final"), (48, 48, 1), "unit"),
-    "vgg": (vgg, (48, 48, 1), "unit"),
-}
-try:  # GhostFace lives in its own module; registered when present.
-    from fer_keras.models.ghostface import ghostface
+MODEL_NAMES = model_names()
 
-    REGISTRY["ghostface"] = (ghostface, (224, 224, 3), "standardize")
-except ImportError:  # pragma: no cover
-    pass
-
-MODEL_NAMES = tuple(REGISTRY)
-
-
-def _entry(name: str):
-    if name not in REGISTRY:
-        raise ConfigError(f"unknown model {name!r}; use one of: {', '.join(REGISTRY)}")
-    return REGISTRY[name]
-
-
-def default_input_shape(name: str) -> tuple[int, int, int]:
-    return _entry(name)[1]
-
-
-def input_mode(name: str) -> str:
-    return _entry(name)[2]
-
-
-def build_model(name: str, input_shape=None, num_classes: int = 7, **kwargs):
-    """Build model ``name`` (see ``MODEL_NAMES``) for ``input_shape`` (H, W, C) and ``num_classes``."""
-    builder, default_shape, _ = _entry(name)
-    return builder(input_shape=tuple(input_shape or default_shape), num_classes=num_classes, **kwargs)
-
-
-__all__ = ["MODEL_NAMES", "build_model", "dcnn", "default_input_shape", "input_mode", "vgg"]
+__all__ = ["INPUT_MODES", "MODEL_NAMES", "REGISTRY", "ModelSpec", "build_model", "dcnn", "dcnn_deeper", "dcnn_final",
+           "default_input_shape", "find_spec", "get_spec", "ghostface", "input_mode", "logits_model", "model_names",
+           "register_model", "small_cnn", "softmax_head", "vgg"]

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+from fer_keras.models.registry import register_model
+
 # (convs, filters, kernel, dropout) per block.
 DCNN_BLOCKS = ((2, 64, 5, 0.4), (2, 128, 3, 0.4), (2, 256, 3, 0.5))
 DEEPER_BLOCKS = DCNN_BLOCKS + ((2, 512, 3, 0.5), (2, 512, 3, 0.5))
@@ -17,8 +19,8 @@ VARIANTS = {"dcnn": (DCNN_BLOCKS, 0.6, True), "dcnn_deeper": (DEEPER_BLOCKS, 0.6
             "dcnn_final": (FINAL_BLOCKS, 0.5, False)}
 
 
-def dcnn(input_shape=(48, 48, 1), num_classes: int = 7, variant: str = "dcnn",
-         activation: str = "elu", kernel_initializer: str = "he_normal") -> tf.keras.Model:
+def build_dcnn(input_shape=(48, 48, 1), num_classes: int = 7, variant: str = "dcnn",
+               activation: str = "elu", kernel_initializer: str = "he_normal") -> tf.keras.Model:
     """Build a DCNN variant (``"dcnn"``, ``"dcnn_deeper"`` or ``"dcnn_final"``).
 
     Args:
@@ -48,3 +50,22 @@ def dcnn(input_shape=(48, 48, 1), num_classes: int = 7, variant: str = "dcnn",
     x = tf.keras.layers.Dropout(head_dropout, name="dense_dropout")(x)
     outputs = tf.keras.layers.Dense(num_classes, activation="softmax", name="probabilities")(x)
     return tf.keras.Model(inputs, outputs, name=variant)
+
+
+_FACTS = dict(input_shape=(48, 48, 1), input_mode="unit", basic_augment="study_a")
+
+
+@register_model(gradcam_layer="block3_conv2", description="Study A's DCNN (2,395,591 parameters)", **_FACTS)
+def dcnn(input_shape=(48, 48, 1), num_classes: int = 7, **kwargs) -> tf.keras.Model:
+    """Study A's DCNN; ``kwargs``: ``activation``, ``kernel_initializer`` (see :func:`build_dcnn`)."""
+    return build_dcnn(input_shape, num_classes, "dcnn", **kwargs)
+
+
+@register_model(gradcam_layer="block5_conv2", description="Study A's deeper variant (five blocks)", **_FACTS)
+def dcnn_deeper(input_shape=(48, 48, 1), num_classes: int = 7, **kwargs) -> tf.keras.Model:
+    return build_dcnn(input_shape, num_classes, "dcnn_deeper", **kwargs)
+
+
+@register_model(gradcam_layer="block5_conv3", description="Study A's final variant", **_FACTS)
+def dcnn_final(input_shape=(48, 48, 1), num_classes: int = 7, **kwargs) -> tf.keras.Model:
+    return build_dcnn(input_shape, num_classes, "dcnn_final", **kwargs)

@@ -47,6 +47,7 @@ import tensorflow as tf
 from fer_keras.errors import ConfigError
 from fer_keras.layers import FusedMBConv, GhostBottleneck
 from fer_keras.layers.ghost_module import CONV_INIT
+from fer_keras.models.registry import register_model
 
 
 class Stage(NamedTuple):
@@ -83,6 +84,9 @@ def make_divisible(value: float, divisor: int = 4) -> int:
     return rounded + divisor if rounded < 0.9 * value else rounded
 
 
+@register_model(input_shape=(224, 224, 3), input_mode="standardize", basic_augment="study_b",
+                gradcam_layer=LAST_CONV_LAYER, noise_layers=True,
+                description="Study B's GhostFace (1.29 M parameters, 128 M MACs at 224x224x3)")
 def ghostface(input_shape=(224, 224, 3), num_classes: int = 7, noise_layers: int = 0,
               noise_std: float = 0.1, dropout: float = 0.2, block_dropout: float = 0.0,
               attention: bool = True, stages=STAGES, stem_filters: int = STEM_FILTERS,

@@ -17,8 +17,11 @@ from __future__ import annotations
 import tensorflow as tf
 
 from fer_keras.errors import ConfigError
+from fer_keras.models.registry import register_model
 
 
+@register_model(input_shape=(48, 48, 1), input_mode="unit", basic_augment="study_a", gradcam_layer="conv3",
+                noise_layers=True, description="small CNN for fast privacy audits")
 def small_cnn(input_shape=(48, 48, 1), num_classes: int = 7, noise_layers: int = 0,
               noise_std: float = 0.1, widths=(16, 32, 64), dense: int = 128,
               name: str = "small_cnn") -> tf.keras.Model:

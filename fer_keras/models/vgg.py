@@ -10,10 +10,14 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+from fer_keras.models.registry import register_model
+
 WIDTHS = (32, 64, 128, 256)
 BLOCK_DROPOUT = (0.0, 0.1, 0.2, 0.3)
 
 
+@register_model(input_shape=(48, 48, 1), input_mode="unit", basic_augment="study_a",
+                gradcam_layer="block4_conv2", description="compact VGG for 48x48 faces (1,766,439 parameters)")
 def vgg(input_shape=(48, 48, 1), num_classes: int = 7, widths=WIDTHS, block_dropout=BLOCK_DROPOUT,
         dense: int = 256, dense_dropout: float = 0.5) -> tf.keras.Model:
     """Build the compact VGG.

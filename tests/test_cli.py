@@ -7,12 +7,13 @@ import numpy as np
 import pytest
 
 from fer_keras import pretrained
-from fer_keras.commands import main
+from fer_keras.pretrained.packaging import package_run
+from fer_keras.cli import main
 from fer_keras.data.labels import CLASS_NAMES
 from fer_keras.errors import ConfigError, DataError
 from fer_keras.evaluation import evaluate_model_on_data
-from fer_keras.predict import Classifier
-from fer_keras.recognizer import load_classifier
+from fer_keras.classifier import Classifier
+from fer_keras.classifier import load_classifier
 
 from tiny_models import tiny_run
 
@@ -63,7 +64,7 @@ def test_evaluate_command_writes_figures_and_json(setup, tmp_path, capsys):
 def test_every_model_form_gives_the_same_accuracy(setup, tmp_path, monkeypatch):
     run = setup["run"]
     monkeypatch.setattr(pretrained, "ROOT", tmp_path / "pretrained")
-    pretrained.build(run, "fer2013-dcnn", log=lambda *_: None)
+    package_run(run, "fer2013-dcnn", log=lambda *_: None)
     forms = {"run": run, "keras": run / "model" / "model.keras", "saved_model": load_classifier(
                  run / "model" / "saved_model", trusted=True), "tflite": run / "model" / "model.tflite",
              "tflite_int8": run / "model" / "model_dynamic.tflite", "pretrained": "fer2013-dcnn"}
@@ -100,7 +101,7 @@ def test_predict_without_model_uses_the_default(setup, tmp_path, monkeypatch, ca
     assert exit_info.value.code == 2 and "\n" not in err
     assert err.startswith("error: no --model given and pretrained model 'fer2013-dcnn' is not installed")
 
-    pretrained.build(setup["run"], "fer2013-dcnn", log=lambda *_: None)
+    package_run(setup["run"], "fer2013-dcnn", log=lambda *_: None)
     main(["predict", photo, "--detector", "haar", "--out", "p"])
     assert "using the pretrained model fer2013-dcnn" in capsys.readouterr().err
     saved = json.loads((tmp_path / "p" / "predictions.json").read_text())

@@ -183,7 +183,7 @@ def test_pipeline_shapes_and_scaling(demo_small):
 def test_training_pipeline_shuffles_and_augments(demo_small):
     from fer_keras.augment import make_augmenter
 
-    aug = make_augmenter("basic", "dcnn", seed=1)
+    aug = make_augmenter("basic", "study_a", seed=1)
     ds = make_dataset(demo_small, (48, 48, 1), batch_size=len(demo_small), training=True, augment=aug)
     batch = next(iter(ds))
     assert not np.allclose(batch["image"].numpy(), demo_small.images / 255.0)
@@ -204,7 +204,7 @@ def test_real_fer2013_folders(shared_fer2013):
 
 
 def test_atomic_open_leaves_the_old_file_when_writing_fails(tmp_path):
-    from fer_keras.runs import atomic_open
+    from fer_keras.files import atomic_open
 
     target = tmp_path / "out.csv"
     target.write_text("old")

@@ -4,8 +4,8 @@ Every figure in the report is read from run files (``config.json``, ``metrics.js
 ``history.csv``, ``robustness.json``, a privacy run's ``summary.json``, and the two files this
 module adds: ``timing.json`` from ``/usr/bin/time -v`` and ``profile.json`` from
 :mod:`fer_keras.profiler`) or computed from them; the only typed-in figures are the studies'
-own (:data:`STUDY_A`, :data:`STUDY_B`, :data:`STUDY_B_MIA`, from the studies as restated in the
-project's spec), always shown as the study's.
+own (:mod:`fer_keras.studies.published`, from the studies as restated in the project's spec),
+always shown as the study's; the recipes' commands are the presets' (:mod:`fer_keras.studies.presets`).
 
 Units: accuracy and F1 as fractions in the files, shown in %; times in seconds unless a column
 says otherwise; MACs = multiply-accumulates of one image (batch 1, see
@@ -16,19 +16,29 @@ from __future__ import annotations
 
 import glob
 import json
+import os
 import platform
 import re
 import shutil
 from pathlib import Path
 
-from fer_keras.runs import CONFIG_FILE, atomic_write_text, read_json, write_json
-from fer_keras.training import read_history
+from fer_keras import profiler
+from fer_keras.data.labels import CLASS_NAMES
+from fer_keras.files import atomic_write_text, write_json
+from fer_keras.models import build_model, get_spec
+from fer_keras.privacy import round_to_total
+from fer_keras.runs import (CONFIG_FILE, HISTORY_FILE, LABEL_NOISE_FILE, METRICS_FILE, REPORT_FILE, ROBUSTNESS_FILE, SUMMARY_FILE,
+                            TABLE_CSV_FILE, TABLE_MD_FILE, RunFolder)
+from fer_keras.studies.mia import MIAConfig
+from fer_keras.studies.presets import STUDY_RECIPES, command, get_preset, preset_config
+from fer_keras.studies.published import (STUDY_A, STUDY_A_MODELS, STUDY_B, STUDY_B_MIA, STUDY_B_MODEL,
+                                         STUDY_BUDGETS)
+from fer_keras.studies.robustness import comparison_rows
 
 #: Small result files copied from a run folder into ``docs/runs/<run>/`` (never weights).
-RESULT_FILES = ("config.json", "metrics.json", "history.csv", "classification_report.txt",
-                "label_noise.json", "robustness.json", "timing.json", "profile.json",
-                "summary.json", "table.md", "table.csv")
 TIMING_FILE, PROFILE_FILE = "timing.json", "profile.json"
+RESULT_FILES = (CONFIG_FILE, METRICS_FILE, HISTORY_FILE, REPORT_FILE, LABEL_NOISE_FILE, ROBUSTNESS_FILE,
+                TIMING_FILE, PROFILE_FILE, SUMMARY_FILE, TABLE_MD_FILE, TABLE_CSV_FILE)
 #: Runs in a folder of this name (``docs/runs/speed/<run>``) are speed probes: they appear in the
 #: scale table, the XLA comparison and the CPU estimates, not in the accuracy tables.
 SPEED_DIR = "speed"
@@ -42,32 +52,6 @@ NSL_COST_FACTOR = 2
 #: Sustained fp32 throughput assumed for the GPU wall-time estimates of the full recipes
 #: (a Colab T4: 8.1 TFLOP/s peak; small convnets at batch 16-50 reach a fraction of it).
 ASSUMED_GPU_TFLOPS = 2.0
-
-#: Study A (DCNN + NSL, FER2013 PublicTest-size test set of 3,589 images), as the study reports.
-STUDY_A = {
-    "7class": {"accuracy": 0.7049, "loss": 1.2704, "categorical_crossentropy": 0.9444,
-               "scaled_adversarial_loss": 0.3260, "wrong": 1059, "images": 3589, "epochs": 30,
-               "f1": {"anger": .64, "disgust": .74, "fear": .52, "happiness": .90, "sadness": .57,
-                      "surprise": .80, "neutral": .69},
-               "first_run_30_epochs": {"train": 0.766, "test": 0.6882},
-               "run_100_epochs": {"train": 0.8035, "test": 0.6980}},
-    "3class": {"accuracy": 0.8295, "train_accuracy": 0.8551},
-    "params": 2_395_591,
-}
-#: Study B (GhostFace on RAF-DB, 3,068 test images), by augmentation setting.
-STUDY_B = {
-    "params_m": 1.28, "flops_m": 134.66,
-    "rows": {"basic": (0.674, 0.7797), "basic+randaugment": (0.669, 0.7721),
-             "basic+mixup": (0.655, 0.7760), "basic+randaugment+mixup": (0.679, 0.7696)},
-}
-#: Study B's membership-inference rows: (noise layers, augmentation) -> TP, FP, TN, FN in % of 4,000.
-STUDY_B_MIA = {
-    "noise1": (8.3, 5.5, 45, 42), "noise1+basic": (5.9, 4.8, 45, 44),
-    "noise1+randaugment": (5, 4.3, 46, 45), "noise1+mixup": (5.5, 5.3, 45, 44),
-    "noise2": (6, 5.5, 44, 44), "noise2+basic": (5.4, 4.5, 46, 45),
-    "noise2+randaugment": (5.8, 5.5, 44, 44), "noise2+mixup": (4.9, 8.7, 45, 41),
-}
-
 
 # ------------------------------------------------------------------------------ collecting
 
@@ -125,22 +109,23 @@ def collect_run(run_dir: str | Path, dest_root: str | Path, time_log: str | Path
 
 
 def load_run(folder: str | Path) -> dict:
-    """One run folder as a dict: ``kind`` ("train" or "privacy"), ``name``, ``config``,
-    ``resolved``, ``environment``, ``speed`` (a speed probe, see :data:`SPEED_DIR`) and whichever
-    of ``metrics``, ``history``, ``robustness``, ``label_noise``, ``timing``, ``profile``,
-    ``privacy`` (summary.json) exist."""
-    folder = Path(folder)
-    saved = read_json(folder / CONFIG_FILE)
-    run = {"name": folder.name, "path": folder, "config": saved.get("config", {}),
-           "speed": folder.parent.name == SPEED_DIR, "resolved": saved.get("resolved", {}),
-           "environment": saved.get("environment", {}), "images": saved.get("images", {}),
-           "kind": "privacy" if (folder / "summary.json").is_file() else "train"}
-    for key, file in (("metrics", "metrics.json"), ("robustness", "robustness.json"),
-                      ("label_noise", "label_noise.json"), ("timing", TIMING_FILE),
-                      ("profile", PROFILE_FILE), ("privacy", "summary.json")):
-        if (folder / file).is_file():
-            run[key] = read_json(folder / file)
-    run["history"] = read_history(folder / "history.csv")
+    """One run folder as a dict: ``kind`` ("train" or "privacy"), ``name``, ``config`` (an
+    ExperimentConfig, or a MIAConfig for a privacy run), ``resolved``, ``environment``, ``images``,
+    ``speed`` (a speed probe, see :data:`SPEED_DIR`) and whichever of ``metrics``, ``history``,
+    ``robustness``, ``label_noise``, ``timing``, ``profile``, ``privacy`` (summary.json) exist."""
+    folder = RunFolder.open(folder, "--runs")
+    kind = folder.kind
+    config = folder.config if kind == "train" else MIAConfig.from_dict(folder.saved["config"])
+    run = {"name": folder.name, "path": folder.path, "config": config, "kind": kind,
+           "speed": folder.path.parent.name == SPEED_DIR, "resolved": folder.resolved,
+           "environment": folder.environment,
+           "images": folder.resolved.get("images") or folder.saved.get("images", {})}
+    for key, file in (("metrics", METRICS_FILE), ("robustness", ROBUSTNESS_FILE), ("label_noise", LABEL_NOISE_FILE),
+                      ("timing", TIMING_FILE), ("profile", PROFILE_FILE), ("privacy", SUMMARY_FILE)):
+        value = folder.read(file)
+        if value is not None:
+            run[key] = value
+    run["history"] = folder.history()
     return run
 
 
@@ -158,19 +143,14 @@ def model_profile(run: dict, latency_runs: int = 0) -> dict:
     re-running the report does not change it."""
     if "profile" in run and (latency_runs == 0 or run["profile"].get("latency_ms") is not None):
         return run["profile"]
-    from fer_keras import profiler
-    from fer_keras.models import build_model
-
     cfg, res = run["config"], run["resolved"]
-    key = (cfg["model"], tuple(res["input_shape"]), len(res["class_names"]), cfg.get("noise_layers", 0))
+    key = (cfg.model.name, tuple(res["input_shape"]), len(res["class_names"]), cfg.model.noise_layers)
     if key not in _PROFILES:
-        model = build_model(key[0], key[1], key[2], **({"noise_layers": key[3]} if key[3] else {}))
+        model = build_model(key[0], key[1], key[2], noise_layers=key[3])
         _PROFILES[key] = {"params": profiler.count_parameters(model), "macs": profiler.count_macs(model),
                           "latency_ms": None, "_model": model}
     figures = {k: v for k, v in _PROFILES[key].items() if k != "_model"}
     if latency_runs:
-        import os
-
         figures.update(latency_ms=round(profiler.latency_ms(_PROFILES[key]["_model"], runs=latency_runs), 2),
                        latency_cpu=cpu_model(), latency_load_average=round(os.getloadavg()[0], 2))
         write_json(Path(run["path"]) / PROFILE_FILE, figures)
@@ -198,21 +178,21 @@ def _table(header, rows) -> list[str]:
 
 def training_label(run: dict) -> str:
     cfg = run["config"]
-    text = (f"NSL x{cfg['multiplier']:g} step {cfg['step']:g}"
-            + (f" {cfg['grad_norm']}" if cfg.get("grad_norm", "l2") != "l2" else "") if cfg.get("adversarial") else "plain")
-    if cfg.get("augment", "basic") != "none":
-        text += f", {cfg['augment']}"
-    if cfg.get("optimizer"):
-        text += f", {cfg['optimizer'].upper() if cfg['optimizer'] == 'sgd' else cfg['optimizer'].capitalize()} {cfg.get('lr', 0):g}"
-    if cfg.get("label_noise"):
-        text += f", {cfg['label_noise']:.0%} label noise"
-    if cfg.get("noise_layers"):
-        text += f", {cfg['noise_layers']} noise layer(s)"
-    return text + (", XLA" if cfg.get("jit_compile") else "")
+    adv, opt = cfg.adversarial, cfg.optimizer
+    text = (f"NSL x{adv.multiplier:g} step {adv.step:g}" + (f" {adv.grad_norm}" if adv.grad_norm != "l2" else "")
+            if adv.enabled else "plain")
+    if cfg.augment.name != "none":
+        text += f", {cfg.augment.name}"
+    text += f", {opt.name.upper() if opt.name == 'sgd' else opt.name.capitalize()} {opt.lr:g}"
+    if cfg.data.label_noise:
+        text += f", {cfg.data.label_noise:.0%} label noise"
+    if cfg.model.noise_layers:
+        text += f", {cfg.model.noise_layers} noise layer(s)"
+    return text + (", XLA" if cfg.training.jit_compile else "")
 
 
 def data_label(run: dict) -> str:
-    data = run["config"].get("data")
+    data = run["config"].data.path
     name = Path(data).name if data else "demo (synthetic)"
     return f"{name}, {len(run['resolved'].get('class_names', []))} classes"
 
@@ -228,20 +208,21 @@ def train_gflops(run: dict, profile: dict) -> float | None:
     ips = run.get("metrics", {}).get("training", {}).get("images_per_second")
     if ips is None:
         return None
-    factor = TRAIN_FLOPS_PER_MAC * (NSL_COST_FACTOR if run["config"].get("adversarial") else 1)
+    factor = TRAIN_FLOPS_PER_MAC * (NSL_COST_FACTOR if run["config"].adversarial.enabled else 1)
     return ips * profile["macs"] * factor / 1e9
 
 
 def study_figure(run: dict) -> tuple[str, float | None, float | None]:
     """(which study row, its test accuracy, its test loss) to show beside a run, or ("-", None, None)."""
     cfg, classes = run["config"], run["resolved"].get("class_names", [])
-    if cfg["model"].startswith("dcnn") and len(classes) == 7:
+    model, augment = cfg.model.name, cfg.augment.name
+    if model in STUDY_A_MODELS and len(classes) == 7:
         return "Study A, DCNN+NSL, 7 classes, 30 epochs (FER2013)", STUDY_A["7class"]["accuracy"], STUDY_A["7class"]["loss"]
-    if cfg["model"].startswith("dcnn") and sorted(classes) == ["happiness", "neutral", "sadness"]:
+    if model in STUDY_A_MODELS and sorted(classes) == ["happiness", "neutral", "sadness"]:
         return "Study A, DCNN+NSL, 3 classes (FER2013)", STUDY_A["3class"]["accuracy"], None
-    if cfg["model"] == "ghostface" and cfg.get("augment") in STUDY_B["rows"]:
-        loss, acc = STUDY_B["rows"][cfg["augment"]]
-        return f"Study B, GhostFace {cfg['augment']} (RAF-DB)", acc, loss
+    if model == STUDY_B_MODEL and augment in STUDY_B["rows"]:
+        loss, acc = STUDY_B["rows"][augment]
+        return f"Study B, GhostFace {augment} (RAF-DB)", acc, loss
     return "-", None, None
 
 
@@ -252,7 +233,7 @@ def scale_rows(runs, profiles):
     for r in runs:
         m, res, t = r.get("metrics", {}), r["resolved"], r.get("timing", {})
         g = train_gflops(r, profiles[r["name"]])
-        rows.append([r["name"] + (" (speed probe)" if r["speed"] else ""), r["config"]["model"],
+        rows.append([r["name"] + (" (speed probe)" if r["speed"] else ""), r["config"].model.name,
                      "x".join(map(str, res["input_shape"])), training_label(r),
                      data_label(r), m.get("training", {}).get("epochs", res.get("epochs")),
                      f"{res['images']['train']:,}", f"{res['images']['val']:,} / {res['images']['test']:,}",
@@ -265,7 +246,10 @@ def scale_rows(runs, profiles):
 def xla_lines(runs, profiles) -> list[str]:
     """One line per pair of runs that differ only in ``jit_compile``: images/s and GFLOP/s of each."""
     def key(r):
-        return json.dumps({k: v for k, v in r["config"].items() if k not in ("jit_compile", "out")}, sort_keys=True)
+        values = r["config"].to_dict()
+        values.pop("out")
+        values["training"].pop("jit_compile")
+        return json.dumps(values, sort_keys=True)
 
     def last_epoch(r):
         history, train = r.get("history"), r.get("resolved", {}).get("images", {}).get("train")
@@ -276,8 +260,8 @@ def xla_lines(runs, profiles) -> list[str]:
         return f" (last epoch, compiled: {ips:.1f} images/s = {gflops:.1f} GFLOP/s)"
 
     lines = []
-    for jit in (r for r in runs if r["config"].get("jit_compile") and r.get("metrics")):
-        for plain in (r for r in runs if not r["config"].get("jit_compile") and r.get("metrics") and key(r) == key(jit)):
+    for jit in (r for r in runs if r["config"].training.jit_compile and r.get("metrics")):
+        for plain in (r for r in runs if not r["config"].training.jit_compile and r.get("metrics") and key(r) == key(jit)):
             a, b = (x["metrics"]["training"]["images_per_second"] for x in (jit, plain))
             ga, gb = (train_gflops(x, profiles[x["name"]]) for x in (jit, plain))
             lines.append(f"* XLA (`--jit`, {jit['name']}): {a:.1f} training images/s = {ga:.1f} GFLOP/s{last_epoch(jit)}; "
@@ -357,8 +341,6 @@ def accuracy_rows(runs):
 
 
 def per_class_rows(runs):
-    from fer_keras.data import CLASS_NAMES
-
     header = ["run"] + [f"F1 {c} %" for c in CLASS_NAMES]
     rows = [[r["name"]] + [_pct(r["metrics"]["per_class"].get(c, {}).get("f1"), 1) for c in CLASS_NAMES]
             for r in runs if r.get("metrics") and not r["speed"]]
@@ -373,15 +355,14 @@ def cost_rows(runs, profiles):
     groups = {}
     for r in runs:
         res = r["resolved"]
-        groups.setdefault((r["config"]["model"], tuple(res["input_shape"]), len(res["class_names"])), []).append(r)
+        groups.setdefault((r["config"].model.name, tuple(res["input_shape"]), len(res["class_names"])), []).append(r)
     rows = []
     for key, group in groups.items():
         p = profiles[group[0]["name"]]
         times = sorted(profiles[r["name"]]["latency_ms"] for r in group if profiles[r["name"]].get("latency_ms") is not None)
         spread = f" ({times[0]:.2f}-{times[-1]:.2f}, {len(times)} runs)" if len(times) > 1 else ""
         latency = f"{times[len(times) // 2]:.2f}{spread}" if times else "-"
-        study = ((f"{STUDY_A['params']:,}", "-") if key[0] == "dcnn" else
-                 (f"{STUDY_B['params_m']} M", f"{STUDY_B['flops_m']} at 224x224x3") if key[0] == "ghostface" else ("-", "-"))
+        study = STUDY_BUDGETS.get(key[0], ("-", "-"))
         where = (f"{p.get('latency_cpu')}, load {p.get('latency_load_average')}" if p.get("latency_ms") is not None
                  else "not measured (`--latency`)")
         rows.append([key[0], "x".join(map(str, key[1])), key[2], f"{p['params']:,}", f"{p['macs'] / 1e6:.2f}",
@@ -390,8 +371,6 @@ def cost_rows(runs, profiles):
 
 
 def robustness_lines(runs) -> list[str]:
-    from fer_keras.robustness import comparison_rows
-
     results = [r["robustness"] for r in runs if "robustness" in r]
     if not results:
         return ["No run folder holds a `robustness.json` (make one with `experiments/run_robustness.py`)."]
@@ -405,8 +384,6 @@ def robustness_lines(runs) -> list[str]:
 
 
 def privacy_lines(runs) -> list[str]:
-    from fer_keras.privacy import round_to_total
-
     runs = [r for r in runs if r["kind"] == "privacy"]
     if not runs:
         return ["No privacy run folder (`experiments/run_mia.py`) was given. The study's rows:", "",
@@ -428,10 +405,10 @@ def privacy_lines(runs) -> list[str]:
                 cells = [_num(pt.get(k), "{:.1f}") for k in ("tp", "fp", "tn", "fn")]
             rows.append([name, _pct(s["test_accuracy"]), auc, *cells,
                          " / ".join(f"{v:g}" for v in study) if study else "-"])
-        lines += [f"**{r['name']}**: model {cfg['model']}, data {cfg.get('data') or 'demo (synthetic)'}, "
-                  f"{r['images'].get('train', '?')} training images, {cfg.get('epochs') or 'default'} epochs, "
-                  f"{cfg.get('audit_size')} members + {cfg.get('audit_size')} non-members; TP/FP/TN/FN of the "
-                  f"loss-threshold attack at {100 * cfg.get('target_fpr', 0):g}% FPR, in % of all audited images.", "",
+        lines += [f"**{r['name']}**: model {cfg.model.name}, data {cfg.data.path or 'demo (synthetic)'}, "
+                  f"{r['images'].get('train', '?')} training images, {cfg.training.epochs or 'default'} epochs, "
+                  f"{cfg.audit.audit_size} members + {cfg.audit.audit_size} non-members; TP/FP/TN/FN of the "
+                  f"loss-threshold attack at {100 * cfg.audit.target_fpr:g}% FPR, in % of all audited images.", "",
                   *_table(header, rows), ""]
     return lines
 
@@ -439,41 +416,42 @@ def privacy_lines(runs) -> list[str]:
 def recipes_lines(runs, profiles) -> list[str]:
     """The full recipes with wall-time estimates: GPU from FLOPs at :data:`ASSUMED_GPU_TFLOPS`,
     and this CPU from the fastest measured images/s of the same model and input."""
-    from fer_keras.models import build_model
-    from fer_keras.profiler import count_macs
-
-    a_train, a_test = 28_709, STUDY_A["7class"]["images"]
-    nsl, three = "python experiments/run_nsl.py --data path/to/fer2013", "--labels happiness,sadness,neutral"
-    share3 = (8_989 + 6_077 + 6_198) / 35_887  # the study's class counts: happiness, sadness, neutral
-    recipes = [
-        ("Study A, 7 classes, 30 epochs", f"{nsl} --multiplier 0.3 --step 0.12 --epochs 30",
-         "dcnn", (48, 48, 1), True, a_train, a_test, 30, f"{_pct(STUDY_A['7class']['first_run_30_epochs']['test'])} % "
-         f"(first run; final {_pct(STUDY_A['7class']['accuracy'])} %)"),
-        ("Study A, 7 classes, 100 epochs", f"{nsl} --epochs 100",
-         "dcnn", (48, 48, 1), True, a_train, a_test, 100, f"{_pct(STUDY_A['7class']['run_100_epochs']['test'])} %"),
-        ("Study A, 3 classes, 30 epochs", f"{nsl} {three} --epochs 30",
-         "dcnn", (48, 48, 1), True, round(a_train * share3), round(a_test * share3), 30, f"{_pct(STUDY_A['3class']['accuracy'])} %"),
-        ("Study A, 3 classes, 100 epochs", f"{nsl} {three} --epochs 100",
-         "dcnn", (48, 48, 1), True, round(a_train * share3), round(a_test * share3), 100, "-"),
-        ("Study A, plain DCNN (comparison), 30 epochs", f"{nsl} --no-adversarial --epochs 30",
-         "dcnn", (48, 48, 1), False, a_train, a_test, 30, "-"),
-    ]
-    for aug in STUDY_B["rows"]:
-        recipes.append((f"Study B, GhostFace {aug}, 100 epochs",
-                        f"python experiments/run_ghostface.py --data path/to/rafdb --augment {aug}",
-                        "ghostface", (224, 224, 3), False, 12_271, 3_068, 100, f"{_pct(STUDY_B['rows'][aug][1])} %"))
+    share3 = STUDY_A["three_class_share"]
+    a7 = STUDY_A["7class"]
+    study_figures = {  # preset -> the study's accuracy for it
+        "study-a": f"{_pct(a7['first_run_30_epochs']['test'])} % (first run; final {_pct(a7['accuracy'])} %)",
+        "study-a-100": f"{_pct(a7['run_100_epochs']['test'])} %",
+        "study-a-3class": f"{_pct(STUDY_A['3class']['accuracy'])} %",
+        **{f"study-b{suffix}": f"{_pct(STUDY_B['rows'][aug][1])} %" for aug, suffix in (
+            ("basic", ""), ("basic+randaugment", "-randaugment"), ("basic+mixup", "-mixup"),
+            ("basic+randaugment+mixup", "-randaugment-mixup"))},
+    }
+    recipes = []
+    for name in STUDY_RECIPES:
+        preset = get_preset(name)
+        config = preset_config(name, data=f"path/to/{preset.data}")
+        spec = get_spec(config.model.name)
+        if preset.data == "rafdb":
+            n_train, n_val = STUDY_B["train_images"], STUDY_B["test_images"]
+        else:
+            n_train, n_val = STUDY_A["train_images"], STUDY_A["test_images"]
+            if config.data.labels != "all":  # the 3-class subset
+                n_train, n_val = round(n_train * share3), round(n_val * share3)
+        recipes.append((preset.title, command(name), config.model.name, spec.input_shape_for(config.model.input_size),
+                        config.adversarial.enabled, n_train, n_val, config.resolved_epochs,
+                        study_figures.get(name, "-")))
     measured = {}
     for r in runs:
         ips = r.get("metrics", {}).get("training", {}).get("images_per_second")
-        key = (r["config"]["model"], tuple(r["resolved"]["input_shape"]), bool(r["config"].get("adversarial")))
-        if ips and not r["config"].get("jit_compile"):
+        key = (r["config"].model.name, tuple(r["resolved"]["input_shape"]), r["config"].adversarial.enabled)
+        if ips and not r["config"].training.jit_compile:
             measured[key] = max(measured.get(key, 0), ips)
     header = ["recipe", "command", "train / val images", "epochs", "TFLOP per run", "GPU estimate h",
               "this CPU estimate h", "study's test accuracy"]
     rows, macs_cache = [], {}
     for name, cmd, model, shape, nsl, n_train, n_val, epochs, study in recipes:
         if (model, shape) not in macs_cache:
-            macs_cache[(model, shape)] = count_macs(build_model(model, shape, 7))
+            macs_cache[(model, shape)] = profiler.count_macs(build_model(model, shape, 7))
         macs = macs_cache[(model, shape)]
         per_epoch = n_train * macs * TRAIN_FLOPS_PER_MAC * (NSL_COST_FACTOR if nsl else 1) + n_val * macs * 2
         total = per_epoch * epochs
@@ -537,12 +515,12 @@ def summary_markdown(runs: list[dict], results_link: str = "docs/RESULTS.md") ->
             continue
         m, res = r["metrics"], r["resolved"]
         which, acc, _ = study_figure(r)
-        rows.append([r["name"] + (" †" if test_in_selection(r) else ""), f"{r['config']['model']}, {training_label(r)}",
+        rows.append([r["name"] + (" †" if test_in_selection(r) else ""), f"{r['config'].model.name}, {training_label(r)}",
                      f"{data_label(r)}, {m['training']['epochs']} epochs, {res['images']['train']:,} train / "
                      f"{m['images']:,} test images", _pct(m["accuracy"]), _pct(majority_accuracy(m)), _pct(m["macro_f1"]),
                      f"{_pct(acc)} ({which})" if acc is not None else "-"])
     shown = [r for r in runs if r["kind"] == "train" and not r["speed"]]
-    data = sorted({Path(r["config"]["data"]).name if r["config"].get("data") else "the demo set" for r in shown})
+    data = sorted({Path(r["config"].data.path).name if r["config"].data.path else "the demo set" for r in shown})
     cores = sorted({str(r["environment"].get("cpus", "?")) for r in shown})
     return "\n".join(["## Results", "",
                       f"Reduced-scale runs (a few epochs on a sample of {', '.join(data)}; {', '.join(cores)} CPU "

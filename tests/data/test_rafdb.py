@@ -11,7 +11,7 @@ from fer_keras.data.rafdb import load_rafdb, rafdb_image_path, read_rafdb_labels
 from fer_keras.errors import DataError
 
 SHARED_DATA = Path(os.environ.get("FER_KERAS_SHARED_DATA",
-                                  Path(__file__).resolve().parents[2] / "shared" / "data"))
+                                  Path(__file__).resolve().parents[3] / "shared" / "data"))
 REAL_LABELS = SHARED_DATA / "rafdb" / "EmoLabel" / "list_patition_label.txt"
 # name, RAF-DB label (1 surprise .. 7 neutral), RGB colour of the fake face
 ROWS = [("train_00001.jpg", 5, (255, 0, 0)), ("train_00002.jpg", 1, (0, 255, 0)),

@@ -88,7 +88,7 @@ def test_duplicates_of():
 
 
 def test_cli_writes_the_files(tmp_path, capsys):
-    from fer_keras.commands import main
+    from fer_keras.cli import main
 
     write_fer2013_csv(_faces(), tmp_path / "faces.csv")
     out = tmp_path / "out"
@@ -106,7 +106,7 @@ def test_cli_writes_the_files(tmp_path, capsys):
 
 
 def test_cli_missing_path_is_one_line_exit_2(tmp_path, capsys):
-    from fer_keras.commands import main
+    from fer_keras.cli import main
 
     with pytest.raises(SystemExit) as exit_info:
         main(["hygiene", str(tmp_path / "nope"), "--out", str(tmp_path / "out")])

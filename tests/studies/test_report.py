@@ -6,8 +6,8 @@ import pytest
 
 from fer_keras.config import ExperimentConfig
 from fer_keras.experiment import run_experiment
-from fer_keras.report import (README_END, README_START, collect_run, find_runs, parse_time_log,
-                              replace_between_markers, write_report)
+from fer_keras.studies.report import (README_END, README_START, collect_run, find_runs, parse_time_log,
+                                      replace_between_markers, write_report)
 
 TIME_LOG = """some TensorFlow noise on stderr
 \tCommand being timed: "python experiments/run_nsl.py --no-adversarial --epochs 1"
@@ -38,10 +38,11 @@ def test_markers_appended_then_only_the_block_replaced():
 @pytest.fixture(scope="module")
 def docs(tmp_path_factory):
     """docs/runs/ with a real plain demo run (collected, with timing), a robustness.json in the
-    schema of fer_keras.robustness, and a privacy run's config + summary in run_mia's schema."""
+    schema of fer_keras.studies.robustness, and a privacy run's config + summary in run_mia's schema."""
     tmp = tmp_path_factory.mktemp("report")
-    run = run_experiment(ExperimentConfig(demo_images_per_class=6, epochs=1, batch_size=16, adversarial=False,
-                                          out=str(tmp / "runs")), log=lambda *a: None)
+    run = run_experiment(ExperimentConfig.from_dict({"demo_images_per_class": 6, "epochs": 1, "batch_size": 16,
+                                                     "adversarial": False, "out": str(tmp / "runs")}),
+                         log=lambda *a: None).path
     (tmp / "time.log").write_text(TIME_LOG)
     dest = collect_run(run, tmp / "docs" / "runs", tmp / "time.log")
     (dest / "robustness.json").write_text(json.dumps({
@@ -101,11 +102,12 @@ def test_no_runs_is_an_error(tmp_path):
 
 
 def test_xla_pairs_are_compared():
-    from fer_keras.report import xla_lines
+    from fer_keras.studies.report import xla_lines
 
     def run(name, jit, ips):
-        return {"name": name, "config": {"model": "dcnn", "adversarial": False, "jit_compile": jit, "limit": 10},
-                "metrics": {"training": {"images_per_second": ips}}}
+        config = ExperimentConfig.from_dict({"model": "dcnn", "adversarial": False, "jit_compile": jit,
+                                             "deterministic": False, "limit": 10})
+        return {"name": name, "config": config, "metrics": {"training": {"images_per_second": ips}}}
 
     runs = [run("a", False, 60.0), run("b", True, 12.0)]
     lines = xla_lines(runs, {"a": {"macs": 495.6e6}, "b": {"macs": 495.6e6}})

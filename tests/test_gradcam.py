@@ -1,18 +1,12 @@
-"""Grad-CAM and the explanation galleries: shapes, range, localisation on a task whose evidence
-is in a known place, figures written, and the command on two run folders."""
-import json
-import sys
-from pathlib import Path
-
+"""Grad-CAM: shapes, range, localisation on a task whose evidence is in a known place, the layer
+each registered model explains, and the galleries' selections."""
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from fer_keras.explain import confident_disagreements, grad_cam, last_conv_layer, wrong_vs_right
+from fer_keras.gradcam import confident_disagreements, grad_cam, last_conv_layer, wrong_vs_right
 from fer_keras.models import build_model
 from fer_keras.models.ghostface import LAST_CONV_LAYER
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def _squares(n, seed, classes=3):
@@ -79,36 +73,3 @@ def test_gallery_selections():
     np.testing.assert_array_equal(confident_disagreements(labels, probs, 0.5), [0, 3, 2])
     other = np.eye(3)[[0, 1, 1, 0]]
     np.testing.assert_array_equal(wrong_vs_right(labels, probs, other), [0, 3])
-
-
-def _fake_run(path, model, tag):
-    """A run folder as fer_keras.experiment writes it, on the synthetic demo set."""
-    from fer_keras.config import ExperimentConfig
-    from fer_keras.data.labels import CLASS_NAMES
-    from fer_keras.runs import write_json
-
-    config = ExperimentConfig(model="dcnn", demo_images_per_class=10, eval_limit=70, seed=int(tag))
-    run = path / f"run{tag}"
-    (run / "model").mkdir(parents=True)
-    write_json(run / "config.json", {"config": config.to_dict(), "resolved": {
-        "input_shape": [48, 48, 1], "input_mode": "unit", "class_names": list(CLASS_NAMES)}})
-    model.save(run / "model" / "model.keras")
-    return run
-
-
-def test_command_writes_galleries(tmp_path):
-    sys.path.insert(0, str(ROOT / "experiments"))
-    import explain as command
-
-    from fer_keras.models.small_cnn import small_cnn
-    tf.keras.utils.set_random_seed(0)
-    a, b = _fake_run(tmp_path, small_cnn(), 1), _fake_run(tmp_path, small_cnn(widths=(8, 8, 8)), 2)
-    out = command.main(["--run", str(a), "--compare", str(b), "--threshold", "0", "--count", "8",
-                        "--out", str(tmp_path / "explain")])
-    summary = json.loads((out / "explain.json").read_text())
-    for name in summary["figures"]:
-        assert (out / name).stat().st_size > 5000
-    assert {"gradcam.png", "confident_disagreements.png", "wrong_run1_right_run2.png",
-            "wrong_run2_right_run1.png"} <= set(summary["figures"])
-    assert summary["figures"]["confident_disagreements.png"] == 8  # threshold 0: every wrong face
-    assert summary["layer"] == "conv3"

@@ -1,4 +1,4 @@
-"""Adversarial robustness of a trained model: clean, FGSM, PGD and NSL-perturbation accuracy.
+"""Adversarial attacks on a trained model: clean, FGSM, PGD and NSL-perturbation accuracy.
 
 All attacks are white-box: gradients come from the model being evaluated (NSL's perturbation can
 instead come from a ``reference`` model, as in NSL's tutorial, where adversarial images made
@@ -26,21 +26,18 @@ against a plain model are shown to both models).
 """
 from __future__ import annotations
 
-import csv
-import io
 import time
 import weakref
 from fractions import Fraction
-from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
 
 from fer_keras._compat import import_nsl
-from fer_keras.adversarial import GRAD_NORMS, base_model
+from fer_keras.adversarial import base_model
+from fer_keras.config import GRAD_NORMS
 from fer_keras.errors import ConfigError
 
-ROBUSTNESS_FILE = "robustness.json"
 #: Default epsilons: 0, 1, 2, 4 and 8 grey levels of a [0, 1] input.
 DEFAULT_EPSILONS = (0.0, 1 / 255, 2 / 255, 4 / 255, 8 / 255)
 
@@ -203,125 +200,3 @@ def evaluate_robustness(model: tf.keras.Model, ds: tf.data.Dataset, epsilons=DEF
                      "nsl_reference": None if reference is None else reference.name,
                      "white_box": reference is None, "seconds": round(time.time() - start, 1)},
     }
-
-
-# --------------------------------------------------------------------------- run folders
-
-def load_run(run_dir: str | Path, data: str | None = None, limit: int | None = None,
-             batch_size: int = 100, log=print, trusted: bool = False):
-    """Load ``run_dir``'s model and re-create its test split as a dataset.
-
-    Returns ``(model, test_ds, info)``; ``info`` holds the run's config, input mode and clip range.
-    ``data`` overrides the data path in the run's config (if the data has moved); ``limit``
-    evaluates a stratified sample of that many test images. ``model/model.keras`` loads safely
-    unless ``trusted`` (:mod:`fer_keras.model_files`).
-    """
-    from fer_keras.config import ExperimentConfig
-    from fer_keras.data import stratified_indices
-    from fer_keras.data.pipeline import make_dataset
-    from fer_keras.experiment import prepare_data
-    from fer_keras.model_files import load_keras
-    from fer_keras.runs import CONFIG_FILE, read_json
-
-    run_dir = Path(run_dir)
-    model_path = run_dir / "model" / "model.keras"
-    if not (run_dir / CONFIG_FILE).is_file() or not model_path.exists():
-        raise ConfigError(f"--runs {run_dir}: not a finished run folder (needs {CONFIG_FILE} and model/model.keras)")
-    model = load_keras(model_path, trusted)  # before the data: a refused model stops at once
-    saved = read_json(run_dir / CONFIG_FILE)
-    config = ExperimentConfig.from_dict(saved["config"])
-    if data is not None:
-        config.data = data
-    config.label_noise = 0.0  # only the test split is needed; noise never touches it
-    resolved = saved["resolved"]
-    parts = prepare_data(config, log=lambda *a: None)
-    test = parts["test"]
-    if limit:
-        test = test.take(stratified_indices(test.labels, limit, config.seed))
-    mode = resolved["input_mode"]
-    ds = make_dataset(test, tuple(resolved["input_shape"]), batch_size, mode=mode,
-                      standardize=config.standardize, mean=resolved.get("dataset_mean"),
-                      std=resolved.get("dataset_std"))
-    clip = (0.0, 1.0) if mode == "unit" else None
-    label = (f"{config.model} " + (f"NSL (x{config.multiplier:g}, step {config.step:g})" if config.adversarial
-                                   else "plain") + (f", {config.augment}" if config.augment != "basic" else ""))
-    log(f"{run_dir.name}: {label}; {len(test)} test images")
-    return model, ds, {"config": config, "input_mode": mode, "clip": clip, "label": label}
-
-
-def evaluate_run(run_dir: str | Path, epsilons=DEFAULT_EPSILONS, pgd_steps: int = 10,
-                 pgd_step_size: float | None = None, nsl_grad_norm: str = "infinity",
-                 data: str | None = None, limit: int | None = None, batch_size: int = 100,
-                 reference: tf.keras.Model | None = None, seed: int = 0, log=print, trusted: bool = False) -> dict:
-    """:func:`evaluate_robustness` on a run folder's test split; writes ``robustness.json`` and
-    ``figures/robustness.png`` into the folder and returns the results (plus ``run`` and ``label``)."""
-    from fer_keras import plots
-    from fer_keras.runs import write_json
-
-    run_dir = Path(run_dir)
-    model, ds, info = load_run(run_dir, data, limit, batch_size, log, trusted)
-    results = evaluate_robustness(model, ds, epsilons, pgd_steps, pgd_step_size, info["clip"],
-                                  nsl_grad_norm=nsl_grad_norm, reference=reference, seed=seed, log=log)
-    cfg = info["config"]
-    results = {"run": str(run_dir), "label": info["label"], "model": cfg.model,
-               "adversarial": cfg.adversarial, "multiplier": cfg.multiplier if cfg.adversarial else None,
-               "step": cfg.step if cfg.adversarial else None, "augment": cfg.augment, **results}
-    write_json(run_dir / ROBUSTNESS_FILE, results)
-    (run_dir / "figures").mkdir(exist_ok=True)
-    plots.robustness_curves({info["label"]: results}, run_dir / "figures" / "robustness.png",
-                            title=f"Accuracy under attack: {info['label']}")
-    log(f"  clean {results['clean']:.4f}; " + "; ".join(
-        f"{a.upper()} " + " ".join(f"{v:.3f}" for v in results[a]) for a in ("fgsm", "pgd", "nsl") if a in results))
-    return results
-
-
-def comparison_rows(results: list[dict]) -> tuple[list[str], list[list[str]]]:
-    """Header and rows of the comparison table: one row per run and attack, one column per epsilon."""
-    epsilons = results[0]["epsilons"]
-    header = ["run", "model", "training", "augment", "attack", "clean"] + [
-        f"eps={_eps_text(e)}" for e in epsilons]
-    rows = []
-    for r in results:
-        training = f"NSL x{r['multiplier']:g} step {r['step']:g}" if r["adversarial"] else "plain"
-        for attack in ("fgsm", "pgd", "nsl"):
-            if attack in r:
-                rows.append([Path(r["run"]).name, r["model"], training, r["augment"], attack.upper(),
-                             f"{r['clean']:.4f}"] + [f"{v:.4f}" for v in r[attack]])
-    return header, rows
-
-
-def _eps_text(eps: float) -> str:
-    levels = eps * 255
-    return f"{eps:.4g} ({levels:.3g}/255)" if abs(levels - round(levels)) < 1e-6 and eps else f"{eps:.4g}"
-
-
-def write_comparison(results: list[dict], out: str | Path) -> dict[str, Path]:
-    """``robustness_table.md``, ``robustness_table.csv`` and ``robustness.png`` (all runs) in ``out``."""
-    from fer_keras import plots
-    from fer_keras.runs import atomic_write_text, write_json
-
-    out = Path(out)
-    if len({tuple(r["epsilons"]) for r in results}) != 1:
-        raise ConfigError("runs were evaluated at different --epsilons; evaluate them together")
-    header, rows = comparison_rows(results)
-    buf = io.StringIO()
-    csv.writer(buf).writerows([header] + rows)
-    md = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
-    md += ["| " + " | ".join(row) + " |" for row in rows]
-    units = results[0]["units"]
-    settings = results[0]["settings"]
-    md += ["", f"Accuracy on {results[0]['images']} test images per run; epsilon in {units}; "
-           f"PGD {settings['pgd_steps']} steps of {settings['pgd_step_size']} with random start; "
-           f"NSL = perturb_on_batch with adv_grad_norm={settings['nsl_grad_norm']}; "
-           f"{'white-box (each model attacked with its own gradients)' if settings['white_box'] else 'NSL perturbation from a reference model'}."]
-    labels = {}
-    for r in results:
-        label = r["label"]
-        while label in labels:
-            label += "'"
-        labels[label] = r
-    paths = {"csv": atomic_write_text(out / "robustness_table.csv", buf.getvalue()),
-             "markdown": atomic_write_text(out / "robustness_table.md", "\n".join(md) + "\n"),
-             "json": write_json(out / "robustness_all.json", results),
-             "figure": plots.robustness_curves(labels, out / "robustness.png")}
-    return paths

@@ -1,0 +1,163 @@
+"""Command-line flags generated from the config dataclasses (:mod:`fer_keras.config`).
+
+Each config field declares its flag, help text and choices (:func:`fer_keras.config.setting`);
+:func:`add_config_flags` turns a config instance into argparse flags whose defaults are that
+instance's values (so a preset's values are the defaults), and :func:`config_from_args` turns
+the parsed flags back into a validated config. ``dest`` names are ``section__field``.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import types
+import typing
+from typing import Any, Iterable
+
+from fer_keras.config import build_config, section_types
+from fer_keras.errors import ConfigError, FerKerasError
+from fer_keras.experiment import run_experiment
+
+#: Flags that may accompany --resume (they do not change what the run trains).
+RESUME_FLAGS = {"resume", "time_budget", "training__epochs", "out"}
+
+
+def _plain_type(hint):
+    """``int | None`` -> int; ``tuple[float, float]`` -> None (needs a ``type`` of its own)."""
+    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        hint = args[0] if len(args) == 1 else None
+    return hint if hint in (int, float, str, bool) else None
+
+
+def _arg_type(convert):
+    """An argparse type whose ConfigError reads as argparse's own one-line usage error."""
+    def parse(text):
+        try:
+            return convert(text)
+        except FerKerasError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+    parse.__name__ = getattr(convert, "__name__", "value")
+    return parse
+
+
+def _fields(cls, prefix: str = "") -> Iterable[tuple[str, dataclasses.Field, Any]]:
+    """(dest, field, type hint) of every plain field of config class ``cls``, sections flattened."""
+    hints = typing.get_type_hints(cls)
+    sections = section_types(cls)
+    for field in dataclasses.fields(cls):
+        dest = f"{prefix}{field.name}"
+        if field.name in sections:
+            yield from _fields(sections[field.name], f"{dest}__")
+        else:
+            yield dest, field, hints[field.name]
+
+
+def add_config_flags(parser: argparse.ArgumentParser, defaults, skip: Iterable[str] = ()) -> None:
+    """Add a flag for every command-line field of ``defaults`` (a config instance), with its values
+    as defaults. ``skip``: dests (``section__field``) or whole sections (``section``) to leave out."""
+    skip = set(skip)
+    values = defaults.to_dict()
+    for dest, field, hint in _fields(type(defaults)):
+        meta = field.metadata
+        if not meta.get("cli", True) or dest in skip or dest.split("__")[0] in skip:
+            continue
+        default = values
+        for key in dest.split("__"):
+            default = default[key]
+        flag = meta.get("flag") or "--" + dest.split("__")[-1].replace("_", "-")
+        kwargs: dict[str, Any] = {"dest": dest, "default": default, "help": meta.get("help")}
+        plain = _plain_type(hint)
+        if plain is bool:
+            kwargs["action"] = argparse.BooleanOptionalAction
+        else:
+            convert = meta.get("type") or plain
+            if convert is None:
+                raise TypeError(f"config field {dest}: give it a type= for the command line")
+            kwargs["type"] = _arg_type(convert)
+            if isinstance(default, tuple):  # shown as the text the flag takes
+                kwargs["default"] = tuple(default)
+        choices = meta.get("choices")
+        if choices is not None:
+            kwargs["choices"] = tuple(choices() if callable(choices) else choices)
+        if plain is not bool:
+            kwargs["metavar"] = meta.get("metavar") or (None if choices else dest.split("__")[-1].upper())
+        parser.add_argument(flag, **kwargs)
+
+
+def config_from_args(args: argparse.Namespace, defaults, **changes):
+    """The config ``defaults`` with every flag of :func:`add_config_flags` and ``changes``
+    (``section__field=value``) applied, validated."""
+    values = defaults.to_dict()
+    given = {k: v for k, v in vars(args).items() if k in _dests(type(defaults))}
+    for dest, value in {**given, **changes}.items():
+        target = values
+        *sections, field = dest.split("__")
+        for section in sections:
+            target = target[section]
+        target[field] = value
+    return build_config(type(defaults), values)
+
+
+def _dests(cls) -> set[str]:
+    return {dest for dest, _, _ in _fields(cls)}
+
+
+def add_run_flags(parser: argparse.ArgumentParser) -> None:
+    """``--resume RUN_DIR`` and ``--time-budget MINUTES``, for scripts that train one run."""
+    parser.add_argument("--resume", default=None, metavar="RUN_DIR", help="continue an interrupted run folder "
+                        "exactly (its saved settings are used; --epochs may extend a constant-LR run; other "
+                        "settings are refused)")
+    parser.add_argument("--time-budget", type=float, default=None, metavar="MINUTES", help="stop at an epoch "
+                        "boundary before training would run over MINUTES (checkpoint kept; continue with --resume)")
+
+
+def given_flags(parser: argparse.ArgumentParser, argv: list[str] | None = None) -> set[str]:
+    """The dests of the flags written on the command line ``argv`` (default: ``sys.argv[1:]``)."""
+    argv = sys.argv[1:] if argv is None else argv
+    given = set()
+    for token in argv:
+        if token.startswith("--"):
+            action = parser._option_string_actions.get(token.split("=", 1)[0])
+            if action is not None:
+                given.add(action.dest)
+    return given
+
+
+def check_resume_flags(parser: argparse.ArgumentParser, argv: list[str] | None = None) -> None:
+    """With --resume, refuse (one line) flags that would change the run being resumed."""
+    given = given_flags(parser, argv)
+    extra = sorted(given - RESUME_FLAGS - {"help"})
+    if "resume" in given and extra:
+        flags = ", ".join(sorted(_flag_of(parser, d) for d in extra))
+        raise ConfigError(f"--resume continues a run with its saved settings; {flags} would change it. "
+                          "Drop them, or start a new run with them")
+
+
+def _flag_of(parser: argparse.ArgumentParser, dest: str) -> str:
+    for action in parser._actions:
+        if action.dest == dest and action.option_strings:
+            return action.option_strings[0]
+    return "--" + dest.split("__")[-1].replace("_", "-")
+
+
+def float_list(text: str) -> list[float]:
+    """argparse type for comma-separated numbers such as ``0,0.2,0.4``."""
+    try:
+        return [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: give comma-separated numbers, e.g. 0,0.2,0.4") from None
+
+
+def train_and_report(config, args: argparse.Namespace, parser: argparse.ArgumentParser,
+                     argv: list[str] | None = None):
+    """Run (or resume, from ``args.resume``) the experiment of ``config``; print where the results
+    are, or how to continue a run the time budget stopped. Returns the run folder."""
+    check_resume_flags(parser, argv)
+    extend = args.training__epochs if args.resume and "training__epochs" in given_flags(parser, argv) else None
+    run = run_experiment(config, resume=args.resume, time_budget=args.time_budget, extend_epochs=extend)
+    if run.finished:
+        print(f"Results in {run.path} (metrics.json, history.csv, log.txt, figures/, model/)")
+    else:
+        print(f"Not finished: continue with --resume {run.path}")
+    return run

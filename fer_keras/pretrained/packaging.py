@@ -1,0 +1,186 @@
+"""Package a finished run folder as a shipped pretrained model (see :mod:`fer_keras.pretrained`).
+
+    from fer_keras.pretrained.packaging import package_run
+    package_run("runs/<run>", "fer2013-dcnn", data="path/to/fer2013",
+                command="python experiments/run_nsl.py ...", timing={"wall_seconds": ..., "cpu_percent": ...})
+
+The card (``card.json`` and ``MODEL_CARD.md``) says what the model is and how it was made and
+measured: architecture and input, the data and its splits (where validation and test came from),
+the run's test figures (accuracy with and without test-time flip, macro F1, per-class F1, the same
+on the test images that do not also occur in Training), the training command, epochs, wall time,
+CPU share and machine, and, given labelled ``data``, both shipped forms (Keras, int8 TFLite)
+scored the way ``fer-keras evaluate`` scores them.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from fer_keras import pretrained
+from fer_keras.classifier import Classifier
+from fer_keras.errors import ConfigError
+from fer_keras.evaluation import evaluate_model_on_data
+from fer_keras.export import export_model
+from fer_keras.files import atomic_write_text, write_json
+from fer_keras.pretrained import _NAME, CARD_FILE, FORMS, KERAS_FILE, LABELS_FILE, MODEL_CARD_FILE, TFLITE_FILE
+from fer_keras.runs import RunModel
+
+LICENSE = "Apache-2.0 (code and weights); trained on FER2013, whose terms are research / non-commercial use"
+
+
+def _test_figures(metrics: dict) -> dict:
+    """The run's test figures, for the card: full test set and without its copies of Training images."""
+    out = {}
+    for key, m in (("test", metrics), ("test_deduplicated", metrics.get("test_deduplicated"))):
+        if m:
+            out[key] = {"images": m.get("images"), "accuracy": m.get("accuracy"), "macro_f1": m.get("macro_f1"),
+                        "f1": {c: v.get("f1") for c, v in m.get("per_class", {}).items()}}
+    if "test_deduplicated" in out:
+        out["test_deduplicated"]["removed"] = metrics["test_deduplicated"].get("removed")
+    if metrics.get("tta", "none") != "none":
+        out["tta"] = metrics["tta"]
+        out["test"]["accuracy_without_tta"] = metrics.get("without_tta", {}).get("accuracy")
+    return out
+
+
+def package_run(run_dir: str | os.PathLike, name: str, *, root: str | os.PathLike | None = None,
+                data: str | os.PathLike | None = None, usage: str | None = "PublicTest",
+                description: str | None = None, command: str | None = None, timing: dict | None = None,
+                extra: dict | None = None, log=print) -> Path:
+    """Package a finished run folder as pretrained model ``name`` under ``root`` (default
+    :data:`fer_keras.pretrained.ROOT`), replacing an older folder of that name whole.
+
+    ``data``: labelled face crops (as ``fer-keras evaluate`` takes them); when given, both forms
+    are scored on its ``usage`` rows (without and with flip TTA) into the card's ``evaluation``.
+    ``command``: the training command; ``timing``: ``{"wall_seconds", "cpu_percent", "cpu_model"}``
+    of the training (e.g. from ``/usr/bin/time -v``). ``extra``: more card entries. Returns the folder.
+    """
+    if not _NAME.match(name):
+        raise ConfigError(f"pretrained model name {name!r}: use letters, digits, '.', '_' and '-'")
+    run = RunModel(run_dir)
+    root = Path(root) if root is not None else pretrained.ROOT  # read now: tests point it elsewhere
+    root.mkdir(parents=True, exist_ok=True)
+    metrics = run.run.metrics() or {}
+    config, resolved, spec = run.config, run.run.resolved, run.spec
+    if config.data.path is None:
+        log(f"warning: {run.run_dir} was trained on the synthetic demo set; its predictions mean nothing for real faces")
+    scaling = {k: v for k, v in spec.scaling.items() if k != "mode"}
+    training = metrics.get("training", {})
+    card_data = {
+        "name": name,
+        "description": description or f"{config.model.name} trained on "
+                                       f"{config.data.path or 'the synthetic demo set'}",
+        "architecture": config.model.name,
+        "parameters": int(run.model.count_params()),
+        "class_names": list(run.class_names),
+        "input": {**spec.to_dict(), "dtype": "float32",
+                  "pixels": "0..255 before preparation; gray faces for 1 channel, RGB for 3"},
+        "output": {"name": "probabilities", "shape": [None, len(run.class_names)], "dtype": "float32"},
+        "files": {"keras": KERAS_FILE, "tflite": TFLITE_FILE, "labels": LABELS_FILE},
+        "data": config.data.path,
+        "splits": {"how": config.data.split, "images": resolved.get("images"),
+                   "class_counts": resolved.get("class_counts"), "sources": resolved.get("splits"),
+                   "dropped_training_copies_of_held_out_images": config.data.drop_test_duplicates},
+        "training": {"command": command, "config": config.to_dict(), "epochs": training.get("epochs"),
+                     "fit_seconds": training.get("seconds"), "images_per_second": training.get("images_per_second"),
+                     **({k: timing.get(k) for k in ("wall_seconds", "cpu_percent", "cpu_model")} if timing else {}),
+                     "environment": run.run.environment},
+        "metrics": _test_figures(metrics),
+        "source_run": run.run_dir.name,
+        "created": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "license": LICENSE,
+        **(extra or {}),
+    }
+    with tempfile.TemporaryDirectory(dir=root, prefix=f".{name}-") as tmp:
+        tmp = Path(tmp)
+        exported = export_model(run.model, tmp / "export", input_mode=run.input_mode, tflite=True,
+                                class_names=run.class_names, **scaling)
+        folder = tmp / name
+        folder.mkdir()
+        exported["keras"].replace(folder / KERAS_FILE)
+        exported["tflite_dynamic"].replace(folder / TFLITE_FILE)
+        atomic_write_text(folder / LABELS_FILE, "".join(f"{c}\n" for c in run.class_names))
+        write_json(folder / CARD_FILE, card_data)
+        if data is not None:
+            card_data["evaluation"] = {"data": str(data), "usage": usage}
+            for form, file in FORMS.items():
+                model = Classifier(folder / file, run.input_mode, run.class_names, **scaling)
+                for tta in ("none", "flip"):
+                    result = evaluate_model_on_data(model, data, usage=usage, tta=tta, log=log)
+                    card_data["evaluation"][form if tta == "none" else f"{form}_flip_tta"] = {
+                        k: result[k] for k in ("images", "accuracy", "macro_f1")}
+                    log(f"{form} (TTA {tta}): accuracy {result['accuracy']:.4f}, macro F1 {result['macro_f1']:.4f} "
+                        f"on {result['images']} images")
+            write_json(folder / CARD_FILE, card_data)
+        atomic_write_text(folder / MODEL_CARD_FILE, model_card_markdown(card_data))
+        target = root / name
+        if target.exists():
+            shutil.rmtree(target)
+        folder.replace(target)
+    log(f"pretrained model {name!r} -> {target}")
+    return target
+
+
+def _pct(value) -> str:
+    return "-" if value is None else f"{100 * value:.2f} %"
+
+
+def model_card_markdown(info: dict) -> str:
+    """``MODEL_CARD.md`` text from a card dict."""
+    spec = info["input"]
+    prep = ("pixels / 255" if spec["mode"] == "unit" else
+            "mean 0 / std 1 per image" if spec.get("standardize", "image") == "image" else
+            f"(pixels - {spec.get('mean')}) / {spec.get('std')}")
+    splits = info.get("splits", {})
+    sources = splits.get("sources") or {}
+    where = "; ".join(f"{part}: " + " + ".join(f"{u} {n:,}" for u, n in sources[part]["usage"].items())
+                      for part in ("train", "val", "test") if part in sources)
+    t = info.get("training", {})
+    hours = f"{t['wall_seconds'] / 3600:.2f} h" if t.get("wall_seconds") else "-"
+    env = t.get("environment") or {}
+    lines = [f"# {info['name']}", "", info.get("description", ""), "",
+             "| | |", "| --- | --- |",
+             f"| architecture | {info.get('architecture')} ({info.get('parameters', 0):,} parameters) |",
+             f"| classes | {', '.join(info['class_names'])} |",
+             f"| input | float32 {tuple(spec['shape'])}, {prep} |",
+             f"| data | {info.get('data') or 'synthetic demo set'} |",
+             f"| splits | {splits.get('how')}: {where or splits.get('images')}"
+             + ("; training copies of validation/test images dropped" if splits.get(
+                 "dropped_training_copies_of_held_out_images") else "") + " |",
+             f"| training command | `{t.get('command') or '-'}` |",
+             f"| epochs | {t.get('epochs')} |",
+             f"| wall time | {hours} (fit {t.get('fit_seconds') or '-'} s; {t.get('images_per_second') or '-'} "
+             f"training images/s), {t.get('cpu_percent') or '-'} % CPU |",
+             f"| machine | {env.get('cpus', '?')} CPUs {env.get('machine', '')}, {t.get('cpu_model') or 'CPU model not recorded'}; "
+             f"TensorFlow {env.get('tensorflow', '?')} |"]
+    metrics = info.get("metrics", {})
+    test, dedup = metrics.get("test"), metrics.get("test_deduplicated")
+    if test:
+        tta = f" (flip TTA; {_pct(test.get('accuracy_without_tta'))} without)" if metrics.get("tta") else ""
+        lines.append(f"| test accuracy | {_pct(test['accuracy'])}{tta}, macro F1 {_pct(test['macro_f1'])}, "
+                     f"{test['images']:,} images |")
+    if dedup:
+        lines.append(f"| test minus its {dedup.get('removed')} copies of Training images | {_pct(dedup['accuracy'])}, "
+                     f"macro F1 {_pct(dedup['macro_f1'])}, {dedup['images']:,} images |")
+    evaluation = info.get("evaluation") or {}
+    for form, figures in evaluation.items():
+        if isinstance(figures, dict):
+            lines.append(f"| {form} on {evaluation.get('usage') or 'all'} of {evaluation['data']} | "
+                         f"accuracy {_pct(figures['accuracy'])}, macro F1 {_pct(figures['macro_f1'])} "
+                         f"({figures['images']:,} images) |")
+    lines += [f"| license | {info.get('license')} |", f"| source run | {info.get('source_run')} |", ""]
+    if test and test.get("f1"):
+        names = list(test["f1"])
+        lines += ["Per-class F1 (%):", "", "| | " + " | ".join(names) + " |", "|" + " --- |" * (len(names) + 1),
+                  "| test | " + " | ".join(f"{100 * test['f1'][c]:.1f}" for c in names) + " |"]
+        if dedup and dedup.get("f1"):
+            lines.append("| test minus Training copies | " + " | ".join(
+                f"{100 * dedup['f1'].get(c, 0):.1f}" for c in names) + " |")
+        lines.append("")
+    lines += ["```python", "import fer_keras",
+              f"recognizer = fer_keras.EmotionRecognizer(model={info['name']!r})",
+              "print(recognizer.detect_emotions('photo.jpg'))", "```", ""]
+    return "\n".join(lines)

@@ -1,0 +1,134 @@
+"""Named experiment presets: the studies' recipes and the shipped model's, by name.
+
+Each preset *is* a command line: a training script and the flags that, on that script's base
+config, give the recipe. :func:`preset_config` builds the config by parsing exactly those flags,
+so the commands shown in the docs and in ``docs/RESULTS.md`` (:func:`command`) cannot drift from
+what the scripts run. The scripts take ``--preset NAME`` as their starting point.
+
+    python experiments/run_nsl.py --preset study-a --data path/to/fer2013
+    python experiments/run_nsl.py --preset shipped-fer2013 --data path/to/fer2013
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import shlex
+import sys
+
+from fer_keras.config import ExperimentConfig
+from fer_keras.errors import ConfigError
+from fer_keras.flags import add_config_flags, add_run_flags, config_from_args, train_and_report
+
+#: Study A's script's base config: the DCNN with NSL (multiplier 0.3, step 0.12), Adam 1e-3,
+#: batch 50, 30 epochs on real data, basic augmentation (rotation and zoom).
+STUDY_A_BASE = ExperimentConfig(name="nsl")
+#: Study B's script's base config: GhostFace, SGD 0.1 (momentum 0.9), batch 16, 100 epochs with
+#: early stopping (patience 10) and reduce-LR-on-plateau (patience 5), basic augmentation (flip,
+#: rotation, shift), 224x224x3 inputs standardised per image.
+STUDY_B_BASE = ExperimentConfig(name="ghostface").replace(
+    model__name="ghostface", adversarial__enabled=False, optimizer__name="sgd", optimizer__lr=0.1,
+    optimizer__momentum=0.9, training__batch_size=16, training__full_epochs=100, training__early_stopping=10,
+    training__reduce_lr=5)
+#: Script -> its base config.
+BASES = {"run_nsl.py": STUDY_A_BASE, "run_ghostface.py": STUDY_B_BASE}
+
+
+@dataclasses.dataclass(frozen=True)
+class Preset:
+    """A recipe: ``script`` (in experiments/) run with ``flags`` on ``data`` (fer2013 or rafdb)."""
+
+    name: str
+    title: str
+    script: str
+    flags: str
+    data: str = "fer2013"
+
+
+PRESETS: dict[str, Preset] = {}
+
+
+def register_preset(name: str, title: str, script: str, flags: str, data: str = "fer2013") -> Preset:
+    if name in PRESETS:
+        raise ValueError(f"preset {name!r} is registered twice")
+    PRESETS[name] = Preset(name, title, script, flags, data)
+    return PRESETS[name]
+
+
+_THREE = "--labels happiness,sadness,neutral"
+register_preset("study-a", "Study A, 7 classes, 30 epochs", "run_nsl.py", "--multiplier 0.3 --step 0.12 --epochs 30")
+register_preset("study-a-100", "Study A, 7 classes, 100 epochs", "run_nsl.py", "--epochs 100")
+register_preset("study-a-3class", "Study A, 3 classes, 30 epochs", "run_nsl.py", f"{_THREE} --epochs 30")
+register_preset("study-a-3class-100", "Study A, 3 classes, 100 epochs", "run_nsl.py", f"{_THREE} --epochs 100")
+register_preset("study-a-plain", "Study A, plain DCNN (comparison), 30 epochs", "run_nsl.py",
+                "--no-adversarial --epochs 30")
+register_preset("study-a-prose", "Study A, its prose's NSL setting (multiplier 0.12, step 0.01), 30 epochs",
+                "run_nsl.py", "--multiplier 0.12 --step 0.01 --epochs 30")
+for _aug, _suffix in (("basic", ""), ("basic+randaugment", "-randaugment"), ("basic+mixup", "-mixup"),
+                      ("basic+randaugment+mixup", "-randaugment-mixup")):
+    register_preset(f"study-b{_suffix}", f"Study B, GhostFace {_aug}, 100 epochs", "run_ghostface.py",
+                    f"--augment {_aug}", data="rafdb")
+register_preset("shipped-fer2013", "The shipped FER2013 model (Study A's DCNN, plain, cosine LR, flip + crop, "
+                "label smoothing, flip TTA)", "run_nsl.py", "--no-adversarial --model dcnn --epochs 30 --batch-size 64 "
+                "--lr-schedule cosine --warmup-epochs 1 --label-smoothing 0.1 --augment basic+flip+crop --tta flip "
+                "--drop-test-duplicates")
+register_preset("compact-vgg-fer2013", "The compact VGG with the shipped model's recipe (a quarter of the DCNN's "
+                "multiply-adds), 40 epochs", "run_nsl.py", "--no-adversarial --model vgg --epochs 40 --batch-size 64 "
+                "--lr-schedule cosine --warmup-epochs 1 --label-smoothing 0.1 --augment basic+flip+crop --tta flip "
+                "--drop-test-duplicates")
+
+#: The presets of the studies' full-scale recipes, in the report's order.
+STUDY_RECIPES = ("study-a", "study-a-100", "study-a-3class", "study-a-3class-100", "study-a-plain",
+                 "study-b", "study-b-randaugment", "study-b-mixup", "study-b-randaugment-mixup")
+
+
+def get_preset(name: str) -> Preset:
+    if name not in PRESETS:
+        raise ConfigError(f"unknown preset {name!r}; use one of: {', '.join(PRESETS)}")
+    return PRESETS[name]
+
+
+def preset_config(name: str, data: str | None = None) -> ExperimentConfig:
+    """The config preset ``name``'s command line gives (on ``data``, default: none = the demo set)."""
+    preset = get_preset(name)
+    base = BASES[preset.script]
+    parser = argparse.ArgumentParser(prog=preset.script, exit_on_error=False)
+    add_config_flags(parser, base)
+    try:
+        args = parser.parse_args(shlex.split(preset.flags))
+    except (argparse.ArgumentError, SystemExit) as exc:  # a mistake in this file, not the user's
+        raise ValueError(f"preset {name!r}: flags {preset.flags!r} do not parse: {exc}") from None
+    return config_from_args(args, base, data__path=data)
+
+
+def command(name: str, data_path: str | None = None) -> str:
+    """The shell command of preset ``name`` (``--data path/to/<data>`` unless ``data_path``)."""
+    preset = get_preset(name)
+    return f"python experiments/{preset.script} --data {data_path or 'path/to/' + preset.data} {preset.flags}"
+
+
+def experiment_parser(script: str, description: str, argv: list[str] | None = None, skip=()):
+    """The argument parser of training script ``script`` and the config its defaults come from:
+    the script's base, or the preset named by ``--preset`` in ``argv`` (read first). Returns
+    ``(parser, defaults)``; :func:`fer_keras.flags.config_from_args` gives the run's config."""
+    argv = sys.argv[1:] if argv is None else argv
+    names = [n for n, p in PRESETS.items() if p.script == script]
+    peek = argparse.ArgumentParser(add_help=False)
+    peek.add_argument("--preset", default=None)
+    chosen = peek.parse_known_args(argv)[0].preset
+    if chosen is not None and chosen not in names:
+        raise ConfigError(f"--preset {chosen!r}: {script} runs the presets {', '.join(names)}")
+    defaults = preset_config(chosen) if chosen else BASES[script]
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--preset", default=None, choices=names, help="start from a named recipe (its flags: "
+                        "fer_keras/studies/presets.py); flags given too override it")
+    add_config_flags(parser, defaults, skip)
+    add_run_flags(parser)
+    return parser, defaults
+
+
+def train_from_command_line(script: str, description: str, argv: list[str] | None = None):
+    """The whole of a training script: flags (from ``--preset`` or the script's base) -> config ->
+    one run folder (or the resumed one); returns the run folder."""
+    parser, defaults = experiment_parser(script, description, argv)
+    args = parser.parse_args(argv)
+    return train_and_report(config_from_args(args, defaults), args, parser, argv)

@@ -1,0 +1,37 @@
+"""Named presets: each is a command line that parses into its config; the studies' recipes and
+the shipped model's are there, and the scripts start from them."""
+import pytest
+
+from fer_keras.errors import ConfigError
+from fer_keras.flags import config_from_args
+from fer_keras.studies.presets import PRESETS, STUDY_RECIPES, command, experiment_parser, preset_config
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_every_preset_parses(name):
+    config = preset_config(name, data="some/data")
+    assert config.data.path == "some/data"
+    assert command(name).startswith(f"python experiments/{PRESETS[name].script} --data path/to/")
+
+
+def test_the_studies_recipes():
+    a = preset_config("study-a", data="x")
+    assert (a.model.name, a.adversarial.multiplier, a.adversarial.step, a.resolved_epochs) == ("dcnn", 0.3, 0.12, 30)
+    assert (a.optimizer.lr, a.training.batch_size, a.augment.name) == (1e-3, 50, "basic")
+    assert not preset_config("study-a-plain").adversarial.enabled
+    prose = preset_config("study-a-prose")
+    assert (prose.adversarial.multiplier, prose.adversarial.step) == (0.12, 0.01)
+    b = preset_config("study-b-randaugment-mixup", data="x")
+    assert (b.model.name, b.optimizer.name, b.optimizer.lr, b.training.batch_size) == ("ghostface", "sgd", 0.1, 16)
+    assert b.augment.name == "basic+randaugment+mixup" and b.resolved_epochs == 100
+    assert set(STUDY_RECIPES) <= set(PRESETS)
+
+
+def test_script_starts_from_a_preset_and_flags_override_it():
+    parser, defaults = experiment_parser("run_nsl.py", "", ["--preset", "shipped-fer2013", "--epochs", "2"])
+    args = parser.parse_args(["--preset", "shipped-fer2013", "--epochs", "2"])
+    config = config_from_args(args, defaults)
+    assert config.model.name == "dcnn" and config.evaluation.tta == "flip" and config.training.epochs == 2
+    assert not config.adversarial.enabled and config.optimizer.schedule == "cosine"
+    with pytest.raises(ConfigError, match="--preset 'study-b': run_nsl.py runs the presets"):
+        experiment_parser("run_nsl.py", "", ["--preset", "study-b"])
