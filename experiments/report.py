@@ -29,8 +29,9 @@ def main():
                         help="measure batch-1 latency as the median of RUNS calls (default: off)")
     parser.add_argument("--collect", nargs="+", default=None, metavar="RUN_DIR",
                         help="copy these runs' small result files to --collect-to first")
-    parser.add_argument("--time-log", nargs="+", default=None, metavar="FILE",
-                        help="/usr/bin/time -v outputs, one per --collect run, in the same order")
+    parser.add_argument("--time-log", nargs="+", default=None, metavar="FILE[,FILE...]",
+                        help="/usr/bin/time -v outputs, one per --collect run, in the same order; a run that "
+                             "was resumed gives its commands' outputs joined with commas")
     parser.add_argument("--collect-to", default="docs/runs", help="default: %(default)s")
     args = parser.parse_args()
     if args.collect:
@@ -38,7 +39,7 @@ def main():
         if len(logs) != len(args.collect):
             parser.error("give one --time-log per --collect run")
         for run, log in zip(args.collect, logs):
-            print(f"collected {collect_run(run, args.collect_to, log)}")
+            print(f"collected {collect_run(run, args.collect_to, log.split(',') if log else None)}")
     paths = write_report(args.runs, args.out, None if args.no_readme else args.readme, args.latency)
     for what, path in paths.items():
         print(f"wrote {what}: {path}")

@@ -27,7 +27,7 @@ from fer_keras.data.labels import CLASS_NAMES
 from fer_keras.files import atomic_write_text, write_json
 from fer_keras.models import build_model, get_spec
 from fer_keras.privacy import round_to_total
-from fer_keras.runs import (CONFIG_FILE, HISTORY_FILE, LABEL_NOISE_FILE, METRICS_FILE, REPORT_FILE, ROBUSTNESS_FILE, SUMMARY_FILE,
+from fer_keras.runs import (CONFIG_FILE, HISTORY_FILE, LABEL_NOISE_FILE, LOG_FILE, METRICS_FILE, REPORT_FILE, ROBUSTNESS_FILE, SUMMARY_FILE,
                             TABLE_CSV_FILE, TABLE_MD_FILE, RunFolder)
 from fer_keras.studies.mia import MIAConfig
 from fer_keras.studies.presets import STUDY_RECIPES, command, get_preset, preset_config
@@ -37,7 +37,7 @@ from fer_keras.studies.robustness import comparison_rows
 
 #: Small result files copied from a run folder into ``docs/runs/<run>/`` (never weights).
 TIMING_FILE, PROFILE_FILE = "timing.json", "profile.json"
-RESULT_FILES = (CONFIG_FILE, METRICS_FILE, HISTORY_FILE, REPORT_FILE, LABEL_NOISE_FILE, ROBUSTNESS_FILE,
+RESULT_FILES = (CONFIG_FILE, METRICS_FILE, HISTORY_FILE, LOG_FILE, REPORT_FILE, LABEL_NOISE_FILE, ROBUSTNESS_FILE,
                 TIMING_FILE, PROFILE_FILE, SUMMARY_FILE, TABLE_MD_FILE, TABLE_CSV_FILE)
 #: Runs in a folder of this name (``docs/runs/speed/<run>``) are speed probes: they appear in the
 #: scale table, the XLA comparison and the CPU estimates, not in the accuracy tables.
@@ -86,22 +86,37 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def collect_run(run_dir: str | Path, dest_root: str | Path, time_log: str | Path | None = None) -> Path:
+def combine_timings(timings: list[dict]) -> dict:
+    """One run made by several commands (started, then resumed): wall, user and system seconds
+    summed, CPU share = CPU seconds / wall seconds, peak memory the largest; each command kept."""
+    if len(timings) == 1:
+        return timings[0]
+    wall = sum(t["wall_seconds"] for t in timings)
+    cpu = sum(t["user_seconds"] + t["system_seconds"] for t in timings)
+    return {"command": timings[0]["command"], "wall_seconds": round(wall, 1),
+            "user_seconds": round(sum(t["user_seconds"] for t in timings), 2),
+            "system_seconds": round(sum(t["system_seconds"] for t in timings), 2),
+            "cpu_percent": round(100 * cpu / wall) if wall else 0.0,
+            "max_rss_mb": max(t["max_rss_mb"] for t in timings),
+            "exit_status": timings[-1]["exit_status"], "invocations": timings}
+
+
+def collect_run(run_dir: str | Path, dest_root: str | Path, time_log=None) -> Path:
     """Copy ``run_dir``'s small result files (:data:`RESULT_FILES`; no model, no checkpoints) to
     ``dest_root/<run folder name>/``. With ``time_log`` (the ``/usr/bin/time -v`` output of the
-    command that made the run) also write ``timing.json``: :func:`parse_time_log` plus this
-    machine's CPU model, so call it on the machine that ran the command."""
-    run_dir = Path(run_dir)
-    if not (run_dir / CONFIG_FILE).is_file():
-        raise FileNotFoundError(f"{run_dir}: not a run folder (no {CONFIG_FILE})")
-    dest = Path(dest_root) / run_dir.name
+    command that made the run, or a list of them when it was resumed) also write ``timing.json``:
+    :func:`parse_time_log` (:func:`combine_timings`) plus this machine's CPU model, so call it on
+    the machine that ran the commands."""
+    run = RunFolder.open(run_dir, "--collect")
+    dest = Path(dest_root) / run.name
     dest.mkdir(parents=True, exist_ok=True)
     for name in RESULT_FILES:
-        if (run_dir / name).is_file():
-            shutil.copyfile(run_dir / name, dest / name)
+        if run.file(name).is_file():
+            shutil.copyfile(run.file(name), dest / name)
     if time_log is not None:
-        write_json(dest / TIMING_FILE, {**parse_time_log(Path(time_log).read_text(errors="replace")),
-                                        "cpu_model": cpu_model()})
+        logs = [time_log] if isinstance(time_log, (str, Path)) else list(time_log)
+        timings = [parse_time_log(Path(log).read_text(errors="replace")) for log in logs]
+        write_json(dest / TIMING_FILE, {**combine_timings(timings), "cpu_model": cpu_model()})
     return dest
 
 
@@ -191,10 +206,17 @@ def training_label(run: dict) -> str:
     return text + (", XLA" if cfg.training.jit_compile else "")
 
 
+def full_data(run: dict) -> bool:
+    """Trained on a whole real data set: a data path, no --limit and no --eval-limit."""
+    data = run["config"].data
+    return data.path is not None and data.limit is None and data.eval_limit is None
+
+
 def data_label(run: dict) -> str:
     data = run["config"].data.path
     name = Path(data).name if data else "demo (synthetic)"
-    return f"{name}, {len(run['resolved'].get('class_names', []))} classes"
+    return (f"{name}{' (full)' if full_data(run) else ''}, "
+            f"{len(run['resolved'].get('class_names', []))} classes")
 
 
 def machine_label(run: dict) -> str:
@@ -228,7 +250,7 @@ def study_figure(run: dict) -> tuple[str, float | None, float | None]:
 
 def scale_rows(runs, profiles):
     header = ["run", "model", "input", "training", "data", "epochs", "train images", "eval images",
-              "fit s", "command wall s", "train images/s", "train GFLOP/s", "machine"]
+              "fit s", "command wall s", "CPU %", "train images/s", "train GFLOP/s", "machine"]
     rows = []
     for r in runs:
         m, res, t = r.get("metrics", {}), r["resolved"], r.get("timing", {})
@@ -238,6 +260,7 @@ def scale_rows(runs, profiles):
                      data_label(r), m.get("training", {}).get("epochs", res.get("epochs")),
                      f"{res['images']['train']:,}", f"{res['images']['val']:,} / {res['images']['test']:,}",
                      _num(m.get("training", {}).get("seconds"), "{:.0f}"), _num(t.get("wall_seconds"), "{:.0f}"),
+                     _num(t.get("cpu_percent"), "{:.0f}"),
                      _num(m.get("training", {}).get("images_per_second"), "{:.1f}"), _num(g, "{:.1f}"),
                      machine_label(r)])
     return header, rows
@@ -519,13 +542,18 @@ def summary_markdown(runs: list[dict], results_link: str = "docs/RESULTS.md") ->
                      f"{data_label(r)}, {m['training']['epochs']} epochs, {res['images']['train']:,} train / "
                      f"{m['images']:,} test images", _pct(m["accuracy"]), _pct(majority_accuracy(m)), _pct(m["macro_f1"]),
                      f"{_pct(acc)} ({which})" if acc is not None else "-"])
-    shown = [r for r in runs if r["kind"] == "train" and not r["speed"]]
+    shown = [r for r in runs if r["kind"] == "train" and not r["speed"] and r.get("metrics")]
     data = sorted({Path(r["config"].data.path).name if r["config"].data.path else "the demo set" for r in shown})
     cores = sorted({str(r["environment"].get("cpus", "?")) for r in shown})
+    full = [r for r in shown if full_data(r)]
+    scale = (f"Reduced-scale runs (a few epochs on a sample of {', '.join(data)}; {', '.join(cores)} CPU cores), "
+             "not reproductions of the studies' accuracy; the studies' figures are theirs, at full scale."
+             if not full else
+             f"{len(full)} full-data run(s) (marked (full): all of the data set's training images less the "
+             f"validation share, every test image) and {len(shown) - len(full)} reduced-scale run(s) (a sample, a "
+             f"few epochs: not reproductions); {', '.join(cores)} CPU cores. The studies' figures are theirs.")
     return "\n".join(["## Results", "",
-                      f"Reduced-scale runs (a few epochs on a sample of {', '.join(data)}; {', '.join(cores)} CPU "
-                      f"cores), not reproductions of "
-                      f"the studies' accuracy; the studies' figures are theirs, at full scale. Generated by "
+                      f"{scale} Generated by "
                       f"`experiments/report.py`; scale, per-class F1, cost, robustness, XLA and the full recipes in "
                       f"[{results_link}]({results_link}).", "",
                       *_table(header, rows), "",

@@ -113,3 +113,14 @@ def test_xla_pairs_are_compared():
     lines = xla_lines(runs, {"a": {"macs": 495.6e6}, "b": {"macs": 495.6e6}})
     assert lines[0] == ("* XLA (`--jit`, b): 12.0 training images/s = 35.7 GFLOP/s; default (a): 60.0 images/s "
                         "= 178.4 GFLOP/s; XLA/default = 0.20.")
+
+
+def test_a_resumed_run_sums_its_commands_timings(tmp_path):
+    from fer_keras.studies.report import combine_timings
+
+    first = parse_time_log(TIME_LOG)  # 3723.5 s wall at 171 %
+    second = {**first, "wall_seconds": 276.5, "user_seconds": 400.0, "system_seconds": 0.0, "max_rss_mb": 4096.0}
+    both = combine_timings([first, second])
+    assert both["wall_seconds"] == 4000.0 and both["max_rss_mb"] == 4096.0 and len(both["invocations"]) == 2
+    assert both["cpu_percent"] == round(100 * (80.5 + 4.25 + 400.0) / 4000.0)
+    assert combine_timings([first]) == first
