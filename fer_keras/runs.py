@@ -49,6 +49,8 @@ REPORT_FILE = "classification_report.txt"
 LABEL_NOISE_FILE = "label_noise.json"
 ROBUSTNESS_FILE = "robustness.json"
 FIGURES_DIR = "figures"
+CURVES_FIGURE = "training_curves.png"
+CONFUSION_FIGURE = "confusion_matrix.png"
 CHECKPOINT_DIR = "checkpoints"
 STATE_FILE = "state.json"
 MODEL_DIR = "model"
@@ -188,9 +190,7 @@ class RunFolder:
     models_dir = property(lambda self: self.path / MODELS_DIR)
     settings_dir = property(lambda self: self.path / SETTINGS_DIR)
 
-    def file(self, name: str) -> Path:
-        """``RUN/name`` (e.g. :data:`ROBUSTNESS_FILE`)."""
-        return self.path / name
+    file = __truediv__  # run.file(ROBUSTNESS_FILE) == run / ROBUSTNESS_FILE
 
     # ---------------------------------------------------------------------------- config
 
