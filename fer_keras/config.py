@@ -131,6 +131,9 @@ class ModelConfig:
                                 "that have them (default: %(default)s)", choices=(0, 1, 2))
     standardize: str = setting("image", "for standardised models: mean 0 / std 1 per image, or with the "
                                "training set's statistics (default: %(default)s)", choices=STANDARDIZE)
+    init_from: str | None = setting(None, "start from the weights of this model (a pretrained name, run folder or "
+                                    ".keras file of the same architecture) instead of a random initialisation: "
+                                    "fine-tuning", metavar="MODEL")
 
     def __post_init__(self):
         _at_least_one(self, "input_size")
@@ -333,6 +336,7 @@ FLAT_KEYS = {
     "limit": ("data", "limit"), "eval_limit": ("data", "eval_limit"), "label_noise": ("data", "label_noise"),
     "label_noise_mode": ("data", "label_noise_mode"), "demo_images_per_class": ("data", "demo_images_per_class"),
     "model": ("model", "name"), "noise_layers": ("model", "noise_layers"), "standardize": ("model", "standardize"),
+    "init_from": ("model", "init_from"),
     "augment": ("augment", "name"), "mixup_fraction": ("augment", "mixup_fraction"),
     "mixup_alpha": ("augment", "mixup_alpha"), "randaugment_max_ops": ("augment", "randaugment_max_ops"),
     "randaugment_magnitude": ("augment", "randaugment_magnitude"),

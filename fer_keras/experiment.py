@@ -17,7 +17,7 @@ from typing import Callable
 import numpy as np
 import tensorflow as tf
 
-from fer_keras import plots
+from fer_keras import plots, pretrained
 from fer_keras.adversarial import base_model, wrap_adversarial
 from fer_keras.augment import make_augmenter
 from fer_keras.config import ExperimentConfig
@@ -30,7 +30,8 @@ from fer_keras.evaluation import evaluate, memorisation, predict_probabilities, 
 from fer_keras.export import check_exports, export_model
 from fer_keras.files import atomic_write_text, write_json
 from fer_keras.models import get_spec
-from fer_keras.runs import CONFUSION_FIGURE, CURVES_FIGURE, LABEL_NOISE_FILE, RunFolder
+from fer_keras.model_files import load_keras
+from fer_keras.runs import CONFUSION_FIGURE, CURVES_FIGURE, LABEL_NOISE_FILE, RunFolder, resolve_model
 from fer_keras.training import checkpointed_randomness, compile_model, fit, learning_rate, set_seed
 
 
@@ -61,6 +62,20 @@ def resume_config(run: RunFolder, extend_epochs: int | None = None) -> Experimen
             raise ConfigError(f"--epochs {extend_epochs}: the run has already trained more epochs")
         config = config.replace(training__epochs=extend_epochs)
     return config
+
+
+def copy_weights(source: str, model: tf.keras.Model) -> None:
+    """Set ``model``'s weights to those of ``source`` (pretrained name, run folder or ``.keras``
+    file; loaded safely), which must have the same architecture; one-line ConfigError if not."""
+    file = pretrained.path(source, "keras") if pretrained.is_name(source) else resolve_model(source)
+    donor = load_keras(file)
+    mine, theirs = model.get_weights(), donor.get_weights()
+    if len(mine) != len(theirs) or any(a.shape != b.shape for a, b in zip(mine, theirs)):
+        first = next((f"{a.shape} vs {b.shape}" for a, b in zip(mine, theirs) if a.shape != b.shape),
+                     f"{len(mine)} vs {len(theirs)} weight arrays")
+        raise ConfigError(f"--init-from {source}: its weights do not fit model {model.name} ({first}); "
+                          "pass a model of the same architecture, input and classes")
+    model.set_weights(theirs)
 
 
 def run_experiment(config: ExperimentConfig, resume: str | Path | None = None,
@@ -119,6 +134,9 @@ def run_experiment(config: ExperimentConfig, resume: str | Path | None = None,
 
     with checkpointed_randomness():
         model = spec.build(shape, len(class_names), noise_layers=config.model.noise_layers)
+    if config.model.init_from and resume is None:  # a resumed run restores its own weights
+        copy_weights(config.model.init_from, model)
+        log(f"Weights initialised from {config.model.init_from}")
     adv = config.adversarial
     if adv.enabled:
         model = wrap_adversarial(model, adv.multiplier, adv.step, adv.grad_norm)

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import tensorflow as tf
 
 from fer_keras.config import ExperimentConfig, TrainingConfig
 from fer_keras.errors import ConfigError
@@ -119,3 +120,22 @@ def test_jit_needs_nondeterministic_ops():
     with pytest.raises(ConfigError, match="--jit needs --no-deterministic"):
         TrainingConfig(jit_compile=True)
     assert TrainingConfig(jit_compile=True, deterministic=False).jit_compile
+
+
+def test_init_from_copies_a_run_s_weights_and_refuses_another_architecture(tmp_path, nsl_run):
+    import numpy as np
+
+    from fer_keras.experiment import copy_weights
+    from fer_keras.models import build_model
+    from fer_keras.training import checkpointed_randomness
+
+    with checkpointed_randomness():  # as run_experiment builds models
+        model = build_model("dcnn", (48, 48, 1), 7)
+    copy_weights(str(nsl_run), model)
+    donor = tf.keras.models.load_model(nsl_run / "model" / "model.keras", compile=False)
+    for a, b in zip(model.get_weights(), donor.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(ConfigError, match="--init-from .*: its weights do not fit model vgg"):
+        copy_weights(str(nsl_run), build_model("vgg", (48, 48, 1), 7))
+    run = run_experiment(_config(tmp_path, adversarial=False, init_from=str(nsl_run)), log=lambda *a: None)
+    assert run.config.model.init_from == str(nsl_run) and run.finished

@@ -206,6 +206,8 @@ def training_label(run: dict) -> str:
         text += f" {opt.schedule}"
     if cfg.training.label_smoothing:
         text += f", label smoothing {cfg.training.label_smoothing:g}"
+    if cfg.model.init_from:
+        text += f", from {Path(cfg.model.init_from).name}"
     if cfg.data.label_noise:
         text += f", {cfg.data.label_noise:.0%} label noise"
     if cfg.model.noise_layers:
