@@ -53,12 +53,14 @@ def test_resume_of_a_finished_run_does_not_retrain(nsl_run):
     assert (nsl_run / "history.csv").read_text() == before
 
 
+@pytest.mark.slow
 def test_same_seed_same_metrics(tmp_path, nsl_run):
     again = run_experiment(_config(tmp_path), log=lambda *a: None)
     first = json.loads((nsl_run / "metrics.json").read_text())["evaluate"]
     assert json.loads((again / "metrics.json").read_text())["evaluate"] == first
 
 
+@pytest.mark.slow
 def test_plain_run(tmp_path):
     run = run_experiment(_config(tmp_path, adversarial=False), log=lambda *a: None)
     metrics = json.loads((run / "metrics.json").read_text())
@@ -92,6 +94,7 @@ def test_cli_user_errors_are_one_line(tmp_path, args, message):
     assert not any(tmp_path.iterdir())  # nothing half-written
 
 
+@pytest.mark.slow
 def test_ghostface_nsl_run_at_small_input(tmp_path):
     config = _config(tmp_path, model="ghostface", input_shape=(32, 32, 3), optimizer="sgd", lr=0.1,
                      noise_layers=1)

@@ -32,6 +32,7 @@ def _model(name, shape):
 
 @pytest.mark.parametrize("name,shape,mode", [("dcnn", (48, 48, 1), "unit"),
                                              ("ghostface", (48, 48, 3), "standardize")])
+@pytest.mark.slow
 def test_exports_agree_with_keras(tmp_path, name, shape, mode):
     model = _model(name, shape)
     paths = export_model(model, tmp_path, input_mode=mode, tflite=True)
@@ -61,6 +62,7 @@ def test_uint8_signature_resizes_and_scales(tmp_path):
     assert got.shape == (3, 7)
 
 
+@pytest.mark.slow
 def test_dataset_standardisation_is_baked_in(tmp_path):
     model = _model("ghostface", (32, 32, 3))
     paths = export_model(model, tmp_path, input_mode="standardize", standardize="dataset", mean=120.0, std=60.0)
@@ -79,6 +81,7 @@ def test_default_export_is_unchanged(tmp_path):
     assert not list(tmp_path.glob("*.tflite"))
 
 
+@pytest.mark.slow
 def test_export_command_on_a_run_folder(tmp_path, capsys):
     """``fer-keras export RUN`` re-exports a run (config.json + model/model.keras) with TFLite."""
     from fer_keras.cli import main

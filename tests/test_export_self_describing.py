@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from fer_keras.data.labels import CLASS_NAMES
 from fer_keras.export import TFLiteModel, export_model, read_model_info
@@ -27,6 +28,7 @@ print(json.dumps(out))
 """
 
 
+@pytest.mark.slow
 def test_saved_model_returns_class_names_to_plain_tensorflow(tmp_path):
     names = ["happiness", "sadness", "neutral"]
     paths = export_model(tiny_model(classes=3), tmp_path, input_mode="unit", class_names=names, tflite=True)

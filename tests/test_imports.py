@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "fer_keras"
 
@@ -110,6 +112,7 @@ def test_building_a_config_needs_no_tensorflow():
     assert heavy == set(), f"fer_keras.config imports TensorFlow through {sorted(heavy)}"
 
 
+@pytest.mark.slow
 def test_importing_everything_changes_nothing_global():
     """Every module imported: matplotlib's backend, absl's log filters and TensorFlow's global
     random generator are as they were (the Keras-2 selection of _compat is the one documented effect)."""

@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = ROOT / "examples" / "fer_keras_colab.ipynb"
 
@@ -33,6 +35,7 @@ def test_notebook_is_nbformat_4():
     compile(notebook_script(nb), str(NOTEBOOK), "exec")
 
 
+@pytest.mark.slow
 def test_notebook_runs_on_the_demo_set(tmp_path):
     script = tmp_path / "notebook.py"
     script.write_text(notebook_script(_notebook()))

@@ -160,6 +160,7 @@ def test_resume_refuses_flags_that_would_change_the_run():
     assert "\n" not in str(info.value)
 
 
+@pytest.mark.slow
 def test_resume_may_extend_only_a_constant_lr_run(tmp_path):
     from fer_keras.config import ExperimentConfig
     from fer_keras.experiment import run_experiment
