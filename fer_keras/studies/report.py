@@ -438,8 +438,10 @@ def privacy_lines(runs) -> list[str]:
             rows.append([name, _pct(s["test_accuracy"]), auc, *cells,
                          " / ".join(f"{v:g}" for v in study) if study else "-"])
         lines += [f"**{r['name']}**: model {cfg.model.name}, data {cfg.data.path or 'demo (synthetic)'}, "
-                  f"{r['images'].get('train', '?')} training images, {cfg.training.epochs or 'default'} epochs, "
-                  f"{cfg.audit.audit_size} members + {cfg.audit.audit_size} non-members; TP/FP/TN/FN of the "
+                  f"{r['images'].get('train', '?')} training images, "
+                  + (f"the trained model of {Path(r['resolved']['model_dir']).name}, " if r["resolved"].get("model_dir")
+                     else f"{cfg.training.epochs or 'default'} epochs, ")
+                  + f"{cfg.audit.audit_size} members + {cfg.audit.audit_size} non-members; TP/FP/TN/FN of the "
                   f"loss-threshold attack at {100 * cfg.audit.target_fpr:g}% FPR, in % of all audited images.", "",
                   *_table(header, rows), ""]
     return lines

@@ -63,7 +63,8 @@ def test_collect_copies_results_not_weights(docs):
     _, run, dest = docs
     names = {p.name for p in dest.iterdir()}
     assert {"config.json", "metrics.json", "history.csv", "classification_report.txt", "timing.json"} <= names
-    assert not {"model", "checkpoints", "figures"} & names
+    assert not {"model", "checkpoints"} & names  # no weights
+    assert {p.name for p in (dest / "figures").iterdir()} == {"training_curves.png", "confusion_matrix.png"}
     timing = json.loads((dest / "timing.json").read_text())
     assert timing["wall_seconds"] == 3723.5 and timing["cpu_model"]
 
