@@ -114,9 +114,6 @@ class MIAConfig:
         return InputSpec(spec.input_shape_for(self.model.input_size), spec.input_mode, self.model.standardize,
                          class_names=class_names)
 
-    def replace(self, **sections) -> "MIAConfig":
-        return dataclasses.replace(self, **sections)
-
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
@@ -325,8 +322,8 @@ def load_source(model_dir, config: MIAConfig, trusted: bool = False):
     run = RunFolder.open(model_dir, "--model-dir", finished=True)
     if run.kind == "privacy":
         old = MIAConfig.from_dict(run.saved["config"])
-        config = config.replace(data=old.data, model=old.model, training=old.training, seed=old.seed,
-                                audit=dataclasses.replace(config.audit, settings=old.audit.settings))
+        config = dataclasses.replace(config, data=old.data, model=old.model, training=old.training, seed=old.seed,
+                                     audit=dataclasses.replace(config.audit, settings=old.audit.settings))
         loaded = {}
         for name in config.audit.settings:
             file = run.models_dir / f"{name}.keras"
@@ -337,6 +334,6 @@ def load_source(model_dir, config: MIAConfig, trusted: bool = False):
         return config, loaded
     model = run.load_model(trusted)  # before the settings are checked: a refused model stops at once
     exp = run.config
-    config = config.replace(data=exp.data, model=exp.model, seed=exp.seed,  # the grid is not trained here
-                            audit=dataclasses.replace(config.audit, settings=("none",)))
+    config = dataclasses.replace(config, data=exp.data, model=exp.model, seed=exp.seed,  # the grid is not trained here
+                                 audit=dataclasses.replace(config.audit, settings=("none",)))
     return config, {"loaded": (model, {"setting": "loaded", "from": str(run.path)})}
