@@ -24,6 +24,7 @@ import numpy as np
 
 from fer_keras import pretrained
 from fer_keras.classifier import load_classifier
+from fer_keras.config import TTA_MODES
 from fer_keras.data import load_dataset
 from fer_keras.data.face_crops import crop_folder
 from fer_keras.data.hygiene import check_hygiene, summary_lines, write_hygiene
@@ -114,6 +115,7 @@ def _predict_flags(parser: argparse.ArgumentParser) -> None:
     add("--every", type=int, default=1, metavar="N", help="classify every N-th video frame (default: 1)")
     add("--batch-size", type=int, default=64, help="faces per model call (default: %(default)s)")
     add("--no-annotate", action="store_true", help="do not write annotated images/videos")
+    _tta_flag(parser)
     add("--input-mode", default=None, choices=("unit", "standardize"),
         help="model input: unit = pixels/255, standardize = mean 0/std 1 per image "
         "(default: from the run folder or the model's name)")
@@ -129,7 +131,12 @@ def _predict(args: argparse.Namespace):
     return predict(args.source, classifier, _detector(args), args.out, fmt=args.format, every=args.every,
                    batch_size=args.batch_size, margin=args.margin, align=not args.no_align,
                    annotate=not args.no_annotate, log=progress_to_stderr, trusted=args.trust_model,
-                   max_pixels=args.max_pixels)
+                   max_pixels=args.max_pixels, tta=args.tta)
+
+
+def _tta_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--tta", default="none", choices=TTA_MODES, help="flip = average each face's probabilities "
+                        "with its mirror image's (twice the model time; default: %(default)s)")
 
 
 def _model_flag(parser: argparse.ArgumentParser) -> None:
@@ -164,8 +171,7 @@ def _evaluate_flags(parser: argparse.ArgumentParser) -> None:
     _model_flag(parser)
     add("--usage", default=None, help="only rows of this Usage, e.g. PublicTest (Kaggle test/ folder) "
         "(default: all rows)")
-    add("--tta", default="none", choices=("none", "flip"), help="flip = average each face's probabilities "
-        "with its mirror image's (default: %(default)s)")
+    _tta_flag(parser)
     add("--batch-size", type=int, default=256, help="faces per model call (default: %(default)s)")
     add("--out", default="evaluation", help="folder for evaluation.json, classification_report.txt and "
         "confusion_matrix.png (default: %(default)s)")

@@ -111,8 +111,8 @@ def evaluate_model_on_data(model, data, *, usage: str | None = None, tta: str = 
     Returns ``{"model", "data", "usage", "tta", "class_names", "images", "skipped", "accuracy", "macro_f1",
     "wrong", "per_class", "confusion_matrix", "report", "seconds", "images_per_second"}``.
     """
-    if tta not in ("none", "flip"):
-        raise ConfigError(f"tta must be 'none' or 'flip', not {tta!r}")
+    if tta not in TTA_MODES:
+        raise ConfigError(f"tta must be one of {', '.join(TTA_MODES)}, not {tta!r}")
     if batch_size < 1:
         raise ConfigError("batch_size must be at least 1")
     source = data
@@ -138,10 +138,7 @@ def evaluate_model_on_data(model, data, *, usage: str | None = None, tta: str = 
               disable=(not sys.stderr.isatty()) if progress is None else not progress) as bar:
         for i in range(0, len(images), batch_size):
             batch = images[i:i + batch_size]
-            p = classifier(batch)
-            if tta == "flip":
-                p = (p + classifier(np.ascontiguousarray(batch[:, :, ::-1]))) / 2.0
-            probs.append(p)
+            probs.append(classifier(batch, tta=tta))
             bar.update(len(batch))
     seconds = time.monotonic() - start
     probs = np.concatenate(probs)

@@ -23,6 +23,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from fer_keras.classifier import Classifier, load_classifier
+from fer_keras.config import TTA_MODES
 from fer_keras.data.images import IMAGE_EXTENSIONS, MAX_PIXELS, image_problem, read_image
 from fer_keras.errors import ConfigError, DataError
 from fer_keras.faces import Detector, Face, crop_face, get_detector
@@ -114,7 +115,7 @@ def predict(source: str | os.PathLike, model: str | os.PathLike | Classifier, de
             out: str | os.PathLike | None = None, *, fmt: str = "json", every: int = 1, batch_size: int = 64,
             margin: float = 0.2, align: bool = True, annotate: bool = True, input_mode: str | None = None,
             class_names=None, log: Callable = print, progress: bool | None = None, trusted: bool = False,
-            max_pixels: int | None = MAX_PIXELS) -> dict:
+            max_pixels: int | None = MAX_PIXELS, tta: str = "none") -> dict:
     """Expressions of every face in an image file, a video file or a folder of them.
 
     Args:
@@ -129,6 +130,7 @@ def predict(source: str | os.PathLike, model: str | os.PathLike | Classifier, de
         progress: progress bar (tqdm, with ETA) on stderr; None = only when stderr is a terminal.
         trusted: also load model files that can run code (HDF5, SavedModel; see :mod:`fer_keras.model_files`).
         max_pixels: images with more pixels (width x height, from the file header) are ``unreadable``.
+        tta: ``"flip"`` averages each face's probabilities with its mirror image's (see :class:`Classifier`).
 
     Returns ``{"model", "detector", "class_names", "items": [...]}``; each item is one image or
     video frame: ``file``, ``frame`` and ``time`` (seconds; video only), ``status`` (``ok``,
@@ -140,6 +142,8 @@ def predict(source: str | os.PathLike, model: str | os.PathLike | Classifier, de
         raise ConfigError(f"format must be json or csv, not {fmt!r}")
     if every < 1 or batch_size < 1:
         raise ConfigError("every and batch_size must be at least 1")
+    if tta not in TTA_MODES:
+        raise ConfigError(f"tta must be one of {', '.join(TTA_MODES)}, not {tta!r}")
     source = Path(source)
     if not source.exists():
         raise DataError(f"{source}: no such file or folder; pass an image, a video or a folder of them")
@@ -153,7 +157,7 @@ def predict(source: str | os.PathLike, model: str | os.PathLike | Classifier, de
 
     def flush():
         items.extend(_classify_chunk(chunk, detector, classifier, out if annotate else None, writers,
-                                     batch_size, margin, align))
+                                     batch_size, margin, align, tta))
         chunk.clear()
 
     try:
@@ -198,12 +202,12 @@ def _hidden(path: Path) -> Path:
     return path.with_name("." + path.name)
 
 
-def _classify_chunk(chunk, detector, classifier, out, writers, batch_size, margin, align) -> list[dict]:
+def _classify_chunk(chunk, detector, classifier, out, writers, batch_size, margin, align, tta) -> list[dict]:
     height, width, channels = classifier.input_shape
     found = [detector.detect(frame.image) if frame.image is not None else [] for frame in chunk]
     crops = [crop_face(frame.image, face, (height, width), margin, align, gray=channels == 1)
              for frame, faces in zip(chunk, found) for face in faces]
-    probs = np.concatenate([classifier(np.stack(crops[i:i + batch_size])) for i in range(0, len(crops), batch_size)]
+    probs = np.concatenate([classifier(np.stack(crops[i:i + batch_size]), tta=tta) for i in range(0, len(crops), batch_size)]
                            ) if crops else np.zeros((0, len(classifier.class_names)))
     items, k = [], 0
     for (name, file, index, seconds, image, fps, status, reason), faces in zip(chunk, found):

@@ -22,6 +22,7 @@ import os
 import numpy as np
 
 from fer_keras.classifier import DemoModelWarning, load_classifier
+from fer_keras.config import TTA_MODES
 from fer_keras.data.images import read_image, to_rgb
 from fer_keras.data.labels import class_id
 from fer_keras.errors import ConfigError, DataError
@@ -90,13 +91,18 @@ class EmotionRecognizer:
         batch_size: face crops per model call.
         min_score: drop faces the detector scores below this (RetinaFace, MTCNN).
         input_mode, class_names: override what the model's files say (see :func:`load_classifier`).
+        tta: ``"flip"`` averages each face's probabilities with its mirror image's (twice the model
+            cost; the model card's TTA figure); ``"none"`` matches the exported SavedModel / TFLite.
     """
 
     def __init__(self, model=DEFAULT_MODEL, detector="auto", names: str = "project", *, margin: float = 0.2,
                  align: bool = True, batch_size: int = 64, min_score: float | None = None,
-                 input_mode: str | None = None, class_names=None):
+                 input_mode: str | None = None, class_names=None, tta: str = "none"):
         if batch_size < 1:
             raise ConfigError("batch_size must be at least 1")
+        if tta not in TTA_MODES:
+            raise ConfigError(f"tta must be one of {', '.join(TTA_MODES)}, not {tta!r}")
+        self.tta = tta
         self.classifier = load_classifier(model, input_mode, class_names)
         self.detector = get_detector(detector, **({} if min_score is None else {"min_score": min_score}))
         self.names = names
@@ -116,7 +122,7 @@ class EmotionRecognizer:
         found = [self.detector.detect(image) for image in images]
         crops = [crop_face(image, face, (height, width), self.margin, self.align, gray=channels == 1)
                  for image, faces in zip(images, found) for face in faces]
-        probs = (np.concatenate([self.classifier(np.stack(crops[i:i + self.batch_size]))
+        probs = (np.concatenate([self.classifier(np.stack(crops[i:i + self.batch_size]), tta=self.tta)
                                  for i in range(0, len(crops), self.batch_size)])
                  if crops else np.zeros((0, len(self.class_names)), np.float32))
         results, k = [], 0
@@ -145,7 +151,7 @@ class EmotionRecognizer:
 
     def __repr__(self) -> str:
         return (f"EmotionRecognizer(model={str(self.classifier.path)!r}, detector={self.detector.name!r}, "
-                f"names={self.names!r})")
+                f"names={self.names!r}, tta={self.tta!r})")
 
 
 _DEFAULT: EmotionRecognizer | None = None

@@ -79,7 +79,8 @@ def test_no_face(rec):
 def test_batch_classifies_all_faces_in_one_model_call(rec, photo, rgb, monkeypatch):
     calls = []
     real = type(rec.classifier).__call__
-    monkeypatch.setattr(type(rec.classifier), "__call__", lambda self, x: calls.append(len(x)) or real(self, x))
+    monkeypatch.setattr(type(rec.classifier), "__call__",
+                        lambda self, x, tta="none": calls.append(len(x)) or real(self, x, tta))
     pair = np.hstack([rgb, rgb])
     results = rec.detect_emotions_batch([photo, np.zeros((50, 50), np.uint8), pair])
     assert [len(r) for r in results] == [1, 0, 2] and calls == [3]
@@ -150,3 +151,16 @@ def test_import_loads_no_model():
             "assert callable(fer_keras.detect_emotions); print('ok')")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert done.stdout.strip().endswith("ok"), done.stderr[-1000:]
+
+
+def test_flip_tta_averages_each_face_with_its_mirror_image(run, rec, photo, rgb):
+    flipped = EmotionRecognizer(run, detector="haar", tta="flip")
+    crops = np.random.default_rng(0).integers(0, 256, (3, 48, 48, 1), dtype=np.uint8)
+    expected = (rec.classifier(crops) + rec.classifier(crops[:, :, ::-1])) / 2
+    np.testing.assert_allclose(flipped.classifier(crops, tta="flip"), expected, atol=1e-6)
+    assert not np.allclose(expected, rec.classifier(crops), atol=1e-4)  # the mirror image changes the output
+    face, plain = _one_face(flipped.detect_emotions(photo)), _one_face(rec.detect_emotions(photo))
+    assert face["box"] == plain["box"] and face["probabilities"] != plain["probabilities"]
+    assert "tta='flip'" in repr(flipped)
+    with pytest.raises(ConfigError, match="tta must be one of none, flip, not 'crop'"):
+        EmotionRecognizer(run, detector="haar", tta="crop")
