@@ -31,7 +31,8 @@ def main():
                         help="copy these runs' small result files to --collect-to first")
     parser.add_argument("--time-log", nargs="+", default=None, metavar="FILE[,FILE...]",
                         help="/usr/bin/time -v outputs, one per --collect run, in the same order; a run that "
-                             "was resumed gives its commands' outputs joined with commas")
+                             "was resumed gives its commands' outputs joined with commas (untimed:FIRST-LAST "
+                             "for epochs whose output was lost: wall from history.csv, CPU share from the rest)")
     parser.add_argument("--collect-to", default="docs/runs", help="default: %(default)s")
     args = parser.parse_args()
     if args.collect:

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from fer_keras import profiler
 from fer_keras.data.labels import CLASS_NAMES
+from fer_keras.errors import ConfigError
 from fer_keras.files import atomic_write_text, write_json
 from fer_keras.models import build_model, get_spec
 from fer_keras.privacy import round_to_total
@@ -90,23 +91,48 @@ def cpu_model() -> str:
 
 def combine_timings(timings: list[dict]) -> dict:
     """One run made by several commands (started, then resumed): wall, user and system seconds
-    summed, CPU share = CPU seconds / wall seconds, peak memory the largest; each command kept."""
+    summed, CPU share = CPU seconds / wall seconds, peak memory the largest; each command kept.
+    An untimed part (:func:`untimed_epochs`: user/system seconds None) adds its wall seconds; the
+    CPU share and peak memory then come from the timed parts only (``cpu_percent_of``)."""
     if len(timings) == 1:
         return timings[0]
-    wall = sum(t["wall_seconds"] for t in timings)
-    cpu = sum(t["user_seconds"] + t["system_seconds"] for t in timings)
-    return {"command": timings[0]["command"], "wall_seconds": round(wall, 1),
-            "user_seconds": round(sum(t["user_seconds"] for t in timings), 2),
-            "system_seconds": round(sum(t["system_seconds"] for t in timings), 2),
-            "cpu_percent": round(100 * cpu / wall) if wall else 0.0,
-            "max_rss_mb": max(t["max_rss_mb"] for t in timings),
-            "exit_status": timings[-1]["exit_status"], "invocations": timings}
+    timed = [t for t in timings if t["user_seconds"] is not None]
+    wall, timed_wall = (sum(t["wall_seconds"] for t in ts) for ts in (timings, timed))
+    cpu = sum(t["user_seconds"] + t["system_seconds"] for t in timed)
+    out = {"command": timings[0]["command"], "wall_seconds": round(wall, 1),
+           "user_seconds": round(sum(t["user_seconds"] for t in timed), 2),
+           "system_seconds": round(sum(t["system_seconds"] for t in timed), 2),
+           "cpu_percent": round(100 * cpu / timed_wall) if timed_wall else 0.0,
+           "max_rss_mb": max((t["max_rss_mb"] for t in timed), default=None),
+           "exit_status": timings[-1]["exit_status"], "invocations": timings}
+    if len(timed) < len(timings):
+        out["cpu_percent_of"] = f"the timed {round(timed_wall)} s of {round(wall)} s"
+    return out
+
+
+def untimed_epochs(run_dir: str | Path, epochs: str) -> dict:
+    """A part of a run whose ``/usr/bin/time`` report was lost (its process was killed): epochs
+    ``"FIRST-LAST"`` (1-based, inclusive), wall seconds summed from the run's history (each epoch's
+    own ``seconds``, so start-up time is left out); CPU not measured (None)."""
+    first, _, last = epochs.partition("-")
+    try:
+        first, last = int(first), int(last or first)
+    except ValueError:
+        raise ConfigError(f"untimed epochs {epochs!r}: write FIRST-LAST, e.g. untimed:1-12") from None
+    history = RunFolder.open(run_dir, "--collect").history()
+    rows = [r for r in history if first <= int(r["epoch"]) + 1 <= last]
+    if len(rows) != last - first + 1 or any("seconds" not in r for r in rows):
+        raise ConfigError(f"untimed epochs {epochs}: {run_dir}'s history.csv lacks some of them or their seconds")
+    return {"command": f"epochs {first}-{last}, /usr/bin/time report lost (process killed); wall from history.csv",
+            "wall_seconds": round(sum(float(r["seconds"]) for r in rows), 1), "user_seconds": None,
+            "system_seconds": None, "cpu_percent": None, "max_rss_mb": None, "exit_status": None}
 
 
 def collect_run(run_dir: str | Path, dest_root: str | Path, time_log=None) -> Path:
     """Copy ``run_dir``'s small result files (:data:`RESULT_FILES`; no model, no checkpoints) to
     ``dest_root/<run folder name>/``. With ``time_log`` (the ``/usr/bin/time -v`` output of the
-    command that made the run, or a list of them when it was resumed) also write ``timing.json``:
+    command that made the run, or a list of them when it was resumed; ``"untimed:FIRST-LAST"`` for
+    epochs whose report was lost, see :func:`untimed_epochs`) also write ``timing.json``:
     :func:`parse_time_log` (:func:`combine_timings`) plus this machine's CPU model, so call it on
     the machine that ran the commands."""
     run = RunFolder.open(run_dir, "--collect")
@@ -118,7 +144,8 @@ def collect_run(run_dir: str | Path, dest_root: str | Path, time_log=None) -> Pa
             shutil.copyfile(run.file(name), dest / name)
     if time_log is not None:
         logs = [time_log] if isinstance(time_log, (str, Path)) else list(time_log)
-        timings = [parse_time_log(Path(log).read_text(errors="replace")) for log in logs]
+        timings = [untimed_epochs(run_dir, str(log)[len("untimed:"):]) if str(log).startswith("untimed:")
+                   else parse_time_log(Path(log).read_text(errors="replace")) for log in logs]
         write_json(dest / TIMING_FILE, {**combine_timings(timings), "cpu_model": cpu_model()})
     return dest
 
@@ -269,7 +296,8 @@ def scale_rows(runs, profiles):
                      data_label(r), m.get("training", {}).get("epochs", res.get("epochs")),
                      f"{res['images']['train']:,}", f"{res['images']['val']:,} / {res['images']['test']:,}",
                      _num(m.get("training", {}).get("seconds"), "{:.0f}"), _num(t.get("wall_seconds"), "{:.0f}"),
-                     _num(t.get("cpu_percent"), "{:.0f}"),
+                     _num(t.get("cpu_percent"), "{:.0f}") + (f" (of {t['cpu_percent_of'][4:]})"
+                                                             if t.get("cpu_percent_of") else ""),
                      _num(m.get("training", {}).get("images_per_second"), "{:.1f}"), _num(g, "{:.1f}"),
                      machine_label(r)])
     return header, rows

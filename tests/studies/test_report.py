@@ -5,7 +5,9 @@ import shutil
 import pytest
 
 from fer_keras.config import ExperimentConfig
+from fer_keras.errors import ConfigError
 from fer_keras.experiment import run_experiment
+from fer_keras.runs import read_history
 from fer_keras.studies.report import (README_END, README_START, collect_run, find_runs, parse_time_log,
                                       replace_between_markers, write_report)
 
@@ -125,3 +127,24 @@ def test_a_resumed_run_sums_its_commands_timings(tmp_path):
     assert both["wall_seconds"] == 4000.0 and both["max_rss_mb"] == 4096.0 and len(both["invocations"]) == 2
     assert both["cpu_percent"] == round(100 * (80.5 + 4.25 + 400.0) / 4000.0)
     assert combine_timings([first]) == first
+
+
+def test_an_untimed_part_adds_its_history_wall_time_but_not_to_the_cpu_share(docs, tmp_path):
+    from fer_keras.studies.report import combine_timings, untimed_epochs
+
+    _, run, _ = docs
+    lost = untimed_epochs(run, "1-1")  # the demo run's one epoch, as if its time report were lost
+    epoch_seconds = read_history(run / "history.csv")[0]["seconds"]
+    assert lost["wall_seconds"] == round(epoch_seconds, 1) and lost["user_seconds"] is None
+    timed = parse_time_log(TIME_LOG)  # 3723.5 s wall, 84.75 s CPU
+    both = combine_timings([lost, timed])
+    assert both["wall_seconds"] == round(lost["wall_seconds"] + 3723.5, 1)
+    assert both["cpu_percent"] == round(100 * 84.75 / 3723.5) and both["max_rss_mb"] == timed["max_rss_mb"]
+    assert both["cpu_percent_of"] == f"the timed 3724 s of {round(both['wall_seconds'])} s"
+    (tmp_path / "t.log").write_text(TIME_LOG)
+    dest = collect_run(run, tmp_path, ["untimed:1-1", tmp_path / "t.log"])
+    assert json.loads((dest / "timing.json").read_text())["wall_seconds"] == both["wall_seconds"]
+    with pytest.raises(ConfigError, match="lacks some of them"):
+        untimed_epochs(run, "1-5")
+    with pytest.raises(ConfigError, match="write FIRST-LAST"):
+        untimed_epochs(run, "one")
