@@ -564,9 +564,9 @@ def results_markdown(runs: list[dict], profiles: dict, out_dir: Path | None = No
             "## Runs and scale", "",
             f"`fit s`: training + validation seconds of all epochs (metrics.json); `command wall s`: the whole "
             f"command (load, train, evaluate, figures, export). Train GFLOP/s = train images/s x MACs x "
-            f"{TRAIN_FLOPS_PER_MAC} (x{NSL_COST_FACTOR} with NSL). Validation and test images are drawn from "
-            "PublicTest (the Kaggle folders hold no PrivateTest), the same images for both when `--eval-limit` "
-            "samples them.", "",
+            f"{TRAIN_FLOPS_PER_MAC} (x{NSL_COST_FACTOR} with NSL). `eval images`: validation / test; where each "
+            "came from is the test table's `split` column (full-data runs validate on 10% of Training and test on "
+            "PublicTest; the early reduced-scale runs sampled both from PublicTest, marked †).", "",
             *_table(*scale_rows(train, profiles)), "", *xla_lines(train, profiles), "",
             "GFLOP/s count the model's nominal multiply-adds (2 FLOPs each); oneDNN's convolution algorithms "
             "may do fewer, so this is model-FLOP throughput, not a hardware counter.", "",
