@@ -132,7 +132,7 @@ def predict(source: str | os.PathLike, model: str | os.PathLike | Classifier, de
         max_pixels: images with more pixels (width x height, from the file header) are ``unreadable``.
         tta: ``"flip"`` averages each face's probabilities with its mirror image's (see :class:`Classifier`).
 
-    Returns ``{"model", "detector", "class_names", "items": [...]}``; each item is one image or
+    Returns ``{"model", "detector", "class_names", "tta", "items": [...]}``; each item is one image or
     video frame: ``file``, ``frame`` and ``time`` (seconds; video only), ``status`` (``ok``,
     ``no_face``, ``unreadable`` or ``no_frames``: a video without a frame; the last two with a
     ``reason``) and ``faces``: ``box`` [x, y, w, h] pixels, detector ``score``, ``label`` and
@@ -180,7 +180,7 @@ def predict(source: str | os.PathLike, model: str | os.PathLike | Classifier, de
             else:
                 _hidden(path).unlink(missing_ok=True)
     result = {"model": str(classifier.path), "detector": detector.name, "class_names": list(classifier.class_names),
-              "items": items}
+              "tta": tta, "items": items}
     if out is not None:
         target = out / f"predictions.{fmt}"
         if fmt == "json":

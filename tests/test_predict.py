@@ -146,6 +146,12 @@ def test_command_line(tmp_path, models, photo_bgr, capsys, monkeypatch):
     assert json.loads((tmp_path / "out" / "predictions.json").read_text())["items"][0]["status"] == "ok"
     assert not (tmp_path / "out" / "annotated").exists()
     assert "1 faces" in capsys.readouterr().err  # progress and summary go to stderr
+    main(["predict", str(tmp_path / "a.jpg"), "--model", str(models["run"]), "--detector", "haar",
+          "--out", str(tmp_path / "flip"), "--no-annotate", "--tta", "flip"])
+    plain, flipped = (json.loads((tmp_path / d / "predictions.json").read_text()) for d in ("out", "flip"))
+    assert (plain["tta"], flipped["tta"]) == ("none", "flip")
+    assert flipped["items"][0]["faces"][0]["box"] == plain["items"][0]["faces"][0]["box"]
+    assert flipped["items"][0]["faces"][0]["probabilities"] != plain["items"][0]["faces"][0]["probabilities"]
     for argv, message in ((["predict", str(tmp_path / "nothing.jpg"), "--model", str(models["run"])], "no such file"),
                           (["predict", str(tmp_path / "a.jpg"), "--model", str(models["tflite"]), "--detector",
                             "haar"], "input_mode"),
