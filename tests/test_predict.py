@@ -152,6 +152,7 @@ def test_command_line(tmp_path, models, photo_bgr, capsys, monkeypatch):
     assert (plain["tta"], flipped["tta"]) == ("none", "flip")
     assert flipped["items"][0]["faces"][0]["box"] == plain["items"][0]["faces"][0]["box"]
     assert flipped["items"][0]["faces"][0]["probabilities"] != plain["items"][0]["faces"][0]["probabilities"]
+    capsys.readouterr()
     for argv, message in ((["predict", str(tmp_path / "nothing.jpg"), "--model", str(models["run"])], "no such file"),
                           (["predict", str(tmp_path / "a.jpg"), "--model", str(models["tflite"]), "--detector",
                             "haar"], "input_mode"),
