@@ -28,7 +28,7 @@ DEMO_IMAGES_PER_CLASS = 60
 DEMO_EPOCHS = 8
 
 OPTIMIZERS = ("adam", "sgd")
-LR_SCHEDULES = ("constant", "cosine")
+LR_SCHEDULES = ("constant", "cosine", "step")
 STANDARDIZE = ("image", "dataset")
 GRAD_NORMS = ("l2", "infinity", "l1")
 TTA_MODES = ("none", "flip")
@@ -67,6 +67,14 @@ def parse_augment(name: str | None) -> tuple[str, ...]:
         raise ConfigError(f"--augment {name!r}: use none or a '+'-joined combination of "
                           f"{', '.join(AUGMENT_PARTS)} (e.g. randaugment+mixup)")
     return tuple(p for p in AUGMENT_PARTS if p in parts)
+
+
+def epoch_list(text: str, flag: str) -> tuple[int, ...]:
+    """``"20,26"`` -> ``(20, 26)``."""
+    try:
+        return tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise ConfigError(f"{flag} {text!r}: give comma-separated epoch numbers, e.g. 20,26") from None
 
 
 def magnitude_range(text: str) -> tuple[float, float]:
@@ -201,9 +209,12 @@ class OptimizerConfig:
     name: str = setting("adam", "default: %(default)s", flag="--optimizer", choices=OPTIMIZERS)
     lr: float = setting(1e-3, "learning rate (default: %(default)s)")
     momentum: float = setting(0.9, "SGD momentum (default: %(default)s)")
-    schedule: str = setting("constant", "cosine: decay to lr/100 at the last step (default: %(default)s)",
-                            flag="--lr-schedule", choices=LR_SCHEDULES)
+    schedule: str = setting("constant", "cosine: decay to lr/100 at the last step; step: divide by 10 after each "
+                            "of --lr-drops (default: %(default)s)", flag="--lr-schedule", choices=LR_SCHEDULES)
     warmup_epochs: float = setting(0.0, "cosine: linear warm-up epochs (default: %(default)s)")
+    lr_drops: tuple[int, ...] = setting((), "step: the epochs after which the learning rate is divided by 10, "
+                                        "e.g. 20,26", flag="--lr-drops", type=lambda text: epoch_list(text, "--lr-drops"),
+                                        metavar="EPOCH,EPOCH")
 
     def __post_init__(self):
         if self.name not in OPTIMIZERS:
@@ -211,9 +222,14 @@ class OptimizerConfig:
         if self.lr <= 0:
             raise ConfigError(f"--lr must be positive (got {self.lr})")
         if self.schedule not in LR_SCHEDULES:
-            raise ConfigError(f"--lr-schedule {self.schedule!r}: use constant or cosine")
+            raise ConfigError(f"--lr-schedule {self.schedule!r}: use one of {', '.join(LR_SCHEDULES)}")
         if self.warmup_epochs < 0:
             raise ConfigError(f"--warmup-epochs must be >= 0 (got {self.warmup_epochs:g})")
+        self.lr_drops = tuple(int(e) for e in self.lr_drops)
+        if (self.schedule == "step") != bool(self.lr_drops):
+            raise ConfigError("--lr-schedule step needs --lr-drops (e.g. 20,26), and --lr-drops needs --lr-schedule step")
+        if any(e < 1 for e in self.lr_drops) or list(self.lr_drops) != sorted(set(self.lr_drops)):
+            raise ConfigError(f"--lr-drops {','.join(map(str, self.lr_drops))}: give increasing epochs, 1 or more")
 
 
 @dataclasses.dataclass
@@ -296,8 +312,8 @@ class ExperimentConfig:
     evaluation: EvaluationConfig = _section(EvaluationConfig)
 
     def __post_init__(self):
-        if self.optimizer.schedule == "cosine" and self.training.reduce_lr:
-            raise ConfigError("--reduce-lr cannot change a cosine schedule; use one or the other")
+        if self.optimizer.schedule != "constant" and self.training.reduce_lr:
+            raise ConfigError(f"--reduce-lr cannot change a {self.optimizer.schedule} schedule; use one or the other")
 
     @property
     def resolved_epochs(self) -> int:

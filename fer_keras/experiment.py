@@ -32,7 +32,7 @@ from fer_keras.files import atomic_write_text, write_json
 from fer_keras.models import get_spec
 from fer_keras.model_files import load_keras
 from fer_keras.runs import CONFUSION_FIGURE, CURVES_FIGURE, LABEL_NOISE_FILE, RunFolder, resolve_model
-from fer_keras.training import checkpointed_randomness, compile_model, fit, learning_rate, set_seed
+from fer_keras.training import checkpointed_randomness, compile_model, fit, schedule_for, set_seed
 
 
 def _tee(log: Callable, path: Path) -> Callable:
@@ -142,12 +142,13 @@ def run_experiment(config: ExperimentConfig, resume: str | Path | None = None,
         model = wrap_adversarial(model, adv.multiplier, adv.step, adv.grad_norm)
     opt = config.optimizer
     steps = train_stream.steps_per_epoch
-    lr = learning_rate(opt.lr, opt.schedule, steps * epochs, int(round(opt.warmup_epochs * steps)))
+    lr = schedule_for(opt, steps, epochs)
     compile_model(model, opt.name, lr, opt.momentum, config.training.jit_compile, config.training.label_smoothing)
     how = (f"NSL adversarial regularisation (multiplier {adv.multiplier:g}, step {adv.step:g}, "
            f"{adv.grad_norm})" if adv.enabled else "plain training")
     log(f"Model {config.model.name}: {base_model(model).count_params():,} parameters; {how}; "
-        f"{epochs} epochs, batch {batch}, {opt.name} lr {opt.lr:g} ({opt.schedule})"
+        f"{epochs} epochs, batch {batch}, {opt.name} lr {opt.lr:g} ({opt.schedule}"
+        f"{' /10 after epochs ' + ','.join(map(str, opt.lr_drops)) if opt.lr_drops else ''})"
         + (f", label smoothing {config.training.label_smoothing:g}" if config.training.label_smoothing else "")
         + (f", augment {config.augment.name}" if config.augment.name != "none" else ""))
 

@@ -41,7 +41,8 @@ def test_bad_values_are_usage_errors(capsys):
     add_config_flags(parser, ExperimentConfig())
     for argv, message in ((["--randaugment-magnitude", "4"], "--randaugment-magnitude '4': give LOW,HIGH"),
                           (["--model", "resnet"], "invalid choice: 'resnet'"),
-                          (["--epochs", "x"], "invalid int value")):
+                          (["--epochs", "x"], "invalid int value"),
+                          (["--lr-drops", "20,x"], "--lr-drops '20,x': give comma-separated epoch numbers")):
         with pytest.raises(SystemExit) as info:
             parser.parse_args(argv)
         assert info.value.code == 2 and message in capsys.readouterr().err

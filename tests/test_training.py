@@ -170,3 +170,14 @@ def test_resume_may_extend_only_a_constant_lr_run(tmp_path):
     run = run_experiment(config, log=lambda *a: None)
     with pytest.raises(ConfigError, match="cosine schedule over 1 epochs"):
         run_experiment(ExperimentConfig(), resume=run, extend_epochs=3, log=lambda *a: None)
+
+
+def test_step_schedule_divides_by_ten_after_each_drop():
+    from fer_keras.config import OptimizerConfig
+    from fer_keras.training import schedule_for
+
+    lr = schedule_for(OptimizerConfig(lr=1e-3, schedule="step", lr_drops=(2, 3)), steps_per_epoch=5, epochs=4)
+    got = [float(lr(step)) for step in (0, 9, 10, 14, 15, 19)]  # step 10 = the first batch of epoch 3
+    np.testing.assert_allclose(got, [1e-3, 1e-3, 1e-4, 1e-4, 1e-5, 1e-5], rtol=1e-6)
+    with pytest.raises(ConfigError, match="every drop must fall inside the run's 20 steps"):
+        schedule_for(OptimizerConfig(schedule="step", lr_drops=(4,)), steps_per_epoch=5, epochs=4)

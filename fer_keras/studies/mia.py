@@ -38,7 +38,7 @@ from fer_keras.model_files import load_keras
 from fer_keras.files import atomic_write_text, write_json
 from fer_keras.models import get_spec
 from fer_keras.runs import MODELS_DIR, SETTINGS_DIR, SUMMARY_FILE, TABLE_CSV_FILE, TABLE_MD_FILE, RunFolder
-from fer_keras.training import compile_model, learning_rate, set_seed
+from fer_keras.training import compile_model, schedule_for, set_seed
 
 DEFAULT_SETTINGS = ("none", "noise1", "noise2", "basic", "randaugment", "mixup", "dp")
 NOISE_PARTS = {"noise1": 1, "noise2": 2}
@@ -185,7 +185,7 @@ def train_setting(name: str, config: MIAConfig, parts: dict, log: Callable = pri
         info["dp_accounting"]["l2_norm_clip"] = audit.dp_clip
     else:
         steps = -(-len(parts["train"]) // batch)
-        lr = learning_rate(opt.lr, opt.schedule, steps * epochs, int(round(opt.warmup_epochs * steps)))
+        lr = schedule_for(opt, steps, epochs)
         compile_model(model, opt.name, lr, opt.momentum, label_smoothing=config.training.label_smoothing)
     train = make_dataset(parts["train"], inputs.shape, batch, training=True, augment=augment, seed=config.seed,
                          **inputs.scaling)

@@ -71,6 +71,10 @@ register_preset("shipped-fer2013", "The shipped FER2013 model (Study A's DCNN, p
                 "label smoothing, flip TTA)", "run_nsl.py", "--no-adversarial --model dcnn --epochs 30 --batch-size 64 "
                 "--lr-schedule cosine --warmup-epochs 1 --label-smoothing 0.1 --augment basic+flip+crop --tta flip "
                 "--drop-test-duplicates")
+register_preset("dcnn-step-fer2013", "Study A's plain DCNN settings (batch 50, Adam 1e-3, basic augmentation) plus "
+                "flips and a /10 learning-rate drop after epochs 20 and 26, flip TTA, 30 epochs", "run_nsl.py",
+                "--no-adversarial --model dcnn --epochs 30 --augment basic+flip --lr-schedule step --lr-drops 20,26 "
+                "--tta flip --drop-test-duplicates")
 register_preset("compact-vgg-fer2013", "The compact VGG with the shipped model's recipe (a quarter of the DCNN's "
                 "multiply-adds), 40 epochs", "run_nsl.py", "--no-adversarial --model vgg --epochs 40 --batch-size 64 "
                 "--lr-schedule cosine --warmup-epochs 1 --label-smoothing 0.1 --augment basic+flip+crop --tta flip "

@@ -230,7 +230,7 @@ def training_label(run: dict) -> str:
         text += f", {cfg.augment.name}"
     text += f", {opt.name.upper() if opt.name == 'sgd' else opt.name.capitalize()} {opt.lr:g}"
     if opt.schedule != "constant":
-        text += f" {opt.schedule}"
+        text += f" {opt.schedule}" + (f" /10 after epochs {','.join(map(str, opt.lr_drops))}" if opt.lr_drops else "")
     if cfg.training.label_smoothing:
         text += f", label smoothing {cfg.training.label_smoothing:g}"
     if cfg.model.init_from:
