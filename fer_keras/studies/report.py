@@ -99,7 +99,7 @@ def combine_timings(timings: list[dict]) -> dict:
     timed = [t for t in timings if t["user_seconds"] is not None]
     wall, timed_wall = (sum(t["wall_seconds"] for t in ts) for ts in (timings, timed))
     cpu = sum(t["user_seconds"] + t["system_seconds"] for t in timed)
-    out = {"command": timings[0]["command"], "wall_seconds": round(wall, 1),
+    out = {"command": (timed or timings)[0]["command"], "wall_seconds": round(wall, 1),
            "user_seconds": round(sum(t["user_seconds"] for t in timed), 2),
            "system_seconds": round(sum(t["system_seconds"] for t in timed), 2),
            "cpu_percent": round(100 * cpu / timed_wall) if timed_wall else 0.0,
