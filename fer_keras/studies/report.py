@@ -14,6 +14,7 @@ says otherwise; MACs = multiply-accumulates of one image (batch 1, see
 """
 from __future__ import annotations
 
+import dataclasses
 import glob
 import json
 import os
@@ -22,7 +23,7 @@ import re
 import shutil
 from pathlib import Path
 
-from fer_keras import profiler
+from fer_keras import pretrained, profiler
 from fer_keras.data.labels import CLASS_NAMES
 from fer_keras.errors import ConfigError
 from fer_keras.files import atomic_write_text, write_json
@@ -32,7 +33,7 @@ from fer_keras.runs import (CONFIG_FILE, CONFUSION_FIGURE, CURVES_FIGURE, FIGURE
                             LOG_FILE, METRICS_FILE, REPORT_FILE, ROBUSTNESS_FILE, SUMMARY_FILE,
                             TABLE_CSV_FILE, TABLE_MD_FILE, RunFolder)
 from fer_keras.studies.mia import MIAConfig
-from fer_keras.studies.presets import STUDY_RECIPES, command, get_preset, preset_config
+from fer_keras.studies.presets import PRESETS, STUDY_RECIPES, command, get_preset, preset_config
 from fer_keras.studies.published import (STUDY_A, STUDY_A_MODELS, STUDY_B, STUDY_B_MIA, STUDY_B_MODEL,
                                          STUDY_BUDGETS)
 from fer_keras.studies.robustness import comparison_rows
@@ -586,6 +587,46 @@ def results_markdown(runs: list[dict], profiles: dict, out_dir: Path | None = No
     return "\n".join(text)
 
 
+def matching_preset(run: dict) -> str | None:
+    """The name of the preset whose config the run's equals (data path, output folder and name
+    aside), or None."""
+    cfg = run["config"]
+    for name in PRESETS:
+        preset = preset_config(name, cfg.data.path)
+        if dataclasses.replace(preset, out=cfg.out, name=cfg.name) == cfg:
+            return name
+    return None
+
+
+def shipped_runs() -> dict[str, str]:
+    """Run folder name -> the pretrained model packaged from it (:mod:`fer_keras.pretrained` cards)."""
+    return {Path(pretrained.card(name).get("source_run", "")).name: name for name in pretrained.available()}
+
+
+def full_data_rows(runs):
+    """One row per finished full-data training run: recipe (preset), epochs, wall time and CPU share,
+    validation, test (with TTA) and de-duplicated test accuracy."""
+    header = ["run", "model", "recipe", "split", "epochs", "wall h, CPU %", "last-epoch val %", "test % (TTA)",
+              "test minus Training copies %", "held-out copies in training"]
+    shipped, rows = shipped_runs(), []
+    for r in runs:
+        m, t = r.get("metrics"), r.get("timing", {})
+        if r["kind"] != "train" or not m or r["speed"] or not full_data(r):
+            continue
+        last, dedup = (r["history"][-1] if r["history"] else {}), m.get("test_deduplicated")
+        test = (_pct(m["without_tta"]["accuracy"]) + f" ({_pct(m['accuracy'])})" if m.get("tta", "none") != "none"
+                else _pct(m["accuracy"]))
+        preset = matching_preset(r)
+        wall = (f"{t['wall_seconds'] / 3600:.2f}, {t['cpu_percent']:.0f}"
+                + (f" (of {t['cpu_percent_of'][4:]})" if t.get("cpu_percent_of") else "")) if t else "-"
+        rows.append([r["name"] + (f" (shipped as `{shipped[r['name']]}`)" if r["name"] in shipped else ""),
+                     r["config"].model.name, f"`--preset {preset}`" if preset else training_label(r),
+                     split_label(r), m["training"]["epochs"], wall, _pct(last.get("val_categorical_accuracy")), test,
+                     _pct(dedup["accuracy"]) if dedup else "-",
+                     "dropped" if r["config"].data.drop_test_duplicates else "kept"])
+    return header, rows
+
+
 def summary_markdown(runs: list[dict], results_link: str = "docs/RESULTS.md") -> str:
     """The short block written into README between the results markers."""
     header = ["run", "model, training", "data, scale", "test accuracy %", "majority-class accuracy %", "macro F1 %",
@@ -616,7 +657,17 @@ def summary_markdown(runs: list[dict], results_link: str = "docs/RESULTS.md") ->
                       f"[{results_link}]({results_link}).", "",
                       *_table(header, rows), "",
                       "† validation used the test images, so these figures are optimistic (see "
-                      f"[{results_link}]({results_link}))."])
+                      f"[{results_link}]({results_link})).", *_full_data_block(runs)])
+
+
+def _full_data_block(runs) -> list[str]:
+    header, rows = full_data_rows(runs)
+    if not rows:
+        return []
+    return ["", "**Full-data training runs** (test evaluated once, at the end; "
+            "wall time of all the run's commands, CPU share = CPU seconds / wall seconds; `kept`: trained on the "
+            "Training copies of validation/test images, so only the de-duplicated test figure is clean):", "",
+            *_table(header, rows)]
 
 
 def replace_between_markers(text: str, block: str, start: str = README_START, end: str = README_END) -> str:

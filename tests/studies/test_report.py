@@ -148,3 +148,23 @@ def test_an_untimed_part_adds_its_history_wall_time_but_not_to_the_cpu_share(doc
         untimed_epochs(run, "1-5")
     with pytest.raises(ConfigError, match="write FIRST-LAST"):
         untimed_epochs(run, "one")
+
+
+def test_full_data_runs_name_their_preset_and_the_shipped_model():
+    from pathlib import Path
+
+    from fer_keras import pretrained
+    from fer_keras.studies.presets import preset_config
+    from fer_keras.studies.report import full_data_rows, matching_preset
+
+    config = preset_config("study-a-plain", "path/to/fer2013")
+    assert matching_preset({"config": config}) == "study-a-plain"
+    assert matching_preset({"config": config.replace(optimizer__lr=5e-4)}) is None
+    docs = Path(__file__).resolve().parents[2] / "docs" / "runs"
+    header, rows = full_data_rows(find_runs([docs / "*"]))
+    by_run = {row[0].split(" ")[0]: dict(zip(header, row)) for row in rows}
+    source = Path(pretrained.card("fer2013-dcnn")["source_run"]).name
+    assert [row[0] for row in rows if "shipped as" in row[0]] == [f"{source} (shipped as `fer2013-dcnn`)"]
+    assert by_run[source]["recipe"].startswith("`--preset ") and by_run[source]["held-out copies in training"] == "dropped"
+    plain = by_run["20261201-104712-dcnn-plain"]
+    assert plain["recipe"] == "`--preset study-a-plain`" and plain["held-out copies in training"] == "kept"
