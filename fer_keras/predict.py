@@ -26,8 +26,9 @@ from fer_keras.classifier import Classifier, load_classifier
 from fer_keras.config import TTA_MODES
 from fer_keras.data.images import IMAGE_EXTENSIONS, MAX_PIXELS, image_problem, read_image
 from fer_keras.errors import ConfigError, DataError
-from fer_keras.faces import Detector, Face, crop_face, get_detector
+from fer_keras.faces import Detector, Face, get_detector
 from fer_keras.files import atomic_write_bytes, atomic_write_text, ensure_writable_dir, write_json
+from fer_keras.recognizer import classify_faces, probability_dict
 
 VIDEO_EXTENSIONS = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg"}
 _CHUNK_FRAMES = 16  # frames detected before their faces are classified in one batch
@@ -203,20 +204,13 @@ def _hidden(path: Path) -> Path:
 
 
 def _classify_chunk(chunk, detector, classifier, out, writers, batch_size, margin, align, tta) -> list[dict]:
-    height, width, channels = classifier.input_shape
-    found = [detector.detect(frame.image) if frame.image is not None else [] for frame in chunk]
-    crops = [crop_face(frame.image, face, (height, width), margin, align, gray=channels == 1)
-             for frame, faces in zip(chunk, found) for face in faces]
-    probs = np.concatenate([classifier(np.stack(crops[i:i + batch_size]), tta=tta) for i in range(0, len(crops), batch_size)]
-                           ) if crops else np.zeros((0, len(classifier.class_names)))
-    items, k = [], 0
-    for (name, file, index, seconds, image, fps, status, reason), faces in zip(chunk, found):
-        records = []
-        for face in faces:
-            p = probs[k]
-            k += 1
-            records.append({**face.to_dict(), "label": classifier.class_names[int(p.argmax())],
-                            "probabilities": {c: round(float(v), 5) for c, v in zip(classifier.class_names, p)}})
+    found = classify_faces([frame.image for frame in chunk], detector, classifier, margin=margin, align=align,
+                           batch_size=batch_size, tta=tta)
+    items = []
+    for (name, file, index, seconds, image, fps, status, reason), pairs in zip(chunk, found):
+        faces = [face for face, _ in pairs]
+        records = [{**face.to_dict(), "label": classifier.class_names[int(p.argmax())],
+                    "probabilities": probability_dict(classifier.class_names, p)} for face, p in pairs]
         item = {"file": name, **({"frame": index, "time": seconds} if index is not None else {}),
                 "status": status or ("ok" if faces else "no_face"), **({"reason": reason} if reason else {}),
                 "faces": records}

@@ -80,6 +80,30 @@ def as_image(image) -> np.ndarray:
     return to_rgb(pixels)
 
 
+def classify_faces(images, detector, classifier, *, margin: float = 0.2, align: bool = True, batch_size: int = 64,
+                   tta: str = "none") -> list[list[tuple]]:
+    """Detect the faces of each RGB/gray uint8 image (None: no image, no faces) and classify them
+    all together, ``batch_size`` crops per model call. Returns, per image, ``(Face, probabilities)``
+    pairs (probabilities: float32 (K,) in ``classifier.class_names`` order)."""
+    height, width, channels = classifier.input_shape
+    found = [detector.detect(image) if image is not None else [] for image in images]
+    crops = [crop_face(image, face, (height, width), margin, align, gray=channels == 1)
+             for image, faces in zip(images, found) for face in faces]
+    probs = (np.concatenate([classifier(np.stack(crops[i:i + batch_size]), tta=tta)
+                             for i in range(0, len(crops), batch_size)])
+             if crops else np.zeros((0, len(classifier.class_names)), np.float32))
+    out, k = [], 0
+    for faces in found:
+        out.append(list(zip(faces, probs[k:k + len(faces)])))
+        k += len(faces)
+    return out
+
+
+def probability_dict(class_names, probabilities) -> dict[str, float]:
+    """``{class name: probability}``, rounded to 5 decimals (what predictions.json and the API show)."""
+    return {c: round(float(v), 5) for c, v in zip(class_names, probabilities)}
+
+
 class EmotionRecognizer:
     """Faces and their expressions from images, in one call.
 
@@ -117,24 +141,16 @@ class EmotionRecognizer:
     def detect_emotions_batch(self, images) -> list[list[dict]]:
         """:meth:`detect_emotions` for each of ``images``; the faces of all images are classified together
         (one model call per ``batch_size`` faces)."""
-        images = [as_image(image) for image in images]
-        height, width, channels = self.classifier.input_shape
-        found = [self.detector.detect(image) for image in images]
-        crops = [crop_face(image, face, (height, width), self.margin, self.align, gray=channels == 1)
-                 for image, faces in zip(images, found) for face in faces]
-        probs = (np.concatenate([self.classifier(np.stack(crops[i:i + self.batch_size]), tta=self.tta)
-                                 for i in range(0, len(crops), self.batch_size)])
-                 if crops else np.zeros((0, len(self.class_names)), np.float32))
-        results, k = [], 0
+        found = classify_faces([as_image(image) for image in images], self.detector, self.classifier,
+                               margin=self.margin, align=self.align, batch_size=self.batch_size, tta=self.tta)
+        results = []
         for faces in found:
             records = []
-            for face in faces:
-                p = probs[k]
-                k += 1
+            for face, p in faces:
                 described = face.to_dict()
                 record = {"box": described["box"], "score": described["score"],
                           "landmarks": described.get("landmarks"), "label": self.class_names[int(p.argmax())],
-                          "probabilities": {c: round(float(v), 5) for c, v in zip(self.class_names, p)}}
+                          "probabilities": probability_dict(self.class_names, p)}
                 if self.names == "fer":
                     record["emotions"] = record["probabilities"]
                 records.append(record)
@@ -176,5 +192,5 @@ def top_emotion(image) -> tuple[str, float] | tuple[None, None]:
     return default_recognizer().top_emotion(image)
 
 
-__all__ = ["DemoModelWarning", "EmotionRecognizer", "FER_NAMES", "detect_emotions", "display_names", "load_classifier",
-           "top_emotion"]
+__all__ = ["DemoModelWarning", "EmotionRecognizer", "FER_NAMES", "classify_faces", "detect_emotions", "display_names",
+           "load_classifier", "probability_dict", "top_emotion"]
