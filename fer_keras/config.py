@@ -314,6 +314,10 @@ class ExperimentConfig:
     def __post_init__(self):
         if self.optimizer.schedule != "constant" and self.training.reduce_lr:
             raise ConfigError(f"--reduce-lr cannot change a {self.optimizer.schedule} schedule; use one or the other")
+        drops = self.optimizer.lr_drops
+        if drops and drops[-1] >= self.resolved_epochs:
+            raise ConfigError(f"--lr-drops {','.join(map(str, drops))}: every drop must come before the run's last "
+                              f"epoch ({self.resolved_epochs}); use smaller epochs or more --epochs")
 
     @property
     def resolved_epochs(self) -> int:

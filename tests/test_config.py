@@ -58,6 +58,8 @@ def test_replace_validates_and_leaves_the_original():
     (lambda: OptimizerConfig(schedule="step"), "--lr-schedule step needs --lr-drops"),
     (lambda: OptimizerConfig(lr_drops=(20,)), "--lr-drops needs --lr-schedule step"),
     (lambda: OptimizerConfig(schedule="step", lr_drops=(26, 20)), "--lr-drops 26,20: give increasing epochs"),
+    (lambda: ExperimentConfig().replace(optimizer__schedule="step", optimizer__lr_drops=(20, 30), training__epochs=30),
+     r"--lr-drops 20,30: every drop must come before the run's last epoch \(30\)"),
     (lambda: AdversarialConfig(grad_norm="l3"), "--grad-norm 'l3'"),
     (lambda: TrainingConfig(label_smoothing=1.0), "--label-smoothing 1"),
     (lambda: ExperimentConfig().replace(augment__name="cutmix"), "--augment 'cutmix'"),
