@@ -75,3 +75,26 @@ def test_build_records_evaluation_of_both_forms(tmp_path, root):
     assert evaluation["keras"]["images"] == evaluation["tflite"]["images"] == 14
     assert abs(evaluation["keras"]["accuracy"] - evaluation["tflite"]["accuracy"]) <= 2 / 14
     assert "tflite on PublicTest" in (folder / "MODEL_CARD.md").read_text()
+
+
+def test_package_script_writes_the_card_with_the_run_timing(tmp_path, root, capsys):
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location(
+        "package_model", Path(__file__).resolve().parents[1] / "experiments" / "package_model.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    run = tiny_run(tmp_path / "run")
+    timing = tmp_path / "timing.json"
+    timing.write_text(json.dumps({"wall_seconds": 120.5, "cpu_percent": 180, "cpu_model": "test CPU"}))
+    script.main([str(run), "--name", "tiny", "--root", str(root), "--timing", str(timing)])
+    card = json.loads((root / "tiny" / "card.json").read_text())
+    assert card["source_run"] == "run" and card["training"]["wall_seconds"] == 120.5
+    assert card["training"]["command"] is None  # its config is no preset's
+    assert "Packaged run as 'tiny'" in capsys.readouterr().out
+    (run / "metrics.json").unlink()
+    with pytest.raises(ConfigError, match="not a finished training run"):
+        script.main([str(run), "--name", "tiny", "--root", str(root)])
+    with pytest.raises(ConfigError, match="--timing .*: no such file"):
+        script.main([str(tiny_run(tmp_path / "run2")), "--name", "t2", "--root", str(root), "--timing", "nope.json"])
