@@ -32,6 +32,13 @@ LR_SCHEDULES = ("constant", "cosine", "step")
 STANDARDIZE = ("image", "dataset")
 GRAD_NORMS = ("l2", "infinity", "l1")
 TTA_MODES = ("none", "flip")
+
+
+def check_tta(tta: str) -> str:
+    """``tta`` if it is one of :data:`TTA_MODES`, else a one-line ConfigError."""
+    if tta not in TTA_MODES:
+        raise ConfigError(f"tta must be one of {', '.join(TTA_MODES)}, not {tta!r}")
+    return tta
 #: The single augmentation parts, in the order they are applied (see :mod:`fer_keras.augment`).
 AUGMENT_PARTS = ("basic", "flip", "crop", "randaugment", "mixup")
 #: The augmentation settings the scripts suggest (any '+' combination of AUGMENT_PARTS is valid).

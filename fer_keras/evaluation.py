@@ -15,7 +15,7 @@ from tqdm.auto import tqdm
 from fer_keras import plots
 from fer_keras.adversarial import base_model
 from fer_keras.classifier import load_classifier
-from fer_keras.config import TTA_MODES
+from fer_keras.config import TTA_MODES, check_tta
 from fer_keras.data import load_dataset
 from fer_keras.data.labels import class_id
 from fer_keras.data.pipeline import as_xy, images_only
@@ -111,8 +111,7 @@ def evaluate_model_on_data(model, data, *, usage: str | None = None, tta: str = 
     Returns ``{"model", "data", "usage", "tta", "class_names", "images", "skipped", "accuracy", "macro_f1",
     "wrong", "per_class", "confusion_matrix", "report", "seconds", "images_per_second"}``.
     """
-    if tta not in TTA_MODES:
-        raise ConfigError(f"tta must be one of {', '.join(TTA_MODES)}, not {tta!r}")
+    check_tta(tta)
     if batch_size < 1:
         raise ConfigError("batch_size must be at least 1")
     source = data

@@ -23,7 +23,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from fer_keras.classifier import Classifier, load_classifier
-from fer_keras.config import TTA_MODES
+from fer_keras.config import check_tta
 from fer_keras.data.images import IMAGE_EXTENSIONS, MAX_PIXELS, image_problem, read_image
 from fer_keras.errors import ConfigError, DataError
 from fer_keras.faces import Detector, Face, get_detector
@@ -143,8 +143,7 @@ def predict(source: str | os.PathLike, model: str | os.PathLike | Classifier, de
         raise ConfigError(f"format must be json or csv, not {fmt!r}")
     if every < 1 or batch_size < 1:
         raise ConfigError("every and batch_size must be at least 1")
-    if tta not in TTA_MODES:
-        raise ConfigError(f"tta must be one of {', '.join(TTA_MODES)}, not {tta!r}")
+    check_tta(tta)
     source = Path(source)
     if not source.exists():
         raise DataError(f"{source}: no such file or folder; pass an image, a video or a folder of them")

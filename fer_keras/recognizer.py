@@ -22,7 +22,7 @@ import os
 import numpy as np
 
 from fer_keras.classifier import DemoModelWarning, load_classifier
-from fer_keras.config import TTA_MODES
+from fer_keras.config import check_tta
 from fer_keras.data.images import read_image, to_rgb
 from fer_keras.data.labels import class_id
 from fer_keras.errors import ConfigError, DataError
@@ -124,9 +124,7 @@ class EmotionRecognizer:
                  input_mode: str | None = None, class_names=None, tta: str = "none"):
         if batch_size < 1:
             raise ConfigError("batch_size must be at least 1")
-        if tta not in TTA_MODES:
-            raise ConfigError(f"tta must be one of {', '.join(TTA_MODES)}, not {tta!r}")
-        self.tta = tta
+        self.tta = check_tta(tta)
         self.classifier = load_classifier(model, input_mode, class_names)
         self.detector = get_detector(detector, **({} if min_score is None else {"min_score": min_score}))
         self.names = names
