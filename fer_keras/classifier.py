@@ -21,12 +21,12 @@ import tensorflow as tf
 
 from fer_keras import model_files, pretrained
 from fer_keras.data.labels import CLASS_NAMES
-from fer_keras.config import check_tta
 from fer_keras.data.pipeline import InputSpec
 from fer_keras.errors import ConfigError, FerKerasError
 from fer_keras.export import TFLiteModel, read_model_info
 from fer_keras.models import REGISTRY
 from fer_keras.runs import RunFolder, resolve_model
+from fer_keras.tta import average_probabilities
 
 
 class DemoModelWarning(UserWarning):
@@ -87,13 +87,9 @@ class Classifier:
     class_names = property(lambda self: self.spec.class_names)
 
     def __call__(self, crops: np.ndarray, tta: str = "none") -> np.ndarray:
-        """Probabilities (N, K) of ``crops``; ``tta="flip"`` averages each crop's and its mirror
-        image's (two model calls; on FER2013 PublicTest the shipped model gains 0.8 points)."""
-        prepared = self.spec.prepare(crops).numpy()
-        probs = np.asarray(self._run(prepared), np.float32)
-        if check_tta(tta) == "flip":  # resizing and per-image scaling commute with the mirror image
-            probs = (probs + np.asarray(self._run(np.ascontiguousarray(prepared[:, :, ::-1])), np.float32)) / 2.0
-        return probs
+        """Probabilities (N, K) of ``crops``; ``tta`` "flip" / "flip+crops" averages over 2 / 12
+        views of each crop (:mod:`fer_keras.tta`), at 2 / 12 times the model time."""
+        return average_probabilities(self._run, self.spec.prepare(crops).numpy(), tta)
 
 
 def _saved_input(run: RunFolder | None, model_path: Path) -> dict:

@@ -136,7 +136,8 @@ def _predict(args: argparse.Namespace):
 
 def _tta_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tta", default="none", choices=TTA_MODES, help="flip = average each face's probabilities "
-                        "with its mirror image's (twice the model time; default: %(default)s)")
+                        "with its mirror image's (twice the model time); flip+crops = over 12 views, the face, "
+                        "five 90%% crops and their mirrors (12 times; default: %(default)s)")
 
 
 def _model_flag(parser: argparse.ArgumentParser) -> None:
@@ -184,7 +185,7 @@ def _evaluate(args: argparse.Namespace):
     print(result["report"].rstrip())
     print(f"accuracy {result['accuracy']:.4f}, macro F1 {result['macro_f1']:.4f} on {result['images']:,} faces"
           + (f" ({result['skipped']:,} of classes the model lacks skipped)" if result["skipped"] else "")
-          + f"{', flip TTA' if args.tta == 'flip' else ''}; {result['images_per_second']:,.0f} faces/s")
+          + f"{'' if args.tta == 'none' else f', {args.tta} TTA'}; {result['images_per_second']:,.0f} faces/s")
     return result
 
 

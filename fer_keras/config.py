@@ -31,7 +31,7 @@ OPTIMIZERS = ("adam", "sgd")
 LR_SCHEDULES = ("constant", "cosine", "step")
 STANDARDIZE = ("image", "dataset")
 GRAD_NORMS = ("l2", "infinity", "l1")
-TTA_MODES = ("none", "flip")
+TTA_MODES = ("none", "flip", "flip+crops")
 
 
 def check_tta(tta: str) -> str:
@@ -270,11 +270,11 @@ class EvaluationConfig:
     """How the test figures are computed."""
 
     tta: str = setting("none", "test-time augmentation for the test figures: flip = average with the mirror "
-                       "image (default: %(default)s)", choices=TTA_MODES)
+                       "image; flip+crops = also five 90%% crops and their mirrors, 12 views "
+                       "(default: %(default)s)", choices=TTA_MODES)
 
     def __post_init__(self):
-        if self.tta not in TTA_MODES:
-            raise ConfigError(f"--tta {self.tta!r}: use none or flip")
+        check_tta(self.tta)
 
 
 def _section(cls):

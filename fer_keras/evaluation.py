@@ -21,6 +21,8 @@ from fer_keras.data.labels import class_id
 from fer_keras.data.pipeline import as_xy, images_only
 from fer_keras.errors import ConfigError, DataError
 from fer_keras.files import atomic_write_text, ensure_writable_dir, write_json
+from fer_keras.runs import TTA_FILE, RunFolder
+from fer_keras.tta import average_probabilities, views
 
 #: The order in which Study A printed NSL's evaluate figures.
 METRIC_ORDER = ("loss", "categorical_crossentropy", "categorical_accuracy", "scaled_adversarial_loss")
@@ -35,16 +37,13 @@ def ordered_scores(scores: dict) -> dict:
 def predict_probabilities(model: tf.keras.Model, ds: tf.data.Dataset, tta: str = "none") -> np.ndarray:
     """(N, K) class probabilities of the (base) model on a ``{"image", "label"}`` dataset.
 
-    ``tta="flip"`` averages the probabilities of each image and its mirror image.
+    ``tta`` ("none", "flip", "flip+crops") averages over views of each image (:mod:`fer_keras.tta`).
     """
     net = base_model(model)
-    probs = net.predict(images_only(ds), verbose=0)
-    if tta == "flip":
-        mirrored = images_only(ds).map(lambda x: tf.reverse(x, axis=[2]))
-        probs = (probs + net.predict(mirrored, verbose=0)) / 2.0
-    elif tta != "none":
-        raise ConfigError(f"--tta {tta!r}: use one of {', '.join(TTA_MODES)}")
-    return probs
+    if check_tta(tta) == "none":
+        return net.predict(images_only(ds), verbose=0)
+    return np.concatenate([average_probabilities(lambda v: net.predict_on_batch(v), x, tta)
+                           for x in images_only(ds)])
 
 
 def scores(labels: np.ndarray, probs: np.ndarray, class_names) -> dict:
@@ -72,8 +71,8 @@ def evaluate(model: tf.keras.Model, ds: tf.data.Dataset, class_names, tta: str =
     Returns ``{"evaluate": {name: value}, "accuracy", "wrong", "images", "per_class",
     "macro_f1", "confusion_matrix", "report", "tta"}``; ``evaluate`` uses Keras/NSL's own metric
     names (loss, categorical_crossentropy, categorical_accuracy[, scaled_adversarial_loss]) and
-    never uses test-time augmentation; the other figures use ``tta`` ("none" or "flip"; with
-    "flip", ``without_tta`` holds accuracy and macro F1 without it).
+    never uses test-time augmentation; the other figures use ``tta`` (:data:`fer_keras.config.TTA_MODES`;
+    with TTA, ``without_tta`` holds accuracy and macro F1 without it).
     """
     is_nsl = hasattr(model, "base_model")
     keras_scores = model.evaluate(ds if is_nsl else as_xy(ds), verbose=0, return_dict=True)
@@ -101,7 +100,7 @@ def evaluate_model_on_data(model, data, *, usage: str | None = None, tta: str = 
         data: a :class:`~fer_keras.data.FaceData` or a path :func:`fer_keras.data.load_dataset` reads
             (FER2013 CSV or Kaggle folders, RAF-DB); crops of any size are resized to the model input.
         usage: keep only rows of this Usage (``"PublicTest"``, ...); None keeps all.
-        tta: ``"none"`` or ``"flip"`` (average the probabilities of each face and its mirror image).
+        tta: ``"none"``, ``"flip"`` or ``"flip+crops"`` (average over views of each face, :mod:`fer_keras.tta`).
         batch_size: faces per model call.
         out: folder for ``evaluation.json``, ``classification_report.txt`` and ``confusion_matrix.png``.
         progress: progress bar on stderr; None = only when stderr is a terminal.
@@ -149,10 +148,54 @@ def evaluate_model_on_data(model, data, *, usage: str | None = None, tta: str = 
         out = ensure_writable_dir(out, "--out")
         write_json(out / EVALUATION_FILE, {k: v for k, v in result.items() if k != "report"})
         atomic_write_text(out / "classification_report.txt", result["report"])
-        title = f"Confusion matrix ({usage or 'all rows'}{', flip TTA' if tta == 'flip' else ''})"
+        title = f"Confusion matrix ({usage or 'all rows'}{'' if tta == 'none' else f', {tta} TTA'})"
         plots.confusion_matrix(result["confusion_matrix"], names, Path(out) / "confusion_matrix.png", title=title)
         log(f"wrote {out / EVALUATION_FILE}, classification_report.txt, confusion_matrix.png")
     return result
+
+
+def select_tta(run_dir, data=None, *, modes=TTA_MODES, log=print) -> dict:
+    """Score each test-time augmentation mode on a finished run's *validation* split, select the
+    most accurate (ties: the one with fewer views), then score only the selected mode on the test
+    split (all of it, and without its images that also occur in the training data); writes
+    ``RUN/tta_validation.json``.
+
+    Args:
+        run_dir: a finished training run folder.
+        data: the data's path, if it moved since training.
+        modes: the modes to score, cheapest first (default: all of :data:`fer_keras.config.TTA_MODES`).
+
+    Returns ``{"run", "split": {"part", "images", "usage"}, "modes": {mode: {"accuracy", "macro_f1",
+    "views", "seconds"}}, "selected", "test": {"tta", "images", "accuracy", "macro_f1",
+    "deduplicated": {"images", "accuracy", "macro_f1"}}}``.
+    """
+    run = RunFolder.open(run_dir, "run", finished=True)
+    parts, extras = run.prepared_data(data)
+    val, test = parts["val"], parts["test"]
+    if len(val) == 0:
+        raise ConfigError(f"{run.path}: its validation split is empty, so there is nothing to select TTA on")
+    classifier = load_classifier(run.path)
+    scored = {}
+    for mode in modes:
+        result = evaluate_model_on_data(classifier, val, tta=mode, log=log)
+        scored[mode] = {"accuracy": result["accuracy"], "macro_f1": result["macro_f1"],
+                        "views": len(views(val.images[:1], mode)), "seconds": result["seconds"]}
+        log(f"{run.name}: validation accuracy {result['accuracy']:.4f}, macro F1 {result['macro_f1']:.4f} "
+            f"with TTA {mode} ({result['images']:,} images)")
+    best = max(scored, key=lambda m: (scored[m]["accuracy"], -scored[m]["views"]))
+    out = {"run": run.name, "split": {"part": "val", "images": len(val),
+                                      "usage": {u: int(n) for u, n in zip(*np.unique(val.usage, return_counts=True))}},
+           "modes": scored, "selected": best}
+    log(f"Selected TTA {best!r} on validation; scoring it once on the test split")
+    full = evaluate_model_on_data(classifier, test, tta=best, log=log)
+    out["test"] = {"tta": best, **{k: full[k] for k in ("images", "accuracy", "macro_f1")}}
+    clean = ~extras["test_in_training"]
+    if not clean.all() and clean.any():
+        dedup = evaluate_model_on_data(classifier, test.take(clean), tta=best, log=log)
+        out["test"]["deduplicated"] = {k: dedup[k] for k in ("images", "accuracy", "macro_f1")}
+    write_json(run / TTA_FILE, out)
+    log(f"Test accuracy {full['accuracy']:.4f} with TTA {best} ({full['images']:,} images); wrote {run / TTA_FILE}")
+    return out
 
 
 def _class_map(data_names, model_names) -> np.ndarray:

@@ -131,7 +131,7 @@ def predict(source: str | os.PathLike, model: str | os.PathLike | Classifier, de
         progress: progress bar (tqdm, with ETA) on stderr; None = only when stderr is a terminal.
         trusted: also load model files that can run code (HDF5, SavedModel; see :mod:`fer_keras.model_files`).
         max_pixels: images with more pixels (width x height, from the file header) are ``unreadable``.
-        tta: ``"flip"`` averages each face's probabilities with its mirror image's (see :class:`Classifier`).
+        tta: ``"flip"`` / ``"flip+crops"``: average each face's probabilities over 2 / 12 views (:mod:`fer_keras.tta`).
 
     Returns ``{"model", "detector", "class_names", "tta", "items": [...]}``; each item is one image or
     video frame: ``file``, ``frame`` and ``time`` (seconds; video only), ``status`` (``ok``,

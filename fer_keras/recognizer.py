@@ -116,7 +116,8 @@ class EmotionRecognizer:
         min_score: drop faces the detector scores below this (RetinaFace, MTCNN).
         input_mode, class_names: override what the model's files say (see :func:`load_classifier`).
         tta: ``"flip"`` averages each face's probabilities with its mirror image's (twice the model
-            cost; the model card's TTA figure); ``"none"`` matches the exported SavedModel / TFLite.
+            cost; the model card's TTA figure), ``"flip+crops"`` over 12 views (:mod:`fer_keras.tta`);
+            ``"none"`` matches the exported SavedModel / TFLite.
     """
 
     def __init__(self, model=DEFAULT_MODEL, detector="auto", names: str = "project", *, margin: float = 0.2,

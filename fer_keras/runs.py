@@ -11,6 +11,7 @@ A training run (``experiments/run_nsl.py``, ``run_ghostface.py``) writes::
     RUN/figures/*.png
     RUN/model/model.keras            + model/saved_model/, labels.txt, model_info.json (fer_keras.export)
     RUN/label_noise.json, RUN/robustness.json   (label-noise runs; robustness audits)
+    RUN/tta_validation.json          test-time augmentation modes scored on validation (select_tta)
 
 A privacy run (``experiments/run_mia.py``) has the same ``config.json`` schema (its config under
 ``"config"``, what it resolved under ``"resolved"``) plus ``summary.json``, ``table.md``/``.csv``,
@@ -36,7 +37,7 @@ import tensorflow as tf
 
 from fer_keras.config import ExperimentConfig
 from fer_keras.data.pipeline import InputSpec
-from fer_keras.data.prepare import test_split
+from fer_keras.data.prepare import prepare_data, test_split
 from fer_keras.errors import ConfigError, DataError
 from fer_keras.files import ensure_writable_dir, read_json, write_json
 from fer_keras.model_files import load_keras
@@ -48,6 +49,7 @@ METRICS_FILE = "metrics.json"
 REPORT_FILE = "classification_report.txt"
 LABEL_NOISE_FILE = "label_noise.json"
 ROBUSTNESS_FILE = "robustness.json"
+TTA_FILE = "tta_validation.json"
 FIGURES_DIR = "figures"
 CURVES_FIGURE = "training_curves.png"
 CONFUSION_FIGURE = "confusion_matrix.png"
@@ -285,6 +287,15 @@ class RunFolder:
         if data is not None:
             config = config.replace(data__path=str(data))
         return test_split(config.data, config.seed, limit)
+
+    def prepared_data(self, data: str | None = None):
+        """The run's ``(parts, extras)`` re-made from its config, as
+        :func:`fer_keras.data.prepare.prepare_data` with ``return_extras=True`` (``data``: the data's
+        path, if it moved)."""
+        config = self.config
+        if data is not None:
+            config = config.replace(data__path=str(data))
+        return prepare_data(config.data, config.seed, log=lambda *a: None, return_extras=True)
 
 
 class RunModel:

@@ -162,5 +162,8 @@ def test_flip_tta_averages_each_face_with_its_mirror_image(run, rec, photo, rgb)
     face, plain = _one_face(flipped.detect_emotions(photo)), _one_face(rec.detect_emotions(photo))
     assert face["box"] == plain["box"] and face["probabilities"] != plain["probabilities"]
     assert "tta='flip'" in repr(flipped)
-    with pytest.raises(ConfigError, match="tta must be one of none, flip, not 'crop'"):
+    twelve = flipped.classifier(crops, tta="flip+crops")  # 12 views: the model sees the crops too
+    assert twelve.shape == expected.shape and not np.allclose(twelve, expected, atol=1e-4)
+    np.testing.assert_allclose(twelve.sum(1), 1.0, atol=1e-5)
+    with pytest.raises(ConfigError, match=r"tta must be one of none, flip, flip\+crops, not 'crop'"):
         EmotionRecognizer(run, detector="haar", tta="crop")

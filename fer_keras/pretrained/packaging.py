@@ -21,6 +21,7 @@ from pathlib import Path
 
 from fer_keras import pretrained
 from fer_keras.classifier import Classifier
+from fer_keras.config import TTA_MODES
 from fer_keras.errors import ConfigError
 from fer_keras.evaluation import evaluate_model_on_data
 from fer_keras.export import export_model
@@ -108,9 +109,9 @@ def package_run(run_dir: str | os.PathLike, name: str, *, root: str | os.PathLik
             card_data["evaluation"] = {"data": str(data), "usage": usage}
             for form, file in FORMS.items():
                 model = Classifier(folder / file, run.input_mode, run.class_names, **scaling)
-                for tta in ("none", "flip"):
+                for tta in TTA_MODES:
                     result = evaluate_model_on_data(model, data, usage=usage, tta=tta, log=log)
-                    card_data["evaluation"][form if tta == "none" else f"{form}_flip_tta"] = {
+                    card_data["evaluation"][form if tta == "none" else f"{form}_{tta.replace('+', '_')}_tta"] = {
                         k: result[k] for k in ("images", "accuracy", "macro_f1")}
                     log(f"{form} (TTA {tta}): accuracy {result['accuracy']:.4f}, macro F1 {result['macro_f1']:.4f} "
                         f"on {result['images']} images")
@@ -159,7 +160,8 @@ def model_card_markdown(info: dict) -> str:
     metrics = info.get("metrics", {})
     test, dedup = metrics.get("test"), metrics.get("test_deduplicated")
     if test:
-        tta = f" (flip TTA; {_pct(test.get('accuracy_without_tta'))} without)" if metrics.get("tta") else ""
+        tta = (f" ({metrics['tta']} TTA; {_pct(test.get('accuracy_without_tta'))} without)"
+               if metrics.get("tta") not in (None, "none") else "")
         lines.append(f"| test accuracy | {_pct(test['accuracy'])}{tta}, macro F1 {_pct(test['macro_f1'])}, "
                      f"{test['images']:,} images |")
     if dedup:

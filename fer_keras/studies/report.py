@@ -31,7 +31,7 @@ from fer_keras.models import build_model, get_spec
 from fer_keras.privacy import round_to_total
 from fer_keras.runs import (CONFIG_FILE, CONFUSION_FIGURE, CURVES_FIGURE, FIGURES_DIR, HISTORY_FILE, LABEL_NOISE_FILE,
                             LOG_FILE, METRICS_FILE, REPORT_FILE, ROBUSTNESS_FILE, SUMMARY_FILE,
-                            TABLE_CSV_FILE, TABLE_MD_FILE, RunFolder)
+                            TABLE_CSV_FILE, TABLE_MD_FILE, TTA_FILE, RunFolder)
 from fer_keras.studies.mia import MIAConfig
 from fer_keras.studies.presets import PRESETS, STUDY_RECIPES, command, get_preset, preset_config
 from fer_keras.studies.published import (STUDY_A, STUDY_A_MODELS, STUDY_B, STUDY_B_MIA, STUDY_B_MODEL,
@@ -41,7 +41,7 @@ from fer_keras.studies.robustness import comparison_rows
 #: Small result files copied from a run folder into ``docs/runs/<run>/`` (never weights).
 TIMING_FILE, PROFILE_FILE = "timing.json", "profile.json"
 RESULT_FILES = (CONFIG_FILE, METRICS_FILE, HISTORY_FILE, LOG_FILE, REPORT_FILE, LABEL_NOISE_FILE, ROBUSTNESS_FILE,
-                TIMING_FILE, PROFILE_FILE, SUMMARY_FILE, TABLE_MD_FILE, TABLE_CSV_FILE,
+                TTA_FILE, TIMING_FILE, PROFILE_FILE, SUMMARY_FILE, TABLE_MD_FILE, TABLE_CSV_FILE,
                 f"{FIGURES_DIR}/{CURVES_FIGURE}", f"{FIGURES_DIR}/{CONFUSION_FIGURE}")
 #: Runs in a folder of this name (``docs/runs/speed/<run>``) are speed probes: they appear in the
 #: scale table, the XLA comparison and the CPU estimates, not in the accuracy tables.
@@ -158,7 +158,8 @@ def load_run(folder: str | Path) -> dict:
     """One run folder as a dict: ``kind`` ("train" or "privacy"), ``name``, ``config`` (an
     ExperimentConfig, or a MIAConfig for a privacy run), ``resolved``, ``environment``, ``images``,
     ``speed`` (a speed probe, see :data:`SPEED_DIR`) and whichever of ``metrics``, ``history``,
-    ``robustness``, ``label_noise``, ``timing``, ``profile``, ``privacy`` (summary.json) exist."""
+    ``robustness``, ``label_noise``, ``timing``, ``profile``, ``privacy`` (summary.json),
+    ``tta_selection`` (tta_validation.json) exist."""
     folder = RunFolder.open(folder, "--runs")
     kind = folder.kind
     config = folder.config if kind == "train" else MIAConfig.from_dict(folder.saved["config"])
@@ -167,7 +168,8 @@ def load_run(folder: str | Path) -> dict:
            "environment": folder.environment,
            "images": folder.resolved.get("images") or folder.saved.get("images", {})}
     for key, file in (("metrics", METRICS_FILE), ("robustness", ROBUSTNESS_FILE), ("label_noise", LABEL_NOISE_FILE),
-                      ("timing", TIMING_FILE), ("profile", PROFILE_FILE), ("privacy", SUMMARY_FILE)):
+                      ("timing", TIMING_FILE), ("profile", PROFILE_FILE), ("privacy", SUMMARY_FILE),
+                      ("tta_selection", TTA_FILE)):
         value = folder.read(file)
         if value is not None:
             run[key] = value
@@ -605,9 +607,11 @@ def shipped_runs() -> dict[str, str]:
 
 def full_data_rows(runs):
     """One row per finished full-data training run: recipe (preset), epochs, wall time and CPU share,
-    validation, test (with TTA) and de-duplicated test accuracy."""
+    validation, test (with TTA) and de-duplicated test accuracy, and the TTA chosen on validation
+    (``experiments/select_tta.py``) with its validation, test and de-duplicated test accuracy."""
     header = ["run", "model", "recipe", "split", "epochs", "wall h, CPU %", "last-epoch val %", "test % (TTA)",
-              "test minus Training copies %", "held-out copies in training"]
+              "test minus Training copies %", "held-out copies in training",
+              "TTA chosen on val: val / test / de-dup test %"]
     shipped, rows = shipped_runs(), []
     for r in runs:
         m, t = r.get("metrics"), r.get("timing", {})
@@ -623,8 +627,17 @@ def full_data_rows(runs):
                      r["config"].model.name, f"`--preset {preset}`" if preset else training_label(r),
                      split_label(r), m["training"]["epochs"], wall, _pct(last.get("val_categorical_accuracy")), test,
                      _pct(dedup["accuracy"]) if dedup else "-",
-                     "dropped" if r["config"].data.drop_test_duplicates else "kept"])
+                     "dropped" if r["config"].data.drop_test_duplicates else "kept", _tta_cell(r.get("tta_selection"))])
     return header, rows
+
+
+def _tta_cell(selection: dict | None) -> str:
+    if not selection:
+        return "-"
+    chosen, test = selection["selected"], selection.get("test", {})
+    dedup = test.get("deduplicated")
+    return (f"{chosen}: {_pct(selection['modes'][chosen]['accuracy'])} / {_pct(test.get('accuracy'))}"
+            + (f" / {_pct(dedup['accuracy'])}" if dedup else ""))
 
 
 def summary_markdown(runs: list[dict], results_link: str = "docs/RESULTS.md") -> str:
