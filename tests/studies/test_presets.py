@@ -28,10 +28,11 @@ def test_the_studies_recipes():
 
 
 def test_script_starts_from_a_preset_and_flags_override_it():
-    parser, defaults = experiment_parser("run_nsl.py", "", ["--preset", "shipped-fer2013", "--epochs", "2"])
-    args = parser.parse_args(["--preset", "shipped-fer2013", "--epochs", "2"])
+    parser, defaults = experiment_parser("run_nsl.py", "", ["--preset", "shipped-fer2013", "--epochs", "40"])
+    args = parser.parse_args(["--preset", "shipped-fer2013", "--epochs", "40"])
     config = config_from_args(args, defaults)
-    assert config.model.name == "dcnn" and config.evaluation.tta == "flip" and config.training.epochs == 2
-    assert not config.adversarial.enabled and config.optimizer.schedule == "cosine"
+    assert config.model.name == "dcnn" and config.evaluation.tta == "flip" and config.training.epochs == 40
+    assert not config.adversarial.enabled and config.optimizer.schedule == "step"
+    assert config.optimizer.lr_drops == (20, 26) and config.training.batch_size == 50
     with pytest.raises(ConfigError, match="--preset 'study-b': run_nsl.py runs the presets"):
         experiment_parser("run_nsl.py", "", ["--preset", "study-b"])
