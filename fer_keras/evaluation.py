@@ -42,7 +42,7 @@ def predict_probabilities(model: tf.keras.Model, ds: tf.data.Dataset, tta: str =
     net = base_model(model)
     if check_tta(tta) == "none":
         return net.predict(images_only(ds), verbose=0)
-    return np.concatenate([average_probabilities(lambda v: net.predict_on_batch(v), x, tta)
+    return np.concatenate([average_probabilities(net.predict_on_batch, x, tta)
                            for x in images_only(ds)])
 
 
