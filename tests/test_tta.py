@@ -81,3 +81,19 @@ def test_select_tta_scores_every_mode_on_validation_and_writes_the_run_file(tmp_
     assert json.loads((run / TTA_FILE).read_text()) == result
     with pytest.raises(ConfigError, match="not a run folder .no config.json."):
         select_tta(tmp_path, log=lambda *a: None)
+
+
+def test_predict_probabilities_averages_views_of_a_dataset():
+    import tensorflow as tf
+
+    from fer_keras.evaluation import predict_probabilities
+    from tiny_models import tiny_model
+
+    model = tiny_model()
+    x = np.random.default_rng(0).uniform(0, 1, (10, 48, 48, 1)).astype(np.float32)
+    ds = tf.data.Dataset.from_tensor_slices({"image": x, "label": np.eye(7, dtype=np.float32)[np.arange(10) % 7]}).batch(4)
+    plain, mirrored = model.predict(x, verbose=0), model.predict(x[:, :, ::-1], verbose=0)
+    np.testing.assert_allclose(predict_probabilities(model, ds), plain, atol=1e-6)
+    np.testing.assert_allclose(predict_probabilities(model, ds, "flip"), (plain + mirrored) / 2, atol=1e-6)
+    twelve = predict_probabilities(model, ds, "flip+crops")
+    assert twelve.shape == (10, 7) and not np.allclose(twelve, (plain + mirrored) / 2, atol=1e-4)
