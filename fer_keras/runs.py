@@ -283,19 +283,18 @@ class RunFolder:
     def test_split(self, data: str | None = None, limit: int | None = None):
         """The run's test split re-made from its config (``data``: the data's path, if it moved;
         ``limit``: a stratified sample of that many images)."""
-        config = self.config
-        if data is not None:
-            config = config.replace(data__path=str(data))
+        config = self._config_with_data(data)
         return test_split(config.data, config.seed, limit)
 
     def prepared_data(self, data: str | None = None):
         """The run's ``(parts, extras)`` re-made from its config, as
         :func:`fer_keras.data.prepare.prepare_data` with ``return_extras=True`` (``data``: the data's
         path, if it moved)."""
-        config = self.config
-        if data is not None:
-            config = config.replace(data__path=str(data))
+        config = self._config_with_data(data)
         return prepare_data(config.data, config.seed, log=lambda *a: None, return_extras=True)
+
+    def _config_with_data(self, data: str | None) -> ExperimentConfig:
+        return self.config if data is None else self.config.replace(data__path=str(data))
 
 
 class RunModel:
