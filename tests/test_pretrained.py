@@ -47,7 +47,7 @@ def test_build_then_load_both_forms(tmp_path, root):
     card = pretrained.card()
     assert card["class_names"] == list(CLASS_NAMES) == pretrained.labels()
     assert card["input"] == {**card["input"], "shape": [48, 48, 1], "mode": "unit", "standardize": "image"}
-    assert card["metrics"]["test"]["accuracy"] == 0.25 and card["source_run"] == "run" and card["data"] == "path/to/fer2013"
+    assert card["metrics"]["test"]["accuracy"] == 0.25 and card["source_run"] == "run" and card["data"] == "fer2013"
     assert "fer2013-dcnn" in (folder / "MODEL_CARD.md").read_text()
     faces = np.random.default_rng(0).random((3, 48, 48, 1), dtype=np.float32)
     keras_probs = pretrained.load().predict(faces, verbose=0)
@@ -71,7 +71,7 @@ def test_build_records_evaluation_of_both_forms(tmp_path, root):
     write_fer2013_csv(data, tmp_path / "fer2013.csv")
     folder = package_run(tiny_run(tmp_path / "run"), "tiny", data=tmp_path / "fer2013.csv", log=lambda *_: None)
     evaluation = json.loads((folder / "card.json").read_text())["evaluation"]
-    assert evaluation["usage"] == "PublicTest"
+    assert evaluation["usage"] == "PublicTest" and evaluation["data"] == "fer2013.csv"
     assert evaluation["keras"]["images"] == evaluation["tflite"]["images"] == 14
     assert abs(evaluation["keras"]["accuracy"] - evaluation["tflite"]["accuracy"]) <= 2 / 14
     assert "tflite on PublicTest" in (folder / "MODEL_CARD.md").read_text()

@@ -55,7 +55,8 @@ def package_run(run_dir: str | os.PathLike, name: str, *, root: str | os.PathLik
     :data:`fer_keras.pretrained.ROOT`), replacing an older folder of that name whole.
 
     ``data``: labelled face crops (as ``fer-keras evaluate`` takes them); when given, both forms
-    are scored on its ``usage`` rows (without and with flip TTA) into the card's ``evaluation``.
+    are scored on its ``usage`` rows in every TTA mode into the card's ``evaluation``. The card
+    names data sets by their file or folder name, never the training machine's path.
     ``command``: the training command; ``timing``: ``{"wall_seconds", "cpu_percent", "cpu_model"}``
     of the training (e.g. from ``/usr/bin/time -v``). ``extra``: more card entries. Returns the folder.
     """
@@ -81,7 +82,7 @@ def package_run(run_dir: str | os.PathLike, name: str, *, root: str | os.PathLik
                   "pixels": "0..255 before preparation; gray faces for 1 channel, RGB for 3"},
         "output": {"name": "probabilities", "shape": [None, len(run.class_names)], "dtype": "float32"},
         "files": {"keras": KERAS_FILE, "tflite": TFLITE_FILE, "labels": LABELS_FILE},
-        "data": config.data.path,
+        "data": Path(config.data.path).name if config.data.path else None,  # not the training machine's path
         "splits": {"how": config.data.split, "images": resolved.get("images"),
                    "class_counts": resolved.get("class_counts"), "sources": resolved.get("splits"),
                    "dropped_training_copies_of_held_out_images": config.data.drop_test_duplicates},
@@ -106,7 +107,7 @@ def package_run(run_dir: str | os.PathLike, name: str, *, root: str | os.PathLik
         atomic_write_text(folder / LABELS_FILE, "".join(f"{c}\n" for c in run.class_names))
         write_json(folder / CARD_FILE, card_data)
         if data is not None:
-            card_data["evaluation"] = {"data": str(data), "usage": usage}
+            card_data["evaluation"] = {"data": Path(data).name, "usage": usage}
             for form, file in FORMS.items():
                 model = Classifier(folder / file, run.input_mode, run.class_names, **scaling)
                 for tta in TTA_MODES:
