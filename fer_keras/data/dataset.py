@@ -141,22 +141,27 @@ def split(data: FaceData, how: str = "usage", seed: int = 42, val_fraction: floa
         training = parts["Training"]
         if not 0 < val_fraction < 1:
             raise ConfigError(f"--val-fraction {val_fraction:g}: must be between 0 and 1")
-        n_val = max(1, int(round(val_fraction * len(training))))
-        try:
-            rest, val = train_test_split(training, test_size=n_val, stratify=data.labels[training], random_state=seed)
-        except ValueError:  # a class too small to stratify
-            rest, val = train_test_split(training, test_size=n_val, random_state=seed)
+        rest, val = _split_off(training, max(1, int(round(val_fraction * len(training)))), data.labels, seed)
         return {"train": data.take(np.sort(rest)), "val": data.take(np.sort(val)), "test": data.take(test)}
 
-    n = len(data)
-    index = np.arange(n)
-    test_n = int(round(0.1 * n))
-    rest, test = train_test_split(index, test_size=test_n, stratify=data.labels, random_state=seed)
+    test_n = int(round(0.1 * len(data)))
+    if not 0 < test_n < len(data) - test_n:
+        raise DataError(f"--split {how}: {len(data)} images are too few to hold out 10 % for test (and validation)")
+    rest, test = _split_off(np.arange(len(data)), test_n, data.labels, seed)
     if how == "90/10":
-        return {"train": data.take(np.sort(rest)), "val": data.take(np.sort(test)),
-                "test": data.take(np.sort(test))}
-    train, val = train_test_split(rest, test_size=test_n, stratify=data.labels[rest], random_state=seed)
+        return {"train": data.take(np.sort(rest)), "val": data.take(np.sort(test)), "test": data.take(np.sort(test))}
+    train, val = _split_off(rest, test_n, data.labels, seed)
     return {"train": data.take(np.sort(train)), "val": data.take(np.sort(val)), "test": data.take(np.sort(test))}
+
+
+def _split_off(index: np.ndarray, n: int, labels: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(rest, part): ``n`` of ``index`` drawn stratified by ``labels`` (at random when a class is
+    too small to stratify), in sklearn's order (callers sort; the 80/10/10 split draws again from ``rest``)."""
+    try:
+        rest, part = train_test_split(index, test_size=n, stratify=labels[index], random_state=seed)
+    except ValueError:  # a class too small to stratify
+        rest, part = train_test_split(index, test_size=n, random_state=seed)
+    return rest, part
 
 
 def describe_split(parts: dict[str, FaceData]) -> dict:

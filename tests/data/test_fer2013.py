@@ -134,6 +134,14 @@ def test_study_splits_sizes():
     assert split(data, "80/10/10")["test"].sources.tolist() == b["test"].sources.tolist()  # random_state=42
 
 
+def test_study_splits_of_tiny_data_fall_back_or_say_why():
+    data = FaceData(np.zeros((42, 1, 1, 1), np.uint8), np.arange(42) % 7)
+    parts = split(data, "80/10/10")  # 4 test images cannot hold all 7 classes: drawn at random instead
+    assert [len(parts[p]) for p in ("train", "val", "test")] == [34, 4, 4]
+    with pytest.raises(DataError, match="--split 90/10: 5 images are too few to hold out 10 % for test"):
+        split(data.take(np.arange(5)), "90/10")
+
+
 def test_usage_split(demo_small):
     parts = split(demo_small, "usage")
     assert set(parts["train"].usage) == {"Training"}
