@@ -9,6 +9,7 @@ those images).
 """
 from __future__ import annotations
 
+import dataclasses
 import resource
 import time
 from pathlib import Path
@@ -23,6 +24,7 @@ from fer_keras.augment import make_augmenter
 from fer_keras.config import ExperimentConfig
 from fer_keras.data import FaceData
 from fer_keras.data.dataset import describe_split
+from fer_keras.data.hygiene import duplicates_of
 from fer_keras.data.pipeline import InputSpec, TrainingStream, dataset_stats, images_only, to_pixels
 from fer_keras.data.prepare import prepare_data
 from fer_keras.errors import ConfigError
@@ -78,6 +80,40 @@ def copy_weights(source: str, model: tf.keras.Model) -> None:
     model.set_weights(theirs)
 
 
+def held_out_seen_by(source: str, config: ExperimentConfig, parts: dict) -> dict:
+    """How many of this run's validation and test images the ``--init-from`` model trained on.
+
+    The source's training split is made again from its own config (a run folder's config.json or
+    a pretrained model's card) on this run's data, and compared by pixels. Returns ``{"source",
+    "val_images_it_trained_on", "test_images_it_trained_on"}`` (counts; None when they cannot be
+    known: a bare model file, or a source trained on another data set, named in ``"not_checked"``).
+    """
+    record = {"source": source, "val_images_it_trained_on": None, "test_images_it_trained_on": None}
+    if pretrained.is_name(source):
+        saved = pretrained.card(source).get("training", {}).get("config")
+        donor = ExperimentConfig.from_dict(saved) if saved else None
+    else:
+        run = RunFolder.find(source)
+        donor = run.config if run is not None and run.kind == "train" else None
+    if donor is None:
+        return {**record, "not_checked": "a model file without its run's config"}
+    name = lambda path: Path(path).name if path else "the demo set"  # noqa: E731
+    if name(donor.data.path) != name(config.data.path):
+        return {**record, "not_checked": f"trained on other data ({name(donor.data.path)})"}
+    trained_on = prepare_data(dataclasses.replace(donor.data, path=config.data.path), donor.seed,
+                              log=lambda *_: None)["train"]
+    return {**record, "val_images_it_trained_on": int(duplicates_of(parts["val"], trained_on).sum()),
+            "test_images_it_trained_on": int(duplicates_of(parts["test"], trained_on).sum())}
+
+
+def _seen_line(record: dict) -> str:
+    if record.get("not_checked"):
+        return f"not checked whether it trained on this run's validation or test images: {record['not_checked']}"
+    val, test = record["val_images_it_trained_on"], record["test_images_it_trained_on"]
+    line = f"it trained on {val:,} of this run's validation and {test:,} of its test images"
+    return line + ("" if val == test == 0 else " (those figures are not held out)")
+
+
 def run_experiment(config: ExperimentConfig, resume: str | Path | None = None,
                    log: Callable = print, time_budget: float | None = None,
                    extend_epochs: int | None = None) -> RunFolder:
@@ -108,11 +144,16 @@ def run_experiment(config: ExperimentConfig, resume: str | Path | None = None,
         log = _tee(log, run.log_file)
     epochs = config.resolved_epochs
     splits = describe_split(parts)
+    init = None
+    if config.model.init_from:  # a resumed run keeps the check made when it started
+        init = run.resolved.get("init_from") if resume is not None else \
+            held_out_seen_by(config.model.init_from, config, parts)
     run.write_config(config, {
         "epochs": epochs, "input_shape": list(shape), "input_mode": spec.input_mode,
         "class_names": list(class_names), "dataset_mean": mean, "dataset_std": std,
         "images": {k: len(v) for k, v in parts.items()},
-        "class_counts": {k: v.class_counts() for k, v in parts.items()}, "splits": splits})
+        "class_counts": {k: v.class_counts() for k, v in parts.items()}, "splits": splits,
+        **({"init_from": init} if init else {})})
     log(f"Run folder: {run.path}")
     log("Images: " + ", ".join(f"{k} {len(v):,}" for k, v in parts.items())
         + f"; classes: {', '.join(class_names)}")
@@ -136,7 +177,7 @@ def run_experiment(config: ExperimentConfig, resume: str | Path | None = None,
         model = spec.build(shape, len(class_names), noise_layers=config.model.noise_layers)
     if config.model.init_from and resume is None:  # a resumed run restores its own weights
         copy_weights(config.model.init_from, model)
-        log(f"Weights initialised from {config.model.init_from}")
+        log(f"Weights initialised from {config.model.init_from}; " + _seen_line(init))
     adv = config.adversarial
     if adv.enabled:
         model = wrap_adversarial(model, adv.multiplier, adv.step, adv.grad_norm)

@@ -142,3 +142,28 @@ def test_init_from_copies_a_run_s_weights_and_refuses_another_architecture(tmp_p
         copy_weights(str(nsl_run), build_model("vgg", (48, 48, 1), 7))
     run = run_experiment(_config(tmp_path, adversarial=False, init_from=str(nsl_run)), log=lambda *a: None)
     assert run.config.model.init_from == str(nsl_run) and run.finished
+    # same data and split as the source run: it trained on none of this run's held-out images
+    assert run.resolved["init_from"] == {"source": str(nsl_run), "val_images_it_trained_on": 0,
+                                         "test_images_it_trained_on": 0}
+    assert "it trained on 0 of this run's validation and 0 of its test images" in run.log_file.read_text()
+
+
+def test_init_from_counts_held_out_images_the_source_trained_on(nsl_run, tmp_path, monkeypatch):
+    from fer_keras import pretrained
+    from fer_keras.data.prepare import prepare_data
+    from fer_keras.experiment import held_out_seen_by
+    from fer_keras.pretrained.packaging import package_run
+
+    config = _config(nsl_run.path, split="80/10/10")  # held-out images drawn from all rows, Training too
+    parts = prepare_data(config.data, config.seed, log=lambda *a: None)
+    seen = held_out_seen_by(str(nsl_run), config, parts)
+    val, test = seen["val_images_it_trained_on"], seen["test_images_it_trained_on"]
+    training = [int((parts[p].usage == "Training").sum()) for p in ("val", "test")]
+    assert [val, test] == training and val + test > 0  # exactly the held-out images from the source's Training
+    bare = held_out_seen_by(str(nsl_run.model_file), config, parts)  # the .keras file: its run is found
+    assert bare == {**seen, "source": str(nsl_run.model_file)}
+    monkeypatch.setattr(pretrained, "ROOT", tmp_path / "pretrained")  # a pretrained name: its card's config
+    package_run(nsl_run, "demo-dcnn", log=lambda *a: None)
+    assert held_out_seen_by("demo-dcnn", config, parts) == {**seen, "source": "demo-dcnn"}
+    other = held_out_seen_by(str(nsl_run), config.replace(data__path="elsewhere/rafdb"), parts)
+    assert other["not_checked"] == "trained on other data (the demo set)" and other["val_images_it_trained_on"] is None

@@ -353,6 +353,25 @@ def test_in_selection(run: dict) -> bool:
     return counts.get("val") is not None and counts.get("val") == counts.get("test")
 
 
+def held_out_seen(run: dict) -> bool:
+    """Did the run's ``--init-from`` model train on its validation or test images, or could that
+    not be checked (``resolved.init_from``, :func:`fer_keras.experiment.held_out_seen_by`)?"""
+    init = run["resolved"].get("init_from")
+    return bool(init) and bool(init.get("not_checked") or init.get("val_images_it_trained_on")
+                               or init.get("test_images_it_trained_on"))
+
+
+def marks(run: dict) -> str:
+    """`` †`` (test in selection) and `` ‡`` (initial weights saw held-out images) after a run's name."""
+    return (" †" if test_in_selection(run) else "") + (" ‡" if held_out_seen(run) else "")
+
+
+def _seen(init: dict) -> str:
+    if init.get("not_checked"):
+        return f"not checked: {init['not_checked']}"
+    return f"{init['val_images_it_trained_on']:,} validation, {init['test_images_it_trained_on']:,} test images"
+
+
 def split_label(run: dict) -> str:
     """Where validation and test came from, e.g. ``val Training 2,871 / test PublicTest 3,589``."""
     splits = run["resolved"].get("splits")
@@ -368,10 +387,16 @@ def split_label(run: dict) -> str:
 
 def selection_warnings(runs) -> list[str]:
     """A line naming the runs whose test images took part in model selection (marked † in the tables)."""
-    names = [r["name"] for r in runs if r.get("metrics") and not r["speed"] and test_in_selection(r)]
+    shown = [r for r in runs if r.get("metrics") and not r["speed"]]
+    names = [r["name"] for r in shown if test_in_selection(r)]
+    seen = [r for r in shown if held_out_seen(r)]
+    lines = [] if not seen else [
+        "‡ **Initial weights (`--init-from`) trained on held-out images, or could not be checked**, in: "
+        + ", ".join(f"{r['name']} ({_seen(r['resolved']['init_from'])})" for r in seen)
+        + ". Read their validation and test figures as optimistic.", ""]
     if not names:
-        return []
-    return ["† **Test images took part in model selection** in: " + ", ".join(names) + ". Their validation "
+        return lines[:1]
+    return lines + ["† **Test images took part in model selection** in: " + ", ".join(names) + ". Their validation "
             "images were the test images (FER2013's Kaggle folders hold no PrivateTest, and these runs predate "
             "the held-out validation split), so whatever validation chose (early-stopping epoch, LR drops) saw "
             "the test set; read their test figures as optimistic. Runs without † validate on a stratified 10% "
@@ -391,7 +416,7 @@ def accuracy_rows(runs):
         ev, last = m["evaluate"], (r["history"][-1] if r["history"] else {})
         which, acc, loss = study_figure(r)
         dedup = m.get("test_deduplicated")
-        rows.append([r["name"] + (" †" if test_in_selection(r) else ""), split_label(r),
+        rows.append([r["name"] + marks(r), split_label(r),
                      _pct(m["accuracy"]) + (f" ({m['tta']} TTA; {_pct(m['without_tta']['accuracy'])} without)"
                                             if m.get("tta", "none") != "none" else ""),
                      f"{_pct(dedup['accuracy'])} ({dedup['images']:,} images)" if dedup else "-",
@@ -623,7 +648,7 @@ def full_data_rows(runs):
         preset = matching_preset(r)
         wall = (f"{t['wall_seconds'] / 3600:.2f}, {t['cpu_percent']:.0f}"
                 + (f" (of {t['cpu_percent_of'][4:]})" if t.get("cpu_percent_of") else "")) if t else "-"
-        rows.append([r["name"] + (f" (shipped as `{shipped[r['name']]}`)" if r["name"] in shipped else ""),
+        rows.append([r["name"] + marks(r) + (f" (shipped as `{shipped[r['name']]}`)" if r["name"] in shipped else ""),
                      r["config"].model.name, f"`--preset {preset}`" if preset else training_label(r),
                      split_label(r), m["training"]["epochs"], wall, _pct(last.get("val_categorical_accuracy")), test,
                      _pct(dedup["accuracy"]) if dedup else "-",
@@ -650,7 +675,7 @@ def summary_markdown(runs: list[dict], results_link: str = "docs/RESULTS.md") ->
             continue
         m, res = r["metrics"], r["resolved"]
         which, acc, _ = study_figure(r)
-        rows.append([r["name"] + (" †" if test_in_selection(r) else ""), f"{r['config'].model.name}, {training_label(r)}",
+        rows.append([r["name"] + marks(r), f"{r['config'].model.name}, {training_label(r)}",
                      f"{data_label(r)}, {m['training']['epochs']} epochs, {res['images']['train']:,} train / "
                      f"{m['images']:,} test images", _pct(m["accuracy"]), _pct(majority_accuracy(m)), _pct(m["macro_f1"]),
                      f"{_pct(acc)} ({which})" if acc is not None else "-"])
@@ -670,7 +695,9 @@ def summary_markdown(runs: list[dict], results_link: str = "docs/RESULTS.md") ->
                       f"[{results_link}]({results_link}).", "",
                       *_table(header, rows), "",
                       "† validation used the test images, so these figures are optimistic (see "
-                      f"[{results_link}]({results_link})).", *_full_data_block(runs)])
+                      f"[{results_link}]({results_link}))."
+                      + (" ‡ the initial weights (`--init-from`) trained on held-out images, or that could not be "
+                         "checked." if any(held_out_seen(r) for r in shown) else ""), *_full_data_block(runs)])
 
 
 def _full_data_block(runs) -> list[str]:

@@ -168,3 +168,21 @@ def test_full_data_runs_name_their_preset_and_the_shipped_model():
     assert by_run[source]["recipe"].startswith("`--preset ") and by_run[source]["held-out copies in training"] == "dropped"
     plain = by_run["20261201-104712-dcnn-plain"]
     assert plain["recipe"] == "`--preset study-a-plain`" and plain["held-out copies in training"] == "kept"
+
+
+def test_runs_whose_initial_weights_saw_held_out_images_are_marked():
+    from fer_keras.studies.report import marks, selection_warnings
+
+    def run(name, init=None):
+        return {"name": name, "speed": False, "metrics": {"accuracy": 0.5},
+                "resolved": {"splits": {"test_in_selection": False}, **({"init_from": init} if init else {})}}
+
+    clean = run("clean", {"source": "a", "val_images_it_trained_on": 0, "test_images_it_trained_on": 0})
+    leaked = run("leaked", {"source": "b", "val_images_it_trained_on": 0, "test_images_it_trained_on": 280})
+    unknown = run("unknown", {"source": "c.keras", "val_images_it_trained_on": None,
+                              "test_images_it_trained_on": None, "not_checked": "a model file without its run's config"})
+    assert [marks(r) for r in (run("scratch"), clean, leaked, unknown)] == ["", "", " ‡", " ‡"]
+    [line] = selection_warnings([run("scratch"), clean, leaked, unknown])
+    assert line.startswith("‡ **Initial weights (`--init-from`) trained on held-out images")
+    assert "leaked (0 validation, 280 test images), unknown (not checked: a model file without its run's config)" in line
+    assert selection_warnings([run("scratch"), clean]) == []
