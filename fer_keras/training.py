@@ -289,19 +289,20 @@ def read_state(run_dir: str | Path) -> dict | None:
 
 
 class TimeBudget(tf.keras.callbacks.Callback):
-    """Stops at an epoch boundary when another epoch would not fit in ``minutes``."""
+    """Stops at an epoch boundary when another epoch would not fit in ``minutes``; never after the
+    last of ``epochs`` (the run then goes on to its evaluation)."""
 
-    def __init__(self, minutes: float | None, log: Callable = print):
+    def __init__(self, minutes: float | None, epochs: int | None = None, log: Callable = print):
         super().__init__()
         self.seconds = None if minutes is None else float(minutes) * 60
-        self.log, self.reached = log, False
+        self.epochs, self.log, self.reached = epochs, log, False
 
     def on_train_begin(self, logs=None):
         self.start, self.epochs_done = time.time(), 0
 
     def on_epoch_end(self, epoch, logs=None):
         self.epochs_done += 1
-        if self.seconds is None:
+        if self.seconds is None or self.epochs is not None and epoch + 1 >= self.epochs:
             return
         used = time.time() - self.start
         if used + used / self.epochs_done > self.seconds:
@@ -431,7 +432,7 @@ def fit(model: tf.keras.Model, train: TrainingStream | tf.data.Dataset, val: tf.
             result["status"] = "early_stopped"
         return result
 
-    budget = TimeBudget(time_budget, log)
+    budget = TimeBudget(time_budget, epochs, log)
     if stream is not None:
         data, steps, images = stream.epochs(start, epochs), stream.steps_per_epoch, stream.images_per_epoch
         data = data if hasattr(model, "base_model") else as_xy(data)

@@ -121,6 +121,13 @@ def test_time_budget_stops_at_an_epoch_boundary_and_resume_finishes(tmp_path):
     assert all(isinstance(r["epoch"], int) for r in again["history"])
 
 
+def test_time_budget_never_stops_after_the_last_epoch(tmp_path):
+    set_seed(0)
+    model = compile_model(_tiny_model(), "adam", lr=0.01)
+    done = fit(model, _stream(), None, epochs=1, run_dir=tmp_path, time_budget=1e-6, verbose=0, log=lambda *a: None)
+    assert done["status"] == "finished" and [r["epoch"] for r in done["history"]] == [0]  # on to evaluation
+
+
 def test_training_stream_is_a_pure_function_of_seed_and_epoch():
     stream = _stream(n=40, batch=16)
     assert stream.steps_per_epoch == 3
