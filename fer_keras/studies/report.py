@@ -393,10 +393,10 @@ def selection_warnings(runs) -> list[str]:
     lines = [] if not seen else [
         "‡ **Initial weights (`--init-from`) trained on held-out images, or could not be checked**, in: "
         + ", ".join(f"{r['name']} ({_seen(r['resolved']['init_from'])})" for r in seen)
-        + ". Read their validation and test figures as optimistic.", ""]
+        + ". Read their validation and test figures as optimistic."]
     if not names:
-        return lines[:1]
-    return lines + ["† **Test images took part in model selection** in: " + ", ".join(names) + ". Their validation "
+        return lines
+    return lines + [""] * bool(lines) + ["† **Test images took part in model selection** in: " + ", ".join(names) + ". Their validation "
             "images were the test images (FER2013's Kaggle folders hold no PrivateTest, and these runs predate "
             "the held-out validation split), so whatever validation chose (early-stopping epoch, LR drops) saw "
             "the test set; read their test figures as optimistic. Runs without † validate on a stratified 10% "
