@@ -2,9 +2,10 @@
 
 Writes model.keras, the int8 TFLite file, labels.txt, card.json and MODEL_CARD.md; with --data
 the card also holds both forms' accuracy on the --usage rows (with and without flip TTA). The
-training command on the card is the preset the run's config equals (else the run's settings
+training command on the card is the run's preset plus the flags it changed (the full settings
 are in the card's config), and its wall time / CPU share come from the run's collected
-timing.json (docs/runs/<run>/timing.json, see experiments/report.py --collect).
+timing.json (docs/runs/<run>/timing.json, see experiments/report.py --collect). A run trained
+--init-from another run or pretrained model gets that training on its card too, and the sums.
 
     python experiments/package_model.py runs/<run> --name fer2013-dcnn --data path/to/fer2013
     python experiments/package_model.py runs/<run> --name my-model --root /tmp/models --description "..."
@@ -15,9 +16,9 @@ from pathlib import Path
 
 import fer_keras  # noqa: F401  (selects Keras 2 before TensorFlow loads)
 from fer_keras.errors import ConfigError, run_main
-from fer_keras.pretrained.packaging import package_run
-from fer_keras.studies.presets import command
-from fer_keras.studies.report import load_run, matching_preset
+from fer_keras.pretrained.packaging import package_run, started_from
+from fer_keras.studies.presets import preset_command
+from fer_keras.studies.report import load_run
 
 
 def main(argv=None):
@@ -38,10 +39,14 @@ def main(argv=None):
     if args.timing and not timing_file.is_file():
         raise ConfigError(f"--timing {timing_file}: no such file; collect the run first (experiments/report.py --collect)")
     timing = json.loads(timing_file.read_text()) if timing_file.is_file() else None
-    preset = matching_preset(run)
-    train_command = command(preset) if preset else None  # --data path/to/...: the card is read elsewhere
+    train_command = preset_command(run["config"])  # --data path/to/...: the card is read elsewhere
+    source, started = run["config"].model.init_from, None
+    if source:  # the card gives that training too, and both summed
+        source_timing = Path("docs/runs") / Path(source).name / "timing.json"
+        started = started_from(source, command=preset_command(
+            load_run(source)["config"]) if Path(source).is_dir() else None, timing=json.loads(source_timing.read_text()) if source_timing.is_file() else None)
     folder = package_run(args.run, args.name, root=args.root, data=args.data, usage=args.usage,
-                         description=args.description, command=train_command, timing=timing)
+                         description=args.description, command=train_command, timing=timing, started=started)
     print(f"Packaged {run['name']} as {args.name!r}: {folder} (training command: {train_command or 'see card.json'}; "
           f"timing: {timing_file if timing else 'none'})")
 

@@ -85,6 +85,35 @@ def add_config_flags(parser: argparse.ArgumentParser, defaults, skip: Iterable[s
         parser.add_argument(flag, **kwargs)
 
 
+def _flag_text(value) -> str:
+    """A config value as its flag takes it: ``(18, 22)`` -> ``18,22``, ``0.001`` -> ``0.001``."""
+    if isinstance(value, (tuple, list)):
+        return ",".join(_flag_text(v) for v in value)
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def changed_flags(config, base, skip: Iterable[str] = ()) -> list[str] | None:
+    """The command-line flags that turn config ``base`` into ``config`` (same class), in field
+    order, e.g. ``["--epochs", "24", "--lr-drops", "18,22"]``; None when a field that differs has
+    no flag. ``skip``: dests to leave out (e.g. ``data__path``, written separately)."""
+    skip, new, old = set(skip), config.to_dict(), base.to_dict()
+    flags: list[str] = []
+    for dest, field, hint in _fields(type(config)):
+        value, before = new, old
+        for key in dest.split("__"):
+            value, before = value[key], before[key]
+        if dest in skip or value == before or (isinstance(value, list) and tuple(value) == tuple(before)):
+            continue
+        if not field.metadata.get("cli", True) or value is None:
+            return None
+        flag = field.metadata.get("flag") or "--" + dest.split("__")[-1].replace("_", "-")
+        if _plain_type(hint) is bool:
+            flags.append(flag if value else "--no-" + flag[2:])
+        else:
+            flags += [flag, _flag_text(value)]
+    return flags
+
+
 def config_from_args(args: argparse.Namespace, defaults, **changes):
     """The config ``defaults`` with every flag of :func:`add_config_flags` and ``changes``
     (``section__field=value``) applied, validated."""

@@ -91,10 +91,36 @@ def test_package_script_writes_the_card_with_the_run_timing(tmp_path, root, caps
     script.main([str(run), "--name", "tiny", "--root", str(root), "--timing", str(timing)])
     card = json.loads((root / "tiny" / "card.json").read_text())
     assert card["source_run"] == "run" and card["training"]["wall_seconds"] == 120.5
-    assert card["training"]["command"] is None  # its config is no preset's
+    assert card["training"]["command"] is None  # no preset's flags give its epochs (None: chosen by the data)
     assert "Packaged run as 'tiny'" in capsys.readouterr().out
     (run / "metrics.json").unlink()
     with pytest.raises(ConfigError, match="not a finished training run"):
         script.main([str(run), "--name", "tiny", "--root", str(root)])
     with pytest.raises(ConfigError, match="--timing .*: no such file"):
         script.main([str(tiny_run(tmp_path / "run2")), "--name", "t2", "--root", str(root), "--timing", "nope.json"])
+
+
+def test_a_model_trained_from_another_has_both_trainings_on_its_card(tmp_path, root):
+    from fer_keras.files import read_json, write_json
+    from fer_keras.pretrained.packaging import started_from
+
+    first, second = tiny_run(tmp_path / "first"), tiny_run(tmp_path / "second")
+    for run, epochs, seconds in ((first, 30, 7000.0), (second, 24, 5400.0)):
+        write_json(run / "metrics.json", {**read_json(run / "metrics.json"), "training": {"epochs": epochs}})
+    saved = read_json(second / "config.json")
+    saved["config"]["model"]["init_from"] = str(first)
+    write_json(second / "config.json", saved)
+    source = started_from(str(first), command="python experiments/run_nsl.py --preset x",
+                          timing={"wall_seconds": 7000.0, "cpu_percent": 167})
+    assert source == {"source": "first", "epochs": 30, "command": "python experiments/run_nsl.py --preset x",
+                      "wall_seconds": 7000.0, "cpu_percent": 167}
+    folder = package_run(second, "restarted", timing={"wall_seconds": 5400.0, "cpu_percent": 180}, started=source,
+                         log=lambda *_: None)
+    assert pretrained.card("restarted")["training"]["started_from"] == source
+    card = (folder / "MODEL_CARD.md").read_text()
+    assert "| started from | `first`: 30 epochs, 1.94 h at 167 % CPU, `python experiments/run_nsl.py --preset x` |" in card
+    assert "| in all | 54 epochs, 3.44 h |" in card
+    # a model fine-tuned from that pretrained one: its card's training, chain included
+    assert started_from("restarted") == {"source": "restarted", "epochs": 24, "wall_seconds": 5400.0,
+                                         "cpu_percent": 180, "started_from": source}
+    assert started_from(str(second / "model" / "model.keras")) == {"source": "model.keras"}

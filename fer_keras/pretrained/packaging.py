@@ -8,8 +8,9 @@ The card (``card.json`` and ``MODEL_CARD.md``) says what the model is and how it
 measured: architecture and input, the data and its splits (where validation and test came from),
 the run's test figures (accuracy with and without test-time flip, macro F1, per-class F1, the same
 on the test images that do not also occur in Training), the training command, epochs, wall time,
-CPU share and machine, and, given labelled ``data``, both shipped forms (Keras, int8 TFLite)
-scored the way ``fer-keras evaluate`` scores them.
+CPU share and machine (for a model trained ``--init-from`` another, that training too and the
+sums), and, given labelled ``data``, both shipped forms (Keras, int8 TFLite) scored the way
+``fer-keras evaluate`` scores them.
 """
 from __future__ import annotations
 
@@ -47,10 +48,27 @@ def _test_figures(metrics: dict) -> dict:
     return out
 
 
+def started_from(source: str, *, command: str | None = None, timing: dict | None = None) -> dict:
+    """How the model a run was initialised from (``--init-from``: a pretrained name or a run
+    folder) was trained, for the card: ``{"source", "epochs", "command", "wall_seconds",
+    "cpu_percent"}`` (``command`` and ``timing`` as for :func:`package_run`; a pretrained source's
+    come from its own card, including where *it* started from)."""
+    if pretrained.is_name(source):
+        t = pretrained.card(source).get("training", {})
+        keep = ("command", "epochs", "wall_seconds", "cpu_percent", "started_from")
+        return {"source": source, **{k: t[k] for k in keep if t.get(k) is not None}}
+    if not Path(source).is_dir():  # a bare model file: nothing is known of its training
+        return {"source": Path(source).name}
+    run = RunModel(source)
+    epochs = (run.run.metrics() or {}).get("training", {}).get("epochs")
+    return {"source": run.run_dir.name, "epochs": epochs, "command": command,
+            **({k: timing.get(k) for k in ("wall_seconds", "cpu_percent")} if timing else {})}
+
+
 def package_run(run_dir: str | os.PathLike, name: str, *, root: str | os.PathLike | None = None,
                 data: str | os.PathLike | None = None, usage: str | None = "PublicTest",
                 description: str | None = None, command: str | None = None, timing: dict | None = None,
-                extra: dict | None = None, log=print) -> Path:
+                started: dict | None = None, extra: dict | None = None, log=print) -> Path:
     """Package a finished run folder as pretrained model ``name`` under ``root`` (default
     :data:`fer_keras.pretrained.ROOT`), replacing an older folder of that name whole.
 
@@ -58,7 +76,9 @@ def package_run(run_dir: str | os.PathLike, name: str, *, root: str | os.PathLik
     are scored on its ``usage`` rows in every TTA mode into the card's ``evaluation``. The card
     names data sets by their file or folder name, never the training machine's path.
     ``command``: the training command; ``timing``: ``{"wall_seconds", "cpu_percent", "cpu_model"}``
-    of the training (e.g. from ``/usr/bin/time -v``). ``extra``: more card entries. Returns the folder.
+    of the training (e.g. from ``/usr/bin/time -v``). ``started``: for a run initialised from another
+    model, :func:`started_from` of it (the card then gives both trainings and their sums).
+    ``extra``: more card entries. Returns the folder.
     """
     if not _NAME.match(name):
         raise ConfigError(f"pretrained model name {name!r}: use letters, digits, '.', '_' and '-'")
@@ -89,7 +109,7 @@ def package_run(run_dir: str | os.PathLike, name: str, *, root: str | os.PathLik
         "training": {"command": command, "config": config.to_dict(), "epochs": training.get("epochs"),
                      "fit_seconds": training.get("seconds"), "images_per_second": training.get("images_per_second"),
                      **({k: timing.get(k) for k in ("wall_seconds", "cpu_percent", "cpu_model")} if timing else {}),
-                     "environment": run.run.environment},
+                     "environment": run.run.environment, **({"started_from": started} if started else {})},
         "metrics": _test_figures(metrics),
         "source_run": run.run_dir.name,
         "created": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -130,6 +150,23 @@ def _pct(value) -> str:
     return "-" if value is None else f"{100 * value:.2f} %"
 
 
+def _started_rows(training: dict) -> list[str]:
+    """Card rows for a model initialised from another: that training, then both summed."""
+    rows, epochs, seconds, chain = [], [training.get("epochs")], [training.get("wall_seconds")], training
+    while chain.get("started_from"):
+        chain = chain["started_from"]
+        hours = f"{chain['wall_seconds'] / 3600:.2f} h" if chain.get("wall_seconds") else "wall time not recorded"
+        rows.append(f"| started from | `{chain['source']}`: {chain.get('epochs')} epochs, {hours}"
+                    + (f" at {chain['cpu_percent']} % CPU" if chain.get("cpu_percent") else "")
+                    + (f", `{chain['command']}`" if chain.get("command") else "") + " |")
+        epochs.append(chain.get("epochs"))
+        seconds.append(chain.get("wall_seconds"))
+    if rows and None not in epochs:
+        rows.append(f"| in all | {sum(epochs)} epochs" + (f", {sum(seconds) / 3600:.2f} h" if None not in seconds
+                                                         else "") + " |")
+    return rows
+
+
 def model_card_markdown(info: dict) -> str:
     """``MODEL_CARD.md`` text from a card dict."""
     spec = info["input"]
@@ -157,7 +194,7 @@ def model_card_markdown(info: dict) -> str:
              f"| wall time | {hours} (fit {t.get('fit_seconds') or '-'} s; {t.get('images_per_second') or '-'} "
              f"training images/s), {t.get('cpu_percent') or '-'} % CPU |",
              f"| machine | {env.get('cpus', '?')} CPUs {env.get('machine', '')}, {t.get('cpu_model') or 'CPU model not recorded'}; "
-             f"TensorFlow {env.get('tensorflow', '?')} |"]
+             f"TensorFlow {env.get('tensorflow', '?')} |", *_started_rows(t)]
     metrics = info.get("metrics", {})
     test, dedup = metrics.get("test"), metrics.get("test_deduplicated")
     if test:

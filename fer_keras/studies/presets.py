@@ -14,10 +14,12 @@ import argparse
 import dataclasses
 import shlex
 import sys
+from pathlib import Path
 
+from fer_keras import pretrained
 from fer_keras.config import ExperimentConfig
 from fer_keras.errors import ConfigError
-from fer_keras.flags import add_config_flags, add_run_flags, config_from_args, train_and_report
+from fer_keras.flags import add_config_flags, add_run_flags, changed_flags, config_from_args, train_and_report
 
 #: Study A's script's base config: the DCNN with NSL (multiplier 0.3, step 0.12), Adam 1e-3,
 #: batch 50, 30 epochs on real data, basic augmentation (rotation and zoom).
@@ -109,6 +111,46 @@ def command(name: str, data_path: str | None = None) -> str:
     """The shell command of preset ``name`` (``--data path/to/<data>`` unless ``data_path``)."""
     preset = get_preset(name)
     return f"python experiments/{preset.script} --data {data_path or 'path/to/' + preset.data} {preset.flags}"
+
+
+def closest_preset(config: ExperimentConfig) -> tuple[str, list[str]] | None:
+    """The preset ``config`` is nearest to, with the flags that turn that preset into ``config``
+    (data path, output folder and run name aside; ``[]`` when it is the preset exactly), e.g.
+    ``("shipped-fer2013", ["--epochs", "24"])``; None when no preset's flags can express it."""
+    best = None
+    for name in PRESETS:
+        base = preset_config(name, config.data.path)
+        flags = changed_flags(config, dataclasses.replace(base, out=config.out, name=config.name), skip={"data__path"})
+        if flags is not None and (best is None or len(flags) < len(best[1])):
+            best = (name, flags)
+    return best
+
+
+def preset_flags(config: ExperimentConfig) -> str | None:
+    """``--preset NAME`` plus the flags by which ``config`` differs from it (:func:`closest_preset`;
+    a run folder given to ``--init-from`` is written ``runs/<its name>``), or None."""
+    found = closest_preset(config)
+    if found is None:
+        return None
+    name, flags = found
+    if "--init-from" in flags:
+        at = flags.index("--init-from") + 1
+        flags[at] = flags[at] if pretrained.is_name(flags[at]) else f"runs/{Path(flags[at]).name}"
+    return shlex.join(["--preset", name, *flags])
+
+
+def preset_command(config: ExperimentConfig) -> str | None:
+    """The shell command that trains ``config``: its preset's (:func:`command`) when it is one
+    exactly, else the script with ``--data path/to/<data>`` and :func:`preset_flags`. None when
+    no preset's flags can express it."""
+    found = closest_preset(config)
+    if found is None:
+        return None
+    name, flags = found
+    if not flags:
+        return command(name)
+    preset = get_preset(name)
+    return f"python experiments/{preset.script} --data path/to/{preset.data} {preset_flags(config)}"
 
 
 def experiment_parser(script: str, description: str, argv: list[str] | None = None, skip=()):

@@ -33,7 +33,7 @@ from fer_keras.runs import (CONFIG_FILE, CONFUSION_FIGURE, CURVES_FIGURE, FIGURE
                             LOG_FILE, METRICS_FILE, REPORT_FILE, ROBUSTNESS_FILE, SUMMARY_FILE,
                             TABLE_CSV_FILE, TABLE_MD_FILE, TTA_FILE, RunFolder)
 from fer_keras.studies.mia import MIAConfig
-from fer_keras.studies.presets import PRESETS, STUDY_RECIPES, command, get_preset, preset_config
+from fer_keras.studies.presets import PRESETS, STUDY_RECIPES, command, get_preset, preset_config, preset_flags
 from fer_keras.studies.published import (STUDY_A, STUDY_A_MODELS, STUDY_B, STUDY_B_MIA, STUDY_B_MODEL,
                                          STUDY_BUDGETS)
 from fer_keras.studies.robustness import comparison_rows
@@ -614,17 +614,6 @@ def results_markdown(runs: list[dict], profiles: dict, out_dir: Path | None = No
     return "\n".join(text)
 
 
-def matching_preset(run: dict) -> str | None:
-    """The name of the preset whose config the run's equals (data path, output folder and name
-    aside), or None."""
-    cfg = run["config"]
-    for name in PRESETS:
-        preset = preset_config(name, cfg.data.path)
-        if dataclasses.replace(preset, out=cfg.out, name=cfg.name) == cfg:
-            return name
-    return None
-
-
 def shipped_runs() -> dict[str, str]:
     """Run folder name -> the pretrained model packaged from it (:mod:`fer_keras.pretrained` cards)."""
     return {Path(pretrained.card(name).get("source_run", "")).name: name for name in pretrained.available()}
@@ -645,11 +634,11 @@ def full_data_rows(runs):
         last, dedup = (r["history"][-1] if r["history"] else {}), m.get("test_deduplicated")
         test = (_pct(m["without_tta"]["accuracy"]) + f" ({_pct(m['accuracy'])})" if m.get("tta", "none") != "none"
                 else _pct(m["accuracy"]))
-        preset = matching_preset(r)
+        recipe = preset_flags(r["config"])
         wall = (f"{t['wall_seconds'] / 3600:.2f}, {t['cpu_percent']:.0f}"
                 + (f" (of {t['cpu_percent_of'][4:]})" if t.get("cpu_percent_of") else "")) if t else "-"
         rows.append([r["name"] + marks(r) + (f" (shipped as `{shipped[r['name']]}`)" if r["name"] in shipped else ""),
-                     r["config"].model.name, f"`--preset {preset}`" if preset else training_label(r),
+                     r["config"].model.name, f"`{recipe}`" if recipe else training_label(r),
                      split_label(r), m["training"]["epochs"], wall, _pct(last.get("val_categorical_accuracy")), test,
                      _pct(dedup["accuracy"]) if dedup else "-",
                      "dropped" if r["config"].data.drop_test_duplicates else "kept", _tta_cell(r.get("tta_selection"))])

@@ -36,3 +36,33 @@ def test_script_starts_from_a_preset_and_flags_override_it():
     assert config.optimizer.lr_drops == (20, 26) and config.training.batch_size == 50
     with pytest.raises(ConfigError, match="--preset 'study-b': run_nsl.py runs the presets"):
         experiment_parser("run_nsl.py", "", ["--preset", "study-b"])
+
+
+def _parsed(command_line: str, data: str):
+    """The config a training command line gives (its ``--data`` replaced by ``data``)."""
+    import shlex
+
+    argv = shlex.split(command_line)[2:]
+    argv[argv.index("--data") + 1] = data
+    parser, defaults = experiment_parser(shlex.split(command_line)[1].split("/")[-1], "", argv)
+    return config_from_args(parser.parse_args(argv), defaults)
+
+
+def test_a_config_is_written_as_its_preset_plus_the_flags_it_changed():
+    from fer_keras.studies.presets import closest_preset, preset_command, preset_flags
+
+    plain = preset_config("study-a-plain", "data/fer2013")
+    assert closest_preset(plain) == ("study-a-plain", []) and preset_command(plain) == command("study-a-plain")
+    restart = preset_config("shipped-fer2013", "data/fer2013").replace(
+        training__epochs=24, optimizer__lr_drops=(18, 22), model__init_from="/somewhere/runs/20261201-125731-dcnn",
+        augment__randaugment_magnitude=(1.0, 3.0), training__deterministic=False, out="elsewhere")
+    assert preset_flags(restart) == ("--preset shipped-fer2013 --init-from runs/20261201-125731-dcnn --randaugment-magnitude 1,3 "
+                                     "--lr-drops 18,22 --epochs 24 --no-deterministic")  # in the config's field order
+    line = preset_command(restart)
+    assert line.startswith("python experiments/run_nsl.py --data path/to/fer2013 --preset shipped-fer2013 ")
+    # the command gives the config back (the run folder named as written; output folder aside)
+    again = _parsed(line, "data/fer2013")
+    assert again == restart.replace(model__init_from="runs/20261201-125731-dcnn", out=again.out)
+    ghost = preset_config("study-b-mixup", "data/rafdb").replace(optimizer__lr=0.05)
+    assert preset_flags(ghost) == "--preset study-b-mixup --lr 0.05"
+    assert _parsed(preset_command(ghost), "data/rafdb") == ghost
