@@ -73,9 +73,10 @@ register_preset("dcnn-cosine-fer2013", "Study A's DCNN, plain, cosine LR, flip +
                 "64, flip TTA, 30 epochs (shipped until the step-LR recipe beat it on validation)", "run_nsl.py", "--no-adversarial --model dcnn --epochs 30 --batch-size 64 "
                 "--lr-schedule cosine --warmup-epochs 1 --label-smoothing 0.1 --augment basic+flip+crop --tta flip "
                 "--drop-test-duplicates")
-register_preset("shipped-fer2013", "The shipped FER2013 model: Study A's plain DCNN settings (batch 50, Adam 1e-3, "
-                "basic augmentation) plus flips and a /10 learning-rate drop after epochs 20 and 26, flip TTA, "
-                "30 epochs", "run_nsl.py",
+register_preset("shipped-fer2013", "The shipped FER2013 model's first stage: Study A's plain DCNN settings (batch 50, "
+                "Adam 1e-3, basic augmentation) plus flips and a /10 learning-rate drop after epochs 20 and 26, flip TTA, "
+                "30 epochs (the shipped model is 24 more epochs from it: --init-from RUN --epochs 24 --lr-drops 18,22)",
+                "run_nsl.py",
                 "--no-adversarial --model dcnn --epochs 30 --augment basic+flip --lr-schedule step --lr-drops 20,26 "
                 "--tta flip --drop-test-duplicates")
 register_preset("compact-vgg-fer2013", "The compact VGG with dcnn-cosine-fer2013's recipe (a quarter of the DCNN's "
