@@ -43,8 +43,9 @@ def main(argv=None):
     source, started = run["config"].model.init_from, None
     if source:  # the card gives that training too, and both summed
         source_timing = Path("docs/runs") / Path(source).name / "timing.json"
-        started = started_from(source, command=preset_command(
-            load_run(source)["config"]) if Path(source).is_dir() else None, timing=json.loads(source_timing.read_text()) if source_timing.is_file() else None)
+        source_command = preset_command(load_run(source)["config"]) if Path(source).is_dir() else None
+        started = started_from(source, command=source_command,
+                               timing=json.loads(source_timing.read_text()) if source_timing.is_file() else None)
     folder = package_run(args.run, args.name, root=args.root, data=args.data, usage=args.usage,
                          description=args.description, command=train_command, timing=timing, started=started)
     print(f"Packaged {run['name']} as {args.name!r}: {folder} (training command: {train_command or 'see card.json'}; "

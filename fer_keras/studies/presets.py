@@ -127,17 +127,20 @@ def closest_preset(config: ExperimentConfig) -> tuple[str, list[str]] | None:
     return best
 
 
+def _written(name: str, flags: list[str]) -> str:
+    """``--preset NAME FLAGS...``, a run folder given to ``--init-from`` written ``runs/<its name>``."""
+    if "--init-from" in flags:
+        at = flags.index("--init-from") + 1
+        flags = [*flags[:at], flags[at] if pretrained.is_name(flags[at]) else f"runs/{Path(flags[at]).name}",
+                 *flags[at + 1:]]
+    return shlex.join(["--preset", name, *flags])
+
+
 def preset_flags(config: ExperimentConfig) -> str | None:
     """``--preset NAME`` plus the flags by which ``config`` differs from it (:func:`closest_preset`;
     a run folder given to ``--init-from`` is written ``runs/<its name>``), or None."""
     found = closest_preset(config)
-    if found is None:
-        return None
-    name, flags = found
-    if "--init-from" in flags:
-        at = flags.index("--init-from") + 1
-        flags[at] = flags[at] if pretrained.is_name(flags[at]) else f"runs/{Path(flags[at]).name}"
-    return shlex.join(["--preset", name, *flags])
+    return _written(*found) if found else None
 
 
 def preset_command(config: ExperimentConfig) -> str | None:
@@ -151,7 +154,7 @@ def preset_command(config: ExperimentConfig) -> str | None:
     if not flags:
         return command(name)
     preset = get_preset(name)
-    return f"python experiments/{preset.script} --data path/to/{preset.data} {preset_flags(config)}"
+    return f"python experiments/{preset.script} --data path/to/{preset.data} {_written(name, flags)}"
 
 
 def experiment_parser(script: str, description: str, argv: list[str] | None = None, skip=()):

@@ -14,7 +14,6 @@ says otherwise; MACs = multiply-accumulates of one image (batch 1, see
 """
 from __future__ import annotations
 
-import dataclasses
 import glob
 import json
 import os
@@ -33,7 +32,7 @@ from fer_keras.runs import (CONFIG_FILE, CONFUSION_FIGURE, CURVES_FIGURE, FIGURE
                             LOG_FILE, METRICS_FILE, REPORT_FILE, ROBUSTNESS_FILE, SUMMARY_FILE,
                             TABLE_CSV_FILE, TABLE_MD_FILE, TTA_FILE, RunFolder)
 from fer_keras.studies.mia import MIAConfig
-from fer_keras.studies.presets import PRESETS, STUDY_RECIPES, command, get_preset, preset_config, preset_flags
+from fer_keras.studies.presets import STUDY_RECIPES, command, get_preset, preset_config, preset_flags
 from fer_keras.studies.published import (STUDY_A, STUDY_A_MODELS, STUDY_B, STUDY_B_MIA, STUDY_B_MODEL,
                                          STUDY_BUDGETS)
 from fer_keras.studies.robustness import comparison_rows
