@@ -106,9 +106,11 @@ def layer_macs(layer, input_shape, output_shape, elementwise: bool = False) -> i
         return math.prod(output_shape[1:-1]) * k * (input_shape[-1] // groups) * output_shape[-1]
     if isinstance(layer, layers.Dense):
         return math.prod(input_shape[1:-1]) * input_shape[-1] * output_shape[-1]
+    # layers that compute convs without calling a conv layer (TripletAttention) declare their MACs
+    macs = int(layer.own_macs(input_shape)) if hasattr(layer, "own_macs") else 0
     if elementwise and hasattr(layer, "elementwise_multiplies"):
-        return int(layer.elementwise_multiplies(input_shape))
-    return 0
+        macs += int(layer.elementwise_multiplies(input_shape))
+    return macs
 
 
 def count_macs(model: tf.keras.Model, per_layer: bool = False, elementwise: bool = False):

@@ -70,7 +70,11 @@ def test_size_latency_profile_and_tables(capsys):
     assert figures["params"] == model.count_params()
     assert figures["size_bytes"] > 4 * figures["params"]  # float32 weights plus the config
     assert figures["latency_ms"] > 0
-    assert 2 * figures["macs"] <= figures["tf_profiler_flops"] <= 2.2 * figures["macs_with_attention"]
+    # TF counts the FLOPs of the graph as run; triplet attention's gate convs run folded
+    # (fer_keras.layers.triplet_attention.gate_conv), so compare on GhostFace without attention
+    plain = profiler.profile(ghostface((32, 32, 3), attention=False), latency_runs=0)
+    assert 2 * plain["macs"] <= plain["tf_profiler_flops"] <= 2.2 * plain["macs_with_attention"]
+    assert figures["macs"] > plain["macs"]  # the gate convs are counted as defined (TripletAttention.own_macs)
     text = profiler.format_profile(figures)
     assert "2 FLOPs per multiply-add" in text and "convention" in text
     profiler.print_layer_table(model)

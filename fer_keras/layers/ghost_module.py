@@ -68,7 +68,9 @@ class GhostModule(tf.keras.layers.Layer):
         x2 = self.cheap_bn(self.cheap_conv(x1), training=training)
         if self.use_relu:
             x2 = tf.nn.relu(x2)
-        return tf.concat([x1, x2], axis=-1)[..., : self.filters]
+        x = tf.concat([x1, x2], axis=-1)
+        # m * ratio >= filters; slice only when it is more (a no-op slice still costs a copy and its gradient)
+        return x if self.intrinsic_filters * self.ratio == self.filters else x[..., : self.filters]
 
     def compute_output_shape(self, input_shape):
         return strided_shape(input_shape, self.strides, self.filters)

@@ -31,7 +31,7 @@ Resulting cost at 224x224x3 with 7 classes (``python benchmarks/profile_models.p
 **1,292,159 parameters** (Keras "Total params"; 1,273,247 trainable, i.e. without the BN moving
 statistics: both within 1% of 1.28 M) and **128.04 M multiply-accumulates** under
 :data:`fer_keras.profiler.MAC_CONVENTION` (convs and dense; 129.44 M with the attention gates'
-multiplies; <= 134.66 M either way). TensorFlow's profiler reports 260.49 M FLOPs (2 per
+multiplies; <= 134.66 M either way). TensorFlow's profiler reports 268.91 M FLOPs (2 per
 multiply-add, plus element-wise ops).
 
 ``noise_layers`` adds ``GaussianNoise(noise_std)`` layers, active in training only, for the privacy

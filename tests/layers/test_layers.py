@@ -8,6 +8,7 @@ import fer_keras  # noqa: F401
 import tensorflow as tf
 from fer_keras.errors import ConfigError
 from fer_keras.layers import FusedMBConv, GhostBottleneck, GhostModule, TripletAttention
+from fer_keras.layers.triplet_attention import gate_conv, rotated_reference, z_pool
 from layer_checks import assert_save_reload_identical, random_weights, run_layer_test
 
 CASES = [
@@ -61,12 +62,43 @@ def test_triplet_attention_weights_in_unit_interval_and_output_is_their_mean():
     np.testing.assert_allclose(layer(x), (x * ch + x * cw + x * hw) / 3, atol=1e-5)
 
 
+@pytest.mark.parametrize("shape, kernel", [((3, 5, 6, 4), 7), ((2, 4, 4, 40), 7), ((2, 7, 3, 9), 4),
+                                           ((1, 40, 6, 5), 3)])
+@pytest.mark.parametrize("training", [False, True])
+def test_triplet_attention_equals_the_papers_rotations_outputs_and_gradients(shape, kernel, training):
+    """The fast call (no rotations, folded gate convs, one multiply) computes the paper's function:
+    same weights -> same outputs and gradients as rotating, gating and rotating back. The shapes
+    cover folded (<= 32 rows) and plain gate convs, odd and even kernels."""
+    layer = TripletAttention(kernel)
+    x = tf.random.normal(shape, seed=5)
+    layer(x)
+    rng = np.random.default_rng(2)  # every weight, BN statistics included, away from its initial value
+    layer.set_weights([rng.uniform(0.5, 1.5, w.shape).astype("float32") for w in layer.get_weights()])
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(x)
+        fast = layer(x, training=training)
+        ref = rotated_reference(layer, x, training=training)
+        fast_loss, ref_loss = tf.reduce_sum(fast * fast), tf.reduce_sum(ref * ref)
+    np.testing.assert_allclose(fast, ref, rtol=1e-5, atol=1e-5)
+    for got, want in zip(tape.gradient(fast_loss, [x, *layer.trainable_weights]),
+                         tape.gradient(ref_loss, [x, *layer.trainable_weights])):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+
+
+def test_gate_conv_folded_equals_plain_conv():
+    for rows, cols, k in ((4, 50, 7), (13, 9, 7), (6, 6, 2), (32, 5, 5)):
+        maps = tf.random.normal((2, rows, cols, 2), seed=rows)
+        kernel = tf.random.normal((k, k, 2, 1), seed=k)
+        np.testing.assert_allclose(gate_conv(maps, kernel), tf.nn.conv2d(maps, kernel, 1, "SAME"),
+                                   rtol=1e-5, atol=1e-5)
+
+
 def test_triplet_attention_branch_equals_rotate_gate_rotate_back():
     layer = TripletAttention()
     x = tf.random.normal((1, 5, 6, 4), seed=4)
     _, cw, _ = layer.attention_weights(x)
     rotated = tf.transpose(x, (0, 3, 2, 1))  # (B, C, W, H): Z-pool over H
-    gated = rotated * layer.channel_width(rotated, training=False)
+    gated = rotated * layer.channel_width(z_pool(rotated), training=False)
     np.testing.assert_allclose(tf.transpose(gated, (0, 3, 2, 1)), x * cw, atol=1e-6)
 
 
