@@ -66,12 +66,17 @@ def resume_config(run: RunFolder, extend_epochs: int | None = None) -> Experimen
     return config
 
 
-def copy_weights(source: str, model: tf.keras.Model) -> None:
-    """Set ``model``'s weights to those of ``source`` (pretrained name, run folder or ``.keras``
-    file; loaded safely), which must have the same architecture; one-line ConfigError if not."""
+def source_weights(source: str) -> list:
+    """The weights of ``source`` (pretrained name, run folder or ``.keras`` file; loaded safely:
+    refused in one line when it could run code)."""
     file = pretrained.path(source, "keras") if pretrained.is_name(source) else resolve_model(source)
-    donor = load_keras(file)
-    mine, theirs = model.get_weights(), donor.get_weights()
+    return load_keras(file).get_weights()
+
+
+def copy_weights(source: str, model: tf.keras.Model, weights: list | None = None) -> None:
+    """Set ``model``'s weights to those of ``source`` (``weights``: already read by
+    :func:`source_weights`), which must have the same architecture; one-line ConfigError if not."""
+    mine, theirs = model.get_weights(), source_weights(source) if weights is None else weights
     if len(mine) != len(theirs) or any(a.shape != b.shape for a, b in zip(mine, theirs)):
         first = next((f"{a.shape} vs {b.shape}" for a, b in zip(mine, theirs) if a.shape != b.shape),
                      f"{len(mine)} vs {len(theirs)} weight arrays")
@@ -139,6 +144,9 @@ def run_experiment(config: ExperimentConfig, resume: str | Path | None = None,
     standardize = config.model.standardize
     mean, std = dataset_stats(parts["train"]) if standardize == "dataset" else (None, None)
     inputs = InputSpec(shape, spec.input_mode, standardize, mean, std, class_names)
+    donor = None
+    if config.model.init_from and resume is None:  # read (and refused if unsafe) before any run folder exists
+        donor = source_weights(config.model.init_from)
     if resume is None:
         run = RunFolder.create(config.out, run_name(config))
         log = _tee(log, run.log_file)
@@ -176,7 +184,7 @@ def run_experiment(config: ExperimentConfig, resume: str | Path | None = None,
     with checkpointed_randomness():
         model = spec.build(shape, len(class_names), noise_layers=config.model.noise_layers)
     if config.model.init_from and resume is None:  # a resumed run restores its own weights
-        copy_weights(config.model.init_from, model)
+        copy_weights(config.model.init_from, model, donor)
         log(f"Weights initialised from {config.model.init_from}; " + _seen_line(init))
     adv = config.adversarial
     if adv.enabled:

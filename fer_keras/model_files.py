@@ -4,7 +4,7 @@ The format is told from the content, never from the name:
 
 | format | recognised by | loads by default |
 | --- | --- | --- |
-| ``"keras"`` | a zip archive (Keras v3 ``.keras``) | yes, in Keras' safe mode; a ``Lambda`` layer, a Python ``lambda`` or any class or function in ``config.json`` from outside keras / tf_keras / fer_keras is refused before Keras reads it |
+| ``"keras"`` | a zip archive (Keras v3 ``.keras``) | yes, in Keras' safe mode, after :func:`check_keras_config` read every member: only ``config.json``, ``metadata.json`` and HDF5 ``model.weights.h5`` (never pickled ``.npz`` weights), sizes bounded; no ``Lambda`` layer, Python ``lambda``, class or function from outside keras / tf_keras / fer_keras, or op layer (``TFOpLambda`` ...) naming a TensorFlow function off a short safe list |
 | ``"h5"`` | the HDF5 signature (whatever the suffix) | only trusted: legacy Keras HDF5 keeps ``Lambda`` layers as Python bytecode, which Keras runs while loading |
 | ``"saved_model"`` | a folder with ``saved_model.pb`` | only trusted: its graph may hold any TensorFlow op (write or delete files, ...), run when it is loaded or called |
 | ``"tflite"`` | ``TFL3`` at bytes 4..8 | yes if it uses TFLite's built-in ops only; custom ops (``Flex*`` = any TensorFlow op) only trusted |
@@ -88,19 +88,67 @@ def require_trust(path: str | os.PathLike, fmt: str, trusted: bool) -> None:
     raise ConfigError(f"model {path}: not loaded: {why} {TRUST_HINT}")
 
 
+#: The members a ``.keras`` zip may hold, with their largest uncompressed size (bytes).
+KERAS_MEMBERS = {"config.json": 16 * 2**20, "metadata.json": 2**20, "model.weights.h5": 2**30}
+#: Functions a ``TFOpLambda`` / ``SlicingOpLambda`` layer may name (the ``tf.`` symbol; Keras
+#: makes these layers from plain TensorFlow calls on Keras tensors, e.g. ``x * 2``).
+SAFE_TF_FUNCTIONS = frozenset({
+    "__operators__.add", "__operators__.getitem", "math.add", "math.subtract", "math.multiply",
+    "math.truediv", "math.divide", "math.negative", "math.maximum", "math.minimum", "math.sigmoid",
+    "math.tanh", "math.exp", "math.log", "math.sqrt", "math.square", "math.abs", "math.reduce_mean",
+    "math.reduce_sum", "math.reduce_max", "math.reduce_min", "nn.relu", "nn.relu6", "nn.softmax",
+    "nn.silu", "nn.gelu", "reshape", "transpose", "concat", "stack", "expand_dims", "squeeze", "cast",
+    "clip_by_value", "image.resize", "image.grayscale_to_rgb", "compat.v1.transpose"})
+#: Keras layers that call a named TensorFlow function or tensor method: refused unless the name is safe.
+_OP_LAYERS = {"TFOpLambda": "function", "SlicingOpLambda": "function", "ClassMethod": "method_name",
+              "InstanceMethod": "attr_name", "InstanceProperty": "attr_name"}
+_SAFE_PROPERTIES = frozenset({"shape", "dtype"})
+
+
 def check_keras_config(path: str | os.PathLike) -> None:
-    """Refuse a ``.keras`` zip whose ``config.json`` holds Python bytecode (a ``lambda``) or names a
-    class or function outside keras / tf_keras / fer_keras (which Keras would import and call)."""
+    """Refuse a ``.keras`` zip that could run code when tf-keras loads it, before tf-keras sees it.
+
+    Every member is checked: only ``config.json``, ``metadata.json`` and ``model.weights.h5``
+    (HDF5 by content, so never the ``.npz`` weights that tf-keras unpickles), each at most
+    :data:`KERAS_MEMBERS` bytes, no member twice; ``config.json`` may hold no Python bytecode
+    (a ``lambda``), no class or function outside keras / tf_keras / fer_keras, and no op layer
+    (``TFOpLambda`` ...) naming a function outside :data:`SAFE_TF_FUNCTIONS`.
+    """
     try:
         with zipfile.ZipFile(path) as archive:
+            _check_members(path, archive.infolist())
+            with archive.open("model.weights.h5") as weights:
+                if weights.read(8) != _HDF5_SIGNATURE:
+                    raise ConfigError(f"model {path}: not loaded: its model.weights.h5 is not an HDF5 file; "
+                                      f"{TRUST_HINT}")
             config = json.loads(archive.read("config.json"))
-    except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
-        raise ConfigError(f"model {path}: cannot load (not a Keras zip with config.json: "
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile, RuntimeError) as exc:
+        if isinstance(exc, ConfigError):
+            raise
+        raise ConfigError(f"model {path}: cannot load (not a Keras zip with config.json and model.weights.h5: "
                           f"{str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__})") from None
     bad = _unsafe_reference(config)
     if bad is not None:
         raise ConfigError(f"model {path}: not loaded: its config holds {bad[:200]}, which can run Python code; "
                           f"{TRUST_HINT}")
+
+
+def _check_members(path, members: list[zipfile.ZipInfo]) -> None:
+    names = [m.filename for m in members]
+    for member in members:
+        limit = KERAS_MEMBERS.get(member.filename)
+        if limit is None:
+            what = "pickled weights" if member.filename.endswith(".npz") else "a file a Keras model does not need"
+            raise ConfigError(f"model {path}: not loaded: it holds {member.filename[:100]!r} ({what}; a .keras "
+                              f"model holds only {', '.join(KERAS_MEMBERS)}); {TRUST_HINT}")
+        if member.file_size > limit:
+            raise ConfigError(f"model {path}: not loaded: its {member.filename} unpacks to {member.file_size:,} "
+                              f"bytes (at most {limit:,})")
+    if len(set(names)) != len(names):
+        raise ConfigError(f"model {path}: not loaded: a member name occurs twice in the zip; {TRUST_HINT}")
+    missing = [n for n in ("config.json", "model.weights.h5") if n not in names]
+    if missing:
+        raise ConfigError(f"model {path}: cannot load (no {' or '.join(missing)} in the zip; not a Keras v3 file)")
 
 
 def _unsafe_reference(obj) -> str | None:
@@ -119,6 +167,12 @@ def _unsafe_reference(obj) -> str | None:
             continue
         if kind in ("__lambda__", "Lambda"):  # fer_keras models have no Lambda layer
             return "a Lambda layer" if kind == "Lambda" else "a Python lambda"
+        if kind in _OP_LAYERS:
+            named = (item.get("config") or {}).get(_OP_LAYERS[kind]) if isinstance(item.get("config"), dict) else None
+            safe = _SAFE_PROPERTIES if kind == "InstanceProperty" else (
+                SAFE_TF_FUNCTIONS if kind in ("TFOpLambda", "SlicingOpLambda") else ())
+            if named not in safe:
+                return f"a {kind} layer calling {str(named)[:80]!r} (not on fer_keras' list of safe TensorFlow functions)"
         module = item.get("module")
         if module is None or kind in ("__tensor__", "__numpy__", "__bytes__"):
             continue

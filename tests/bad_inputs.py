@@ -140,17 +140,89 @@ def keras_zip_lambda(path: Path, marker: Path) -> Path:
 def keras_zip_module_reference(path: Path) -> Path:
     """A .keras zip whose Dense activation names ``os.system`` (an import Keras would follow)."""
     tiny_model().save(path)
+
+    def change(files):
+        config = json.loads(files["config.json"])
+        dense = next(layer for layer in config["config"]["layers"] if layer["class_name"] == "Dense")
+        dense["config"]["activation"] = {"module": "os", "class_name": "function", "config": "system",
+                                         "registered_name": "system"}
+        files["config.json"] = json.dumps(config).encode()
+
+    return _rewrite_zip(path, change)
+
+
+def _rewrite_zip(path: Path, change) -> Path:
+    """Rewrite the zip at ``path`` with ``change(files)`` applied to its {name: bytes}."""
     with zipfile.ZipFile(path) as archive:
         files = {name: archive.read(name) for name in archive.namelist()}
-    config = json.loads(files["config.json"])
-    dense = next(layer for layer in config["config"]["layers"] if layer["class_name"] == "Dense")
-    dense["config"]["activation"] = {"module": "os", "class_name": "function", "config": "system",
-                                     "registered_name": "system"}
-    files["config.json"] = json.dumps(config).encode()
-    with zipfile.ZipFile(path, "w") as archive:
+    change(files)
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
         for name, data in files.items():
             archive.writestr(name, data)
     return path
+
+
+class _WritesMarker:
+    """Unpickling it writes ``marker`` (exec of one line of Python: what a pickle can do)."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return exec, (f"open({self.marker!r}, 'w').write('ran')",)
+
+
+def keras_zip_pickled_npz(path: Path, marker: Path) -> Path:
+    """A .keras zip with a clean config whose weights are ``model.weights.npz`` holding a pickle
+    that writes ``marker`` when tf-keras loads it (``np.load(..., allow_pickle=True)``)."""
+    import io
+
+    tiny_model().save(path)
+
+    def change(files):
+        buffer = io.BytesIO()
+        np.savez(buffer, __root__=np.array([_WritesMarker(marker)], dtype=object))  # read for the model itself
+        del files["model.weights.h5"]
+        files["model.weights.npz"] = buffer.getvalue()
+
+    return _rewrite_zip(path, change)
+
+
+def op_layer_model():
+    """A tiny model with a TFOpLambda layer (``x * 2`` on a Keras tensor: ``math.multiply``)."""
+    import tensorflow as tf
+
+    inputs = tf.keras.Input(SHAPE, name="image")
+    x = tf.keras.layers.Flatten()(inputs) * 2.0
+    outputs = tf.keras.layers.Dense(len(CLASSES), activation="softmax")(x)
+    return tf.keras.Model(inputs, outputs, name="dcnn")
+
+
+def keras_zip_swapped_op(path: Path, function: str = "compat.v1.Print") -> Path:
+    """:func:`op_layer_model` as a .keras zip whose TFOpLambda names ``function`` instead of
+    ``math.multiply`` (tf-keras resolves it against all of TensorFlow's API)."""
+    op_layer_model().save(path)
+
+    def change(files):
+        config = json.loads(files["config.json"])
+        layer = next(layer for layer in config["config"]["layers"] if layer["class_name"] == "TFOpLambda")
+        assert layer["config"]["function"] == "math.multiply"
+        layer["config"]["function"] = function
+        files["config.json"] = json.dumps(config).encode()
+
+    return _rewrite_zip(path, change)
+
+
+def keras_zip_extra_member(path: Path, name: str = "payload.py", size: int = 100) -> Path:
+    """A valid .keras zip plus one member ``name`` of ``size`` bytes (spaces: compresses to little)."""
+    tiny_model().save(path)
+    return _rewrite_zip(path, lambda files: files.update({name: b" " * size}))
+
+
+def keras_zip_oversized_config(path: Path, size: int = 20 * 2**20) -> Path:
+    """A .keras zip whose config.json unpacks to ``size`` bytes (padded with spaces: a small file)."""
+    tiny_model().save(path)
+    return _rewrite_zip(path, lambda files: files.update({"config.json": files["config.json"] + b" " * size}))
 
 
 def evil_saved_model(path: Path, marker: Path) -> Path:
@@ -202,8 +274,12 @@ def run_folder(root: Path, model=None, saved_model: bool = True) -> Path:
     return root
 
 
-def hostile_run_folder(root: Path, source: Path, marker: Path) -> Path:
-    """A copy of run folder ``source`` whose ``model/model.keras`` is the HDF5 Lambda model."""
+def hostile_run_folder(root: Path, source: Path, marker: Path, model: Path | None = None) -> Path:
+    """A copy of run folder ``source`` whose ``model/model.keras`` is ``model`` (a hostile file
+    made before), by default the HDF5 Lambda model."""
     shutil.copytree(source, root)
-    hdf5_lambda_as_keras(root / "model" / "model.keras", marker)
+    if model is None:
+        hdf5_lambda_as_keras(root / "model" / "model.keras", marker)
+    else:
+        shutil.copyfile(model, root / "model" / "model.keras")
     return root

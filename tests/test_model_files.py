@@ -33,6 +33,10 @@ def files(tmp_path_factory):
            "hostile_run": bad.hostile_run_folder(root / "hostile_run", run, marker),
            "zip_lambda": bad.keras_zip_lambda(root / "lambda.keras", marker),
            "zip_module": bad.keras_zip_module_reference(root / "module.keras"),
+           "zip_npz": bad.keras_zip_pickled_npz(root / "npz.keras", marker),
+           "zip_op": bad.keras_zip_swapped_op(root / "op.keras"),
+           "zip_extra": bad.keras_zip_extra_member(root / "extra.keras"),
+           "zip_big": bad.keras_zip_oversized_config(root / "big.keras"),
            "evil_saved_model": bad.evil_saved_model(root / "evil_saved_model", marker),
            "flex": bad.flex_tflite(root / "flex.tflite", marker)}
     assert not marker.exists()
@@ -63,7 +67,8 @@ def test_format_is_told_by_content_not_name(files, tmp_path):
 @pytest.mark.parametrize("key, says", [
     ("h5", "legacy Keras HDF5 file"), ("hostile_run", "legacy Keras HDF5 file"),
     ("zip_lambda", "a Lambda layer"), ("zip_module", "function os.system"),
-    ("evil_saved_model", "a SavedModel")])
+    ("zip_npz", "'model.weights.npz' (pickled weights"), ("zip_op", "TFOpLambda layer calling 'compat.v1.Print'"),
+    ("zip_extra", "'payload.py' (a file a Keras model does not need"), ("evil_saved_model", "a SavedModel")])
 def test_untrusted_files_are_refused_before_any_code_runs(files, marker, key, says):
     from fer_keras.classifier import Classifier
 
@@ -73,6 +78,62 @@ def test_untrusted_files_are_refused_before_any_code_runs(files, marker, key, sa
         message = str(info.value)
         assert says in message and "--trust-model" in message and "\n" not in message
     assert not marker.exists()
+
+
+def test_oversized_member_is_refused_before_it_is_read(files):
+    with pytest.raises(ConfigError, match=r"config.json unpacks to 2\d,\d{3},\d{3} bytes \(at most 16,777,216\)"):
+        model_files.load_keras(files["zip_big"])
+
+
+def test_hostile_zips_are_real_tf_keras_runs_the_pickle_and_resolves_any_tf_function(files, marker):
+    """Without fer_keras' check, tf-keras itself unpickles the .npz weights (the marker appears) and
+    resolves the swapped op layer's function; the allow-listed op (``x * 2``) still loads."""
+    import tensorflow as tf
+
+    with pytest.raises(Exception):
+        tf.keras.models.load_model(str(files["zip_npz"]), safe_mode=True)  # its weights do not fit, after the pickle ran
+    assert marker.exists()
+    with pytest.raises(TypeError, match="unexpected keyword argument 'y'"):  # compat.v1.Print(x, y=2.0) was called
+        tf.keras.models.load_model(str(files["zip_op"]), safe_mode=True)
+
+
+def test_a_model_with_a_safe_op_layer_loads(tmp_path):
+    path = tmp_path / "op.keras"
+    bad.op_layer_model().save(path)
+    assert model_files.load_keras(path).name == "dcnn"
+
+
+def test_every_entry_point_refuses_the_pickled_npz_and_swapped_op_with_one_line(files, marker, tmp_path, capsys,
+                                                                               monkeypatch):
+    """predict, evaluate, export, EmotionRecognizer and --init-from: exit 2 / ConfigError, one line, no marker."""
+    from fer_keras.cli import main
+    from fer_keras.recognizer import EmotionRecognizer
+
+    monkeypatch.chdir(tmp_path)
+    image = bad.face_png(tmp_path / "face.png")
+    data = bad.kaggle_folder(tmp_path / "kaggle")
+    script = _script("run_nsl").main
+    for key in ("zip_npz", "zip_op"):
+        model = str(files[key])
+        commands = [["predict", str(image), "--model", model, "--detector", "haar", "--input-mode", "unit"],
+                    ["evaluate", str(data), "--model", model, "--out", str(tmp_path / "eval")],
+                    ["export", str(bad.hostile_run_folder(tmp_path / f"run_{key}", files["run"], marker, files[key])),
+                     "--out", str(tmp_path / "export")]]
+        for argv in commands:
+            line = exit_2_one_line(capsys, lambda: main(argv))
+            assert "not loaded" in line and "--trust-model" in line, (argv, line)
+        with pytest.raises(ConfigError, match="not loaded") as info:
+            EmotionRecognizer(model=model, detector="haar")
+        assert "\n" not in str(info.value)
+        from fer_keras.errors import run_main
+        monkeypatch.setattr(sys, "argv", ["run_nsl.py", "--init-from", model, "--epochs", "1",
+                                          "--out", str(tmp_path / "runs")])
+        line = exit_2_one_line(capsys, lambda: run_main(script))
+        assert "not loaded" in line, line
+        assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+    assert not marker.exists()
+    for made in ("predictions", "eval", "export"):
+        assert not (tmp_path / made).exists()
 
 
 def test_keras_safe_mode_alone_refuses_the_lambda_zip(files, marker):
