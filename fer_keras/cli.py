@@ -176,12 +176,14 @@ def _evaluate_flags(parser: argparse.ArgumentParser) -> None:
     add("--batch-size", type=int, default=256, help="faces per model call (default: %(default)s)")
     add("--out", default="evaluation", help="folder for evaluation.json, classification_report.txt and "
         "confusion_matrix.png (default: %(default)s)")
+    _max_pixels_flag(parser)
     _trust_flag(parser)
 
 
 def _evaluate(args: argparse.Namespace):
     result = evaluate_model_on_data(_classifier(args), args.data, usage=args.usage, tta=args.tta,
-                                    batch_size=args.batch_size, out=args.out, log=progress_to_stderr)
+                                    batch_size=args.batch_size, out=args.out, log=progress_to_stderr,
+                                    max_pixels=args.max_pixels)
     print(result["report"].rstrip())
     print(f"accuracy {result['accuracy']:.4f}, macro F1 {result['macro_f1']:.4f} on {result['images']:,} faces"
           + (f" ({result['skipped']:,} of classes the model lacks skipped)" if result["skipped"] else "")

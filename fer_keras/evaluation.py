@@ -17,6 +17,7 @@ from fer_keras.adversarial import base_model
 from fer_keras.classifier import load_classifier
 from fer_keras.config import TTA_MODES, check_tta
 from fer_keras.data import load_dataset
+from fer_keras.data.images import MAX_PIXELS
 from fer_keras.data.labels import class_id
 from fer_keras.data.pipeline import as_xy, images_only
 from fer_keras.errors import ConfigError, DataError
@@ -91,7 +92,8 @@ EVALUATION_FILE = "evaluation.json"
 
 
 def evaluate_model_on_data(model, data, *, usage: str | None = None, tta: str = "none", batch_size: int = 256,
-                           out=None, progress: bool | None = None, log=print) -> dict:
+                           out=None, progress: bool | None = None, log=print,
+                           max_pixels: int | None = MAX_PIXELS) -> dict:
     """Score a saved model on labelled face crops, without face detection.
 
     Args:
@@ -104,6 +106,7 @@ def evaluate_model_on_data(model, data, *, usage: str | None = None, tta: str = 
         batch_size: faces per model call.
         out: folder for ``evaluation.json``, ``classification_report.txt`` and ``confusion_matrix.png``.
         progress: progress bar on stderr; None = only when stderr is a terminal.
+        max_pixels: image files over this many pixels are refused (one line) before decoding.
 
     Data classes are matched to the model's by name (aliases allowed, e.g. ``happy`` = ``happiness``);
     rows of classes the model lacks are skipped and counted in ``skipped``.
@@ -115,7 +118,7 @@ def evaluate_model_on_data(model, data, *, usage: str | None = None, tta: str = 
         raise ConfigError("batch_size must be at least 1")
     source = data
     if not hasattr(data, "images"):
-        data = load_dataset(data)
+        data = load_dataset(data, max_pixels)
     if usage is not None:
         keep = data.usage == usage
         if not keep.any():

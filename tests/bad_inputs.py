@@ -7,6 +7,7 @@ write ``marker`` when their code runs; nothing else they do is harmful.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import struct
 import zipfile
@@ -55,19 +56,26 @@ def garbage_file(path: Path, size: int = 8192) -> Path:
 
 def face_png(path: Path, side: int = 48) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    cv2.imwrite(str(path), np.full((side, side), 128, np.uint8))
+    path.write_bytes(cv2.imencode(".png", np.full((side, side), 128, np.uint8))[1].tobytes())  # any file name
     return path
 
 
-def kaggle_folder(root: Path, extra_class: str | None = None, loop: bool = False) -> Path:
+def kaggle_folder(root: Path, extra_class: str | None = None, loop: bool = False, non_utf8: bool = False,
+                  big: tuple[int, int] | None = None) -> Path:
     """``root/train/<class>/*.png`` for two classes; ``extra_class`` adds an unknown class folder,
-    ``loop`` a symbolic link in ``happy/`` that points to itself."""
+    ``loop`` a symbolic link in ``happy/`` that points to itself, ``non_utf8`` a valid face PNG
+    named ``bad\\xff\\xfe.png`` (bytes that are not UTF-8: OpenCV's imread crashed on it), ``big``
+    a (width, height) PNG ``big.png`` in ``sad/`` (small on disk, huge decoded)."""
     for name in ("happy", "sad"):
         face_png(root / "train" / name / "0.png")
     if extra_class:
         face_png(root / "train" / extra_class / "0.png")
     if loop:
         (root / "train" / "happy" / "loop.png").symlink_to("loop.png")
+    if non_utf8:
+        face_png(Path(os.fsdecode(os.fsencode(root / "train" / "happy") + b"/bad\xff\xfe.png")))
+    if big:
+        large_png(root / "train" / "sad" / "big.png", *big)
     return root
 
 

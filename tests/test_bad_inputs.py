@@ -50,6 +50,35 @@ def test_data_set_mistakes_give_one_short_line(tmp_path, capsys, case, make, say
     assert len(line) < len(str(path)) + QUOTE + 150, (case, len(line))  # quotes at most ~200 characters
 
 
+def test_evaluate_reads_a_file_whose_name_is_not_utf8(tmp_path, run, capsys):
+    """OpenCV's imread crashed (segmentation fault) on such a name; files are now read by Python."""
+    data = bad.kaggle_folder(tmp_path / "k", non_utf8=True)
+    assert load_fer2013(data).images.shape == (3, 48, 48, 1)
+    main(["evaluate", str(data), "--model", str(run), "--out", str(tmp_path / "eval")])
+    assert "on 3 faces" in capsys.readouterr().out
+
+
+def test_evaluate_refuses_an_image_over_max_pixels_before_decoding_it(tmp_path, run, capsys):
+    data = bad.kaggle_folder(tmp_path / "k", big=(30000, 30000))  # 2.6 GB decoded in 3 channels, ~1 MB on disk
+    line = exit_2_one_line(capsys, lambda: main(["evaluate", str(data), "--model", str(run),
+                                                 "--out", str(tmp_path / "eval")]))
+    assert "big.png: unreadable image (900,000,000 pixels, over the 40,000,000-pixel limit (--max-pixels))" in line
+    assert not (tmp_path / "eval").exists()
+    data = bad.kaggle_folder(tmp_path / "k2", big=(8000, 6000))
+    exit_2_one_line(capsys, lambda: main(["evaluate", str(data), "--model", str(run), "--out", str(tmp_path / "eval")]))
+    main(["evaluate", str(data), "--model", str(run), "--out", str(tmp_path / "eval"), "--max-pixels", "50000000"])
+    assert "on 3 faces" in capsys.readouterr().out
+
+
+def test_a_message_prints_a_non_utf8_file_name(tmp_path, capsys):
+    from fer_keras.data.images import read_images
+
+    name = os.fsdecode(os.fsencode(tmp_path) + b"/x\xff.png")
+    open(name, "wb").write(b"not an image")
+    line = exit_2_one_line(capsys, lambda: run_main(lambda: read_images([name], 48)))
+    assert "x\\xff.png: unreadable image" in line
+
+
 def test_csv_with_a_utf8_bom_loads(tmp_path):
     data = load_fer2013(bad.good_csv(tmp_path / "bom.csv", rows=4, bom=True))
     assert len(data) == 4 and list(data.labels) == [0, 1, 2, 3] and data.images.shape == (4, 48, 48, 1)
@@ -65,7 +94,7 @@ def test_dataset_images_over_the_pixel_limit_are_named_not_decoded(tmp_path):
     huge = str(bad.large_png(tmp_path / "c.png", 40000, 30000))  # over OpenCV's own limit (2^30 pixels)
     with pytest.raises(DataError, match="c.png: unreadable image \\(1,200,000,000 pixels, over the "
                                         "1,073,741,824-pixel limit \\(OpenCV's\\)"):
-        read_images([files[0], huge], 48)
+        read_images([files[0], huge], 48, max_pixels=None)
 
 
 # ----------------------------------------------------------------------- fer-keras predict

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from fer_keras.data.dataset import USAGES, FaceData
-from fer_keras.data.images import IMAGE_EXTENSIONS, read_images, resize_all
+from fer_keras.data.images import IMAGE_EXTENSIONS, MAX_PIXELS, read_images, resize_all
 from fer_keras.data.labels import CLASS_NAMES, NUM_CLASSES, class_id
 from fer_keras.errors import ConfigError, DataError
 from fer_keras.files import atomic_open
@@ -34,7 +34,7 @@ def _quote(text: str | bytes, limit: int = _QUOTE) -> str:
     return repr(text[:limit]) + ("..." if len(text) > limit else "")
 
 
-def load_fer2013(path: str | os.PathLike, image_size: int = SIDE) -> FaceData:
+def load_fer2013(path: str | os.PathLike, image_size: int = SIDE, max_pixels: int | None = MAX_PIXELS) -> FaceData:
     """Load FER2013 from a CSV file, a folder holding ``fer2013.csv``, or the Kaggle folder layout.
 
     Args:
@@ -42,6 +42,8 @@ def load_fer2013(path: str | os.PathLike, image_size: int = SIDE) -> FaceData:
             or a folder of ``<class>/`` sub-folders.
         image_size: side of the square grayscale images returned (48 for FER2013 itself;
             other images are resized with area interpolation).
+        max_pixels: image files with more pixels (width x height, from their header) are refused
+            in one line before they are decoded.
     """
     path = Path(path)
     if not path.exists():
@@ -51,7 +53,7 @@ def load_fer2013(path: str | os.PathLike, image_size: int = SIDE) -> FaceData:
         path = path / "fer2013.csv"
     if path.is_file():
         return read_fer2013_csv(path, image_size)
-    return read_image_folders(path, image_size)
+    return read_image_folders(path, image_size, max_pixels=max_pixels)
 
 
 # --------------------------------------------------------------------------------------- CSV
@@ -187,7 +189,8 @@ def write_fer2013_csv(data: FaceData, path: str | os.PathLike) -> Path:
 # ----------------------------------------------------------------------------- image folders
 
 
-def read_image_folders(root: str | os.PathLike, image_size: int = SIDE, color: str = "gray") -> FaceData:
+def read_image_folders(root: str | os.PathLike, image_size: int = SIDE, color: str = "gray",
+                       max_pixels: int | None = MAX_PIXELS) -> FaceData:
     """Read ``root/<split>/<class>/*`` (or ``root/<class>/*``) images into a FaceData.
 
     Usage comes from a FER2013 file-name prefix (``Training_``, ``PublicTest_``,
@@ -221,7 +224,7 @@ def read_image_folders(root: str | os.PathLike, image_size: int = SIDE, color: s
                 usages.append(prefix if prefix in USAGES else default_usage)
             files += [os.path.join(class_dir, n) for n in names]
             labels += [label] * len(names)
-    images = read_images(files, image_size, color)
+    images = read_images(files, image_size, color, max_pixels)
     return FaceData(images, np.array(labels, np.int32), CLASS_NAMES, np.array(usages), np.array(files))
 
 

@@ -53,6 +53,8 @@ def image_problem(path, max_pixels: int | None = MAX_PIXELS) -> str | None:
                 width, height = im.size
     except Image.DecompressionBombError as exc:  # over twice Pillow's own limit; its message has the count
         count = re.search(r"\((\d+) pixels\)", str(exc))
+        if count and int(count.group(1)) <= limit:  # over Pillow's limit, within the one asked for
+            return None
         return f"{int(count.group(1)) if count else 2 * (Image.MAX_IMAGE_PIXELS or 0):,} pixels, over the " \
                f"{limit:,}-pixel limit" + (" (--max-pixels)" if limit == max_pixels else " (OpenCV's)")
     except OSError:  # a format or header Pillow does not read: OpenCV may still read it
@@ -80,12 +82,14 @@ def read_image(path, max_pixels: int | None = MAX_PIXELS) -> np.ndarray | None:
 
 
 def read_images(files: list[str], image_size: int | None, color: str = "gray",
-                max_pixels: int | None = None) -> np.ndarray:
+                max_pixels: int | None = MAX_PIXELS) -> np.ndarray:
     """uint8 (N, S, S, C) from image files, decoded with OpenCV on two threads.
 
     ``image_size=None`` keeps the files' own size (all must match). ``max_pixels``: refuse images
     with more pixels (width x height, read from the header before decoding; None = OpenCV's own
-    limit, 2^30). Raises :class:`DataError` naming the first file that cannot be read.
+    limit, 2^30). Files are read by Python and decoded from their bytes, so any file name works
+    (OpenCV's ``imread`` crashes on names that are not valid UTF-8). Raises :class:`DataError`
+    naming the first file that cannot be read.
     """
     if color not in ("gray", "rgb"):
         raise ConfigError(f"color must be 'gray' or 'rgb', not {color!r}")
@@ -96,7 +100,11 @@ def read_images(files: list[str], image_size: int | None, color: str = "gray",
         if problem is not None:
             return problem
         try:
-            image = cv2.imread(file, flag)
+            data = np.fromfile(file, np.uint8)
+        except OSError as exc:
+            return f"cannot read: {exc.strerror}"
+        try:
+            image = cv2.imdecode(data, flag) if data.size else None
         except cv2.error:  # over OpenCV's pixel limit
             return image_problem(file, None) or "over OpenCV's pixel limit"
         if image is None:
@@ -111,7 +119,7 @@ def read_images(files: list[str], image_size: int | None, color: str = "gray",
         decoded = list(pool.map(decode, files, chunksize=256))
     for file, image in zip(files, decoded):
         if isinstance(image, str):
-            raise DataError(f"{file}: unreadable image ({image}); delete or replace it")
+            raise DataError(f"{printable(file)}: unreadable image ({image}); delete or replace it")
     if not decoded:
         return np.zeros((0, image_size or 48, image_size or 48, 1 if color == "gray" else 3), np.uint8)
     shapes = {d.shape for d in decoded}
@@ -119,6 +127,11 @@ def read_images(files: list[str], image_size: int | None, color: str = "gray",
         raise DataError(f"images differ in size ({sorted(shapes)[:3]}...); pass image_size to resize them")
     images = np.stack(decoded)
     return images[..., None] if images.ndim == 3 else images
+
+
+def printable(path) -> str:
+    """``path`` as text that any terminal prints: bytes that are not UTF-8 shown as ``\\xff``."""
+    return os.fsencode(str(path)).decode("utf-8", "backslashreplace")
 
 
 def resize_all(images: np.ndarray, side: int) -> np.ndarray:

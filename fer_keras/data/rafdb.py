@@ -21,7 +21,7 @@ from typing import NamedTuple
 import numpy as np
 
 from fer_keras.data.dataset import FaceData
-from fer_keras.data.images import read_images
+from fer_keras.data.images import MAX_PIXELS, read_images
 from fer_keras.data.labels import CLASS_NAMES, RAFDB_TO_PROJECT
 from fer_keras.errors import DataError
 
@@ -81,7 +81,8 @@ def rafdb_image_path(root: str | os.PathLike, name: str, aligned: bool = True) -
     return os.path.join(root, "Image", "original", name)
 
 
-def load_rafdb(root: str | os.PathLike, image_size: int | None = 100, aligned: bool = True) -> FaceData:
+def load_rafdb(root: str | os.PathLike, image_size: int | None = 100, aligned: bool = True,
+               max_pixels: int | None = MAX_PIXELS) -> FaceData:
     """Load RAF-DB basic into a :class:`FaceData` of RGB uint8 ``(N, image_size, image_size, 3)``.
 
     Args:
@@ -106,5 +107,5 @@ def load_rafdb(root: str | os.PathLike, image_size: int | None = 100, aligned: b
         folder = root / "Image" / ("aligned" if aligned else "original")
         raise DataError(f"{folder}: {len(missing)} of {len(files)} images listed in {label_file} are "
                         f"missing, the first {files[first]} (line {entries.line_numbers[first]})")
-    images = read_images(files, image_size, color="rgb")
+    images = read_images(files, image_size, color="rgb", max_pixels=max_pixels)
     return FaceData(images, entries.labels, CLASS_NAMES, entries.usage, np.array(files))
