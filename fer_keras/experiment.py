@@ -132,6 +132,7 @@ def run_experiment(config: ExperimentConfig, resume: str | Path | None = None,
     """
     if resume is not None:
         run = RunFolder.open(resume, "--resume", writable=True)
+        run.lock("--resume")
         config = resume_config(run, extend_epochs)
         log = _tee(log, run.log_file)
         log(f"Resuming {run.path}")
@@ -149,6 +150,7 @@ def run_experiment(config: ExperimentConfig, resume: str | Path | None = None,
         donor = source_weights(config.model.init_from)
     if resume is None:
         run = RunFolder.create(config.out, run_name(config))
+        run.lock()
         log = _tee(log, run.log_file)
     epochs = config.resolved_epochs
     splits = describe_split(parts)

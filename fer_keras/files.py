@@ -93,3 +93,30 @@ def ensure_writable_dir(path: str | os.PathLike, what: str = "--out") -> Path:
     except OSError as exc:
         raise ConfigError(f"{what} {path}: cannot write there ({exc.strerror}); choose a writable folder") from None
     return path
+
+
+#: Name of the lock file :func:`lock_folder` keeps in a folder.
+LOCK_FILE = ".lock"
+
+
+def lock_folder(folder: str | os.PathLike, what: str):
+    """Hold an exclusive lock on ``folder`` for as long as the returned file object is open (the
+    process's lifetime, unless closed): a second process asking for it gets a one-line ConfigError
+    naming ``what``. The lock is the kernel's (``flock``), so it is gone when its process dies,
+    even by ``kill -9``; the empty ``.lock`` file left behind means nothing."""
+    import fcntl
+
+    handle = open(Path(folder) / LOCK_FILE, "a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip()
+        handle.close()
+        raise ConfigError(f"{what} {folder}: another process{f' (pid {holder})' if holder else ''} is writing "
+                          "this folder; wait for it to finish, or use another one") from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(str(os.getpid()))
+    handle.flush()
+    return handle

@@ -39,7 +39,7 @@ from fer_keras.config import ExperimentConfig
 from fer_keras.data.pipeline import InputSpec
 from fer_keras.data.prepare import prepare_data, test_split
 from fer_keras.errors import ConfigError, DataError
-from fer_keras.files import ensure_writable_dir, read_json, write_json
+from fer_keras.files import ensure_writable_dir, lock_folder, read_json, write_json
 from fer_keras.model_files import load_keras
 
 CONFIG_FILE = "config.json"
@@ -137,6 +137,11 @@ class RunFolder:
             path = Path(f"{base}-{i}")
         path.mkdir()
         return cls(path)
+
+    def lock(self, what: str = "run folder") -> None:
+        """Refuse (one line) a second process writing this run folder while this one lives
+        (:func:`fer_keras.files.lock_folder`; released when the process ends, however it ends)."""
+        self._lock = lock_folder(self.path, what)
 
     @classmethod
     def open(cls, path: str | os.PathLike, what: str = "--run", *, finished: bool = False,

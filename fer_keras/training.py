@@ -270,9 +270,11 @@ def _space_check(folder: Path):
             raise
         for tmp in list(folder.glob("*_temp*")) + list(folder.glob(".*.tmp")):
             shutil.rmtree(tmp, ignore_errors=True) if tmp.is_dir() else tmp.unlink(missing_ok=True)
+        then = ("run again with --resume to continue from the last finished epoch" if (folder / STATE_FILE).is_file()
+                else "start the run again (no epoch was checkpointed yet)")
         raise OutOfSpaceError(errno.ENOSPC, f"no space left on the device while writing {folder} "
-                              f"(a checkpoint needs ~{_checkpoint_mb(folder):.0f} MB); free space, then "
-                              "run again with --resume to continue from the last finished epoch") from None
+                              f"(a checkpoint needs ~{_checkpoint_mb(folder):.0f} MB); free space, then {then}"
+                              ) from None
 
 
 def _checkpoint_mb(folder: Path) -> float:
@@ -281,11 +283,37 @@ def _checkpoint_mb(folder: Path) -> float:
 
 
 def read_state(run_dir: str | Path) -> dict | None:
-    """The run's ``checkpoints/state.json`` (None before the first finished epoch)."""
+    """The run's ``checkpoints/state.json`` (None before the first finished epoch); a damaged one
+    is a one-line ConfigError."""
     path = Path(run_dir) / CHECKPOINT_DIR / STATE_FILE
     if not path.is_file():
         return None
-    return json.loads(path.read_text())
+    try:
+        state = json.loads(path.read_text())
+        int(state["epoch"]), str(state["checkpoint"])
+    except (ValueError, KeyError, TypeError, OSError) as exc:
+        raise ConfigError(f"{path}: damaged ({type(exc).__name__}); the run cannot be resumed exactly: start a new "
+                          "run (its history.csv shows how far it got)") from None
+    return state
+
+
+def _restore(checkpoint: tf.train.Checkpoint, ckpt_dir: Path, state: dict, model) -> None:
+    """Restore the checkpoint ``state`` names, or a one-line ConfigError: a damaged file (naming the
+    last intact checkpoint, if any) or one made for another model than the run's config builds."""
+    name = state["checkpoint"]
+    try:
+        checkpoint.restore(str(ckpt_dir / name)).assert_existing_objects_matched()
+    except (ValueError, AssertionError, IndexError, tf.errors.OpError) as exc:
+        text = str(exc).replace("\n", " ")
+        if "shape" in text.lower() or isinstance(exc, AssertionError):
+            raise ConfigError(f"--resume {ckpt_dir.parent}: its checkpoint {name} does not fit the model its "
+                              f"config.json builds ({base_model(model).name}: {text[:120]}); was config.json "
+                              "edited? Put it back, or start a new run") from None
+        intact = [p.stem for p in sorted(ckpt_dir.glob("ckpt-*.index")) if p.stem != name]
+        earlier = f"; the earlier checkpoint {intact[-1]} is kept but the run's state is {name}'s" if intact else ""
+        raise ConfigError(f"--resume {ckpt_dir.parent}: checkpoint {name} is damaged ({type(exc).__name__}: "
+                          f"{text[:80]}){earlier}; start a new run, or put back an intact copy of "
+                          f"{CHECKPOINT_DIR}/") from None
 
 
 class TimeBudget(tf.keras.callbacks.Callback):
@@ -407,7 +435,7 @@ def fit(model: tf.keras.Model, train: TrainingStream | tf.data.Dataset, val: tf.
     state = read_state(run_dir)
     start = 0
     if state is not None:
-        checkpoint.restore(str(ckpt_dir / state["checkpoint"])).assert_existing_objects_matched()
+        _restore(checkpoint, ckpt_dir, state, model)
         start = int(state["epoch"])
         log(f"Resumed from {ckpt_dir / state['checkpoint']} (epoch {start} of {epochs} done)")
     saved = (state or {}).get("callbacks", {})

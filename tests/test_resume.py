@@ -76,3 +76,72 @@ def test_kill_and_resume_matches_uninterrupted_run(tmp_path, mode):
     for key, value in a["evaluate"].items():
         assert b["evaluate"][key] == pytest.approx(value, rel=1e-5, abs=1e-6), key
     assert b["confusion_matrix"] == a["confusion_matrix"]
+
+
+# ------------------------------------------------------------------ resume guards (one line each)
+
+GUARD_ARGS = ["--no-adversarial", "--model", "small_cnn", "--limit", "40", "--eval-limit", "14", "--epochs", "3",
+              "--batch-size", "10", "--time-budget", "0.0001"]  # stops after epoch 1 of 3
+
+
+@pytest.fixture
+def stopped_run(tmp_path, monkeypatch, capsys):
+    """A run stopped by its time budget after epoch 1 (in-process, demo data)."""
+    from fer_keras.errors import run_main
+    sys.path.insert(0, str(ROOT / "experiments"))
+    import run_nsl
+
+    monkeypatch.setattr(sys, "argv", ["run_nsl.py", "--out", str(tmp_path / "runs"), *GUARD_ARGS])
+    run_main(run_nsl.main)
+    run = _run_folder(tmp_path / "runs")
+    assert json.loads((run / "checkpoints" / "state.json").read_text())["epoch"] == 1
+    capsys.readouterr()
+    return run
+
+
+def _resume_line(run, capsys, monkeypatch):
+    from fer_keras.errors import run_main
+    import run_nsl
+    from toys import exit_2_one_line
+
+    monkeypatch.setattr(sys, "argv", ["run_nsl.py", "--resume", str(run)])
+    return exit_2_one_line(capsys, lambda: run_main(run_nsl.main))
+
+
+def test_resume_of_a_truncated_checkpoint_is_one_line(stopped_run, capsys, monkeypatch):
+    data = next((stopped_run / "checkpoints").glob("ckpt-1.data-*"))
+    data.write_bytes(data.read_bytes()[: data.stat().st_size // 3])
+    line = _resume_line(stopped_run, capsys, monkeypatch)
+    assert "checkpoint ckpt-1 is damaged" in line and "start a new run" in line, line
+
+
+def test_resume_with_a_config_naming_another_model_is_one_line(stopped_run, capsys, monkeypatch):
+    config = json.loads((stopped_run / "config.json").read_text())
+    config["config"]["model"]["name"] = "dcnn"
+    (stopped_run / "config.json").write_text(json.dumps(config))
+    line = _resume_line(stopped_run, capsys, monkeypatch)
+    assert "checkpoint ckpt-1 does not fit the model its config.json builds (dcnn" in line, line
+
+
+def test_resume_of_a_damaged_state_file_is_one_line(stopped_run, capsys, monkeypatch):
+    (stopped_run / "checkpoints" / "state.json").write_text('{"epoch": ')
+    line = _resume_line(stopped_run, capsys, monkeypatch)
+    assert "state.json: damaged" in line, line
+
+
+def test_a_second_resume_of_a_run_being_written_is_refused_and_a_killed_holder_frees_it(
+        stopped_run, capsys, monkeypatch):
+    from fer_keras.files import lock_folder
+
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; sys.path.insert(0, sys.argv[1]); "
+                               "from fer_keras.files import lock_folder; h = lock_folder(sys.argv[2], 'x'); "
+                               "print('locked', flush=True); time.sleep(600)", str(ROOT), str(stopped_run)],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        line = _resume_line(stopped_run, capsys, monkeypatch)
+        assert f"another process (pid {holder.pid}) is writing this folder" in line, line
+    finally:
+        holder.kill()  # SIGKILL: the kernel drops its lock
+        holder.wait()
+    lock_folder(stopped_run, "--resume").close()  # free again

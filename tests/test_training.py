@@ -138,20 +138,30 @@ def test_training_stream_is_a_pure_function_of_seed_and_epoch():
     assert sorted(np.concatenate(a[:3]).argmax(1).tolist()) == sorted(_toy_data(40).labels.tolist())
 
 
-def test_full_disk_during_a_checkpoint_is_one_line_and_leaves_no_temporary_files(tmp_path, monkeypatch):
+@pytest.mark.parametrize("full_at_epoch", [1, 2])
+def test_full_disk_during_a_checkpoint_is_one_line_and_leaves_no_temporary_files(tmp_path, monkeypatch, full_at_epoch):
+    """The message promises --resume only when an earlier epoch's checkpoint exists."""
     import errno
 
     from fer_keras.errors import FerKerasError
 
-    def full(self, *args, **kwargs):
-        (tmp_path / "checkpoints" / "ckpt-1_temp").mkdir()
+    save = tf.train.CheckpointManager.save
+
+    def full(self, *args, checkpoint_number=None, **kwargs):
+        if checkpoint_number < full_at_epoch:
+            return save(self, *args, checkpoint_number=checkpoint_number, **kwargs)
+        (tmp_path / "checkpoints" / f"ckpt-{checkpoint_number}_temp").mkdir()
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(tf.train.CheckpointManager, "save", full)
     with pytest.raises(FerKerasError) as info:
         fit(compile_model(_tiny_model()), _stream(), None, epochs=2, run_dir=tmp_path, verbose=0, log=lambda *a: None)
     message = str(info.value)
-    assert "\n" not in message and "no space left" in message and "--resume" in message
+    assert "\n" not in message and "no space left" in message
+    if full_at_epoch == 1:
+        assert "--resume" not in message and "no epoch was checkpointed yet" in message
+    else:
+        assert "run again with --resume" in message
     assert not list((tmp_path / "checkpoints").glob("*_temp*"))
 
 
