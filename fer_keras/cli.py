@@ -128,10 +128,17 @@ def _predict_flags(parser: argparse.ArgumentParser) -> None:
 def _predict(args: argparse.Namespace):
     classes = [c.strip() for c in args.classes.split(",")] if args.classes else None
     classifier = _classifier(args, input_mode=args.input_mode, class_names=classes)
-    return predict(args.source, classifier, _detector(args), args.out, fmt=args.format, every=args.every,
-                   batch_size=args.batch_size, margin=args.margin, align=not args.no_align,
-                   annotate=not args.no_annotate, log=progress_to_stderr, trusted=args.trust_model,
-                   max_pixels=args.max_pixels, tta=args.tta)
+    result = predict(args.source, classifier, _detector(args), args.out, fmt=args.format, every=args.every,
+                     batch_size=args.batch_size, margin=args.margin, align=not args.no_align,
+                     annotate=not args.no_annotate, log=progress_to_stderr, trusted=args.trust_model,
+                     max_pixels=args.max_pixels, tta=args.tta)
+    read = [i for i in result["items"] if i["status"] not in ("unreadable", "no_frames")]
+    if not read:
+        first = result["items"][0] if result["items"] else None
+        raise DataError(f"{args.source}: nothing could be read" + (
+            f" ({len(result['items'])} unreadable, e.g. {first['file']}: {first.get('reason', first['status'])})"
+            if first else " (no images or videos in it)") + f"; statuses in {args.out}")
+    return result
 
 
 def _tta_flag(parser: argparse.ArgumentParser) -> None:
@@ -145,8 +152,13 @@ def _model_flag(parser: argparse.ArgumentParser) -> None:
                         f"SavedModel folder or .tflite file (default: the pretrained {pretrained.DEFAULT_MODEL})")
 
 
+#: Warnings of the running command, printed (one line each) after it succeeds: an error is one line alone.
+_WARNINGS: list[str] = []
+
+
 def _classifier(args: argparse.Namespace, **kwargs):
-    """The model of ``--model`` (default: the pretrained one, said on stderr); warnings as one line each."""
+    """The model of ``--model`` (default: the pretrained one, said on stderr); its warnings are
+    printed when the command has succeeded (:func:`main`), never beside an error."""
 
 
     if args.trust_model:
@@ -161,8 +173,7 @@ def _classifier(args: argparse.Namespace, **kwargs):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         classifier = load_classifier(args.model, **kwargs)
-    for warning in caught:
-        print(f"warning: {warning.message}", file=sys.stderr)
+    _WARNINGS.extend(str(warning.message) for warning in caught)
     return classifier
 
 
@@ -230,7 +241,7 @@ def _hygiene(args: argparse.Namespace):
     out = ensure_writable_dir(args.out)
     start = time.time()
     progress_to_stderr(f"reading {args.data}")
-    data = load_dataset(args.data)
+    data = load_dataset(args.data, log=progress_to_stderr)
     root = os.path.abspath(args.data) + os.sep  # sources relative to DATA, so the lists do not name this machine
     data.sources = np.array([os.path.abspath(s)[len(root):] if os.path.abspath(s).startswith(root) else s
                              for s in data.sources])
@@ -262,4 +273,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
-    run_main(lambda: COMMANDS[args.command][2](args))
+    _WARNINGS.clear()
+
+    def command():
+        result = COMMANDS[args.command][2](args)
+        for warning in _WARNINGS:
+            print(f"warning: {warning}", file=sys.stderr)
+        return result
+
+    run_main(command)

@@ -118,7 +118,7 @@ def evaluate_model_on_data(model, data, *, usage: str | None = None, tta: str = 
         raise ConfigError("batch_size must be at least 1")
     source = data
     if not hasattr(data, "images"):
-        data = load_dataset(data, max_pixels)
+        data = load_dataset(data, max_pixels, log)
     if usage is not None:
         keep = data.usage == usage
         if not keep.any():

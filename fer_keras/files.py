@@ -120,3 +120,9 @@ def lock_folder(folder: str | os.PathLike, what: str):
     handle.write(str(os.getpid()))
     handle.flush()
     return handle
+
+
+def release_lock(handle) -> None:
+    """Remove the ``.lock`` file of :func:`lock_folder` and let go of the lock (a folder left as found)."""
+    Path(handle.name).unlink(missing_ok=True)
+    handle.close()

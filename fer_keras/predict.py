@@ -27,7 +27,8 @@ from fer_keras.config import check_tta
 from fer_keras.data.images import IMAGE_EXTENSIONS, MAX_PIXELS, image_problem, read_image
 from fer_keras.errors import ConfigError, DataError
 from fer_keras.faces import Detector, Face, get_detector
-from fer_keras.files import atomic_write_bytes, atomic_write_text, ensure_writable_dir, write_json
+from fer_keras.files import (atomic_write_bytes, atomic_write_text, ensure_writable_dir, lock_folder, release_lock,
+                             write_json)
 from fer_keras.recognizer import classify_faces, probability_dict
 
 VIDEO_EXTENSIONS = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg"}
@@ -150,6 +151,7 @@ def predict(source: str | os.PathLike, model: str | os.PathLike | Classifier, de
     classifier = load_classifier(model, input_mode, class_names, trusted=trusted)
     detector = get_detector(detector)
     out = ensure_writable_dir(out, "output folder") if out is not None else None
+    lock = lock_folder(out, "output folder") if out is not None else None  # one predict per --out at a time
     writers: dict[str, cv2.VideoWriter] = {}
     items, chunk, done = [], [], False
     bar = tqdm(total=_frame_total(source, every, out), unit="frame", desc="predict", file=sys.stderr,
@@ -190,6 +192,8 @@ def predict(source: str | os.PathLike, model: str | os.PathLike | Classifier, de
         faces = sum(len(i["faces"]) for i in items)
         log(f"{len(items)} images/frames, {faces} faces, {sum(i['status'] == 'no_face' for i in items)} without a "
             f"face, {sum(i['status'] in ('unreadable', 'no_frames') for i in items)} unreadable -> {target}")
+    if lock is not None:
+        release_lock(lock)
     return result
 
 

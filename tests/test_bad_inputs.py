@@ -231,3 +231,36 @@ def test_generator_is_fast_and_small(tmp_path):
     bad.garbage_file(tmp_path / "g.csv")
     assert time.time() - start < 5 and (tmp_path / "big.png").stat().st_size < 200_000
     assert np.frombuffer((tmp_path / "big.png").read_bytes()[:8], np.uint8).tolist()[1:4] == list(b"PNG")
+
+
+def test_predict_exits_2_when_nothing_could_be_read(tmp_path, run, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    bad.garbage_file(tmp_path / "photo.jpg")
+    with pytest.raises(SystemExit) as info:
+        main(["predict", str(tmp_path / "photo.jpg"), "--model", str(run), "--detector", "haar"])
+    lines = capsys.readouterr().err.strip().splitlines()  # progress lines (each file's status), then the error
+    assert info.value.code == 2 and sum(line.startswith("error: ") for line in lines) == 1
+    assert "photo.jpg: nothing could be read (1 unreadable, e.g. photo.jpg:" in lines[-1], lines
+
+
+def test_predict_refuses_an_out_folder_another_predict_is_writing(tmp_path, run, capsys, monkeypatch):
+    from fer_keras.files import lock_folder
+
+    monkeypatch.chdir(tmp_path)
+    photo = bad.face_png(tmp_path / "face.png")
+    (tmp_path / "predictions").mkdir()
+    held = lock_folder(tmp_path / "predictions", "output folder")  # another predict holds it
+    line = exit_2_one_line(capsys, lambda: main(["predict", str(photo), "--model", str(run), "--detector", "haar"]))
+    assert "another process" in line and "is writing this folder" in line, line
+    held.close()
+    main(["predict", str(photo), "--model", str(run), "--detector", "haar"])
+    assert (tmp_path / "predictions" / "predictions.json").is_file()
+
+
+def test_files_that_are_not_images_are_counted_and_named_in_one_line(tmp_path):
+    data = bad.kaggle_folder(tmp_path / "k")
+    (data / "train" / "happy" / "wave.gif").write_bytes(b"GIF89a")
+    (data / "train" / "sad" / "notes.txt").write_text("x")
+    lines = []
+    assert len(load_fer2013(data, log=lines.append)) == 2
+    assert len(lines) == 1 and "skipped 2 files that are not images (.gif, .txt;" in lines[0], lines

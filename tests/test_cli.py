@@ -114,6 +114,10 @@ def test_predict_without_model_uses_the_default(setup, tmp_path, monkeypatch, ca
     demo = tiny_run(tmp_path / "demo", data=None)
     main(["predict", photo, "--model", str(demo), "--detector", "haar", "--out", "q"])
     assert "warning: model" in capsys.readouterr().err and (tmp_path / "q" / "predictions.json").is_file()
+    from toys import exit_2_one_line  # an error after the demo model's warning is still one line alone
+
+    line = exit_2_one_line(capsys, lambda: main(["predict", "missing.jpg", "--model", str(demo), "--out", "r"]))
+    assert "missing.jpg" in line
 
 
 def test_progress_bars(setup, tmp_path, capsys):

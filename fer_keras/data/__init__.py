@@ -12,9 +12,10 @@ __all__ = ["CLASS_NAMES", "FaceData", "load_dataset", "load_fer2013", "load_rafd
            "read_fer2013_csv", "read_image_folders", "split", "stratified_indices", "write_fer2013_csv"]
 
 
-def load_dataset(path, max_pixels: int | None = MAX_PIXELS) -> FaceData:
+def load_dataset(path, max_pixels: int | None = MAX_PIXELS, log=print) -> FaceData:
     """Load a data set by its layout: RAF-DB (``EmoLabel/`` inside) or FER2013 (CSV or folders);
-    image files over ``max_pixels`` (width x height) are refused in one line, never decoded."""
+    image files over ``max_pixels`` (width x height) are refused in one line, never decoded;
+    ``log`` gets the line naming skipped non-image files."""
     if (Path(path) / "EmoLabel").is_dir():
         return load_rafdb(path, max_pixels=max_pixels)
-    return load_fer2013(path, max_pixels=max_pixels)
+    return load_fer2013(path, max_pixels=max_pixels, log=log)

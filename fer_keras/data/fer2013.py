@@ -9,11 +9,12 @@ import errno
 import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
 from fer_keras.data.dataset import USAGES, FaceData
-from fer_keras.data.images import IMAGE_EXTENSIONS, MAX_PIXELS, read_images, resize_all
+from fer_keras.data.images import IMAGE_EXTENSIONS, MAX_PIXELS, printable, read_images, resize_all
 from fer_keras.data.labels import CLASS_NAMES, NUM_CLASSES, class_id
 from fer_keras.errors import ConfigError, DataError
 from fer_keras.files import atomic_open
@@ -34,7 +35,8 @@ def _quote(text: str | bytes, limit: int = _QUOTE) -> str:
     return repr(text[:limit]) + ("..." if len(text) > limit else "")
 
 
-def load_fer2013(path: str | os.PathLike, image_size: int = SIDE, max_pixels: int | None = MAX_PIXELS) -> FaceData:
+def load_fer2013(path: str | os.PathLike, image_size: int = SIDE, max_pixels: int | None = MAX_PIXELS,
+                 log: Callable = print) -> FaceData:
     """Load FER2013 from a CSV file, a folder holding ``fer2013.csv``, or the Kaggle folder layout.
 
     Args:
@@ -44,6 +46,7 @@ def load_fer2013(path: str | os.PathLike, image_size: int = SIDE, max_pixels: in
             other images are resized with area interpolation).
         max_pixels: image files with more pixels (width x height, from their header) are refused
             in one line before they are decoded.
+        log: where the one summary line of skipped files (not images: .gif, .txt, ...) goes.
     """
     path = Path(path)
     if not path.exists():
@@ -53,7 +56,7 @@ def load_fer2013(path: str | os.PathLike, image_size: int = SIDE, max_pixels: in
         path = path / "fer2013.csv"
     if path.is_file():
         return read_fer2013_csv(path, image_size)
-    return read_image_folders(path, image_size, max_pixels=max_pixels)
+    return read_image_folders(path, image_size, max_pixels=max_pixels, log=log)
 
 
 # --------------------------------------------------------------------------------------- CSV
@@ -190,16 +193,17 @@ def write_fer2013_csv(data: FaceData, path: str | os.PathLike) -> Path:
 
 
 def read_image_folders(root: str | os.PathLike, image_size: int = SIDE, color: str = "gray",
-                       max_pixels: int | None = MAX_PIXELS) -> FaceData:
+                       max_pixels: int | None = MAX_PIXELS, log: Callable = print) -> FaceData:
     """Read ``root/<split>/<class>/*`` (or ``root/<class>/*``) images into a FaceData.
 
     Usage comes from a FER2013 file-name prefix (``Training_``, ``PublicTest_``,
     ``PrivateTest_``) when present, else from the split folder (train -> Training,
     test/val -> PublicTest); class folders may use any alias in :mod:`fer_keras.data.labels`.
-    ``color`` is ``"gray"`` (HxWx1) or ``"rgb"`` (HxWx3).
+    ``color`` is ``"gray"`` (HxWx1) or ``"rgb"`` (HxWx3). Files in class folders that are not
+    images (by extension: .gif, .txt, ...) are left out, counted and named in one ``log`` line.
     """
     root = Path(root)
-    files, labels, usages = [], [], []
+    files, labels, usages, skipped = [], [], [], []
     split_dirs = [d for d in _entries(root) if d.is_dir() and d.name.lower() in SPLIT_FOLDERS]
     if not split_dirs:
         split_dirs = [root]
@@ -215,8 +219,9 @@ def read_image_folders(root: str | os.PathLike, image_size: int = SIDE, color: s
             except ConfigError:
                 raise DataError(f"{class_dir}: unknown class folder {class_dir.name!r}; rename it to one "
                                 f"of {', '.join(CLASS_NAMES)} (or angry, happy, sad, ...)") from None
-            names = sorted(e.name for e in _entries(class_dir) if not e.name.startswith(".")
-                           and os.path.splitext(e.name)[1].lower() in IMAGE_EXTENSIONS and e.is_file())
+            visible = [e for e in _entries(class_dir) if not e.name.startswith(".") and e.is_file()]
+            names = sorted(e.name for e in visible if os.path.splitext(e.name)[1].lower() in IMAGE_EXTENSIONS)
+            skipped += [e for e in visible if os.path.splitext(e.name)[1].lower() not in IMAGE_EXTENSIONS]
             if not names:
                 raise DataError(f"{class_dir}: empty class folder (no images); add images or remove it")
             for name in names:
@@ -224,6 +229,10 @@ def read_image_folders(root: str | os.PathLike, image_size: int = SIDE, color: s
                 usages.append(prefix if prefix in USAGES else default_usage)
             files += [os.path.join(class_dir, n) for n in names]
             labels += [label] * len(names)
+    if skipped:
+        kinds = sorted({os.path.splitext(p.name)[1].lower() or "no extension" for p in skipped})
+        log(f"{printable(root)}: skipped {len(skipped):,} files that are not images ({', '.join(kinds)[:80]}; "
+            f"readable kinds: {', '.join(sorted(IMAGE_EXTENSIONS))}), e.g. {printable(skipped[0])}")
     images = read_images(files, image_size, color, max_pixels)
     return FaceData(images, np.array(labels, np.int32), CLASS_NAMES, np.array(usages), np.array(files))
 

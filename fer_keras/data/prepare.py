@@ -42,7 +42,7 @@ def prepare_data(data, seed: int = 42, log: Callable = print, return_extras: boo
             f"7 classes). Pass --data PATH for FER2013 (CSV or Kaggle folders).")
     else:
         start = time.time()
-        faces = load_dataset(data.path)
+        faces = load_dataset(data.path, log=log)
         log(f"Loaded {len(faces):,} images from {data.path} in {time.time() - start:.1f} s")
     faces = faces.with_classes(parse_labels(data.labels))
     parts = split(faces, data.split, seed=SPLIT_SEED, val_fraction=data.val_fraction)
