@@ -40,6 +40,14 @@ def malformed_csv(path: Path) -> Path:
     return path
 
 
+def long_line_csv(path: Path, size: int = 2**20) -> Path:
+    """A good CSV whose third line is ``size`` bytes of pixel values (the issue's was 200 MB)."""
+    good_csv(path, rows=1)
+    with path.open("ab") as f:
+        f.write(b"3," + b"7 " * (size // 2) + b",Training\n")
+    return path
+
+
 def headerless_csv(path: Path) -> Path:
     """Data rows without the header line (the first row is 2,304 numbers: ~9 KB)."""
     path.write_text(_row() + "\n" + _row() + "\n")

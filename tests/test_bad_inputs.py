@@ -38,6 +38,7 @@ def run(tmp_path_factory):
     ("malformed row", lambda d: bad.malformed_csv(d / "f.csv"), "line 3: non-numeric pixel value 'xxxx"),
     ("header missing", lambda d: bad.headerless_csv(d / "f.csv"), "missing column 'emotion' (header is '3,7 7 7"),
     ("binary garbage", lambda d: bad.garbage_file(d / "f.csv"), "binary data, not a CSV text file"),
+    ("overlong line", lambda d: bad.long_line_csv(d / "f.csv"), "line 3: longer than 65,536 bytes, far longer than"),
     ("missing file", lambda d: d / "nothing.csv", "no such file or folder"),
     ("unknown label folder", lambda d: bad.kaggle_folder(d / "k", extra_class="confused"),
      "unknown class folder 'confused'"),

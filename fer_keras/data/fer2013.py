@@ -71,15 +71,19 @@ def read_fer2013_csv(path: str | os.PathLike, image_size: int = SIDE) -> FaceDat
     """
     path = Path(path)
     try:
-        raw = path.read_bytes()
+        handle = path.open("rb")
     except OSError as exc:
         raise DataError(f"{path}: cannot read ({exc.strerror})") from None
-    if raw.startswith(b"\xef\xbb\xbf"):  # UTF-8 BOM (Excel's "CSV UTF-8")
-        raw = raw[3:]
-    if b"\0" in raw[:8192]:
-        raise DataError(f"{path}: binary data, not a CSV text file (starts with bytes {raw[:12].hex(' ')}); pass the "
-                        "FER2013 CSV (emotion,pixels,Usage) or the Kaggle folder")
-    lines = raw.split(b"\n")
+    with handle:
+        head = handle.peek(8192)[:8192]
+        if b"\0" in head:
+            raise DataError(f"{path}: binary data, not a CSV text file (starts with bytes {head[:12].hex(' ')}); pass "
+                            "the FER2013 CSV (emotion,pixels,Usage) or the Kaggle folder")
+        lines = list(_bounded_lines(handle, path))
+    if lines and lines[0].startswith(b"\xef\xbb\xbf"):  # UTF-8 BOM (Excel's "CSV UTF-8")
+        lines[0] = lines[0][3:]
+    if not lines:
+        raise DataError(f"{path}: empty file; pass the FER2013 CSV (emotion,pixels,Usage) or the Kaggle folder")
     header = [h.strip(b' "\r').decode("utf-8", "replace").lower() for h in lines[0].split(b",")]
     for column in ("emotion", "pixels"):
         if column not in header:
@@ -130,6 +134,21 @@ def read_fer2013_csv(path: str | os.PathLike, image_size: int = SIDE) -> FaceDat
     usage = np.array(usages) if usages else np.full(len(emotions), "Training")
     sources = np.char.add(f"{path.name}:", np.array(line_numbers).astype(str))
     return FaceData(images, np.array(emotions, np.int32), CLASS_NAMES, usage, sources)
+
+
+#: Longest CSV line read (bytes): a FER2013 row is at most ~9,300 (2,304 values of up to 3 digits).
+MAX_LINE_BYTES = 64 * 1024
+
+
+def _bounded_lines(handle, path: Path):
+    """The lines of an open binary file without their newline, each read at most
+    :data:`MAX_LINE_BYTES` + 1 bytes at a time: a longer line is a one-line DataError before it is
+    held in memory."""
+    for number, line in enumerate(iter(lambda: handle.readline(MAX_LINE_BYTES + 1), b""), start=1):
+        if len(line) > MAX_LINE_BYTES:
+            raise DataError(f"{path} line {number}: longer than {MAX_LINE_BYTES:,} bytes, far longer than a FER2013 "
+                            f"row (emotion, 2,304 pixel values, Usage); starts {_quote(line[:60])}")
+        yield line.rstrip(b"\n")
 
 
 def _parse_pixel_rows(rows: list[bytes], path: Path, line_numbers: list[int]) -> np.ndarray:
