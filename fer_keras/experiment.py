@@ -145,6 +145,8 @@ def run_experiment(config: ExperimentConfig, resume: str | Path | None = None,
     standardize = config.model.standardize
     mean, std = dataset_stats(parts["train"]) if standardize == "dataset" else (None, None)
     inputs = InputSpec(shape, spec.input_mode, standardize, mean, std, class_names)
+    if config.training.jit_compile and spec.cpu_xla_problem and not tf.config.list_physical_devices("GPU"):
+        raise ConfigError(f"--jit: {spec.cpu_xla_problem}; train without --jit (or on a GPU)")
     donor = None
     if config.model.init_from and resume is None:  # read (and refused if unsafe) before any run folder exists
         donor = source_weights(config.model.init_from)

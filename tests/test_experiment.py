@@ -119,6 +119,18 @@ def test_run_ghostface_defaults_are_the_study_recipe():
     assert recipe.training.early_stopping and recipe.training.reduce_lr and not recipe.adversarial.enabled
 
 
+def test_jit_is_refused_for_ghostface_on_a_cpu_before_any_run_folder(tmp_path):
+    from fer_keras.config import ExperimentConfig
+    from fer_keras.experiment import run_experiment
+
+    config = ExperimentConfig(name="g", out=str(tmp_path / "runs")).replace(
+        model__name="ghostface", model__input_size=32, adversarial__enabled=False, training__jit_compile=True,
+        training__deterministic=False, training__epochs=1, data__demo_images_per_class=4)
+    with pytest.raises(ConfigError, match="--jit: XLA on a CPU trains GhostFace ~8x slower .* loss turns NaN"):
+        run_experiment(config, log=lambda *_: None)
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
 def test_jit_needs_nondeterministic_ops():
     with pytest.raises(ConfigError, match="--jit needs --no-deterministic"):
         TrainingConfig(jit_compile=True)

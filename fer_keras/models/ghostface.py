@@ -86,6 +86,8 @@ def make_divisible(value: float, divisor: int = 4) -> int:
 
 @register_model(input_shape=(224, 224, 3), input_mode="standardize", basic_augment="study_b",
                 gradcam_layer=LAST_CONV_LAYER, noise_layers=True,
+                cpu_xla_problem="XLA on a CPU trains GhostFace ~8x slower (16 vs 125 images/s at 112x112x3, "
+                "batch 64, 2 cores) and its loss turns NaN within 13 steps (TensorFlow 2.19)",
                 description="Study B's GhostFace (1.29 M parameters, 128 M MACs at 224x224x3)")
 def ghostface(input_shape=(224, 224, 3), num_classes: int = 7, noise_layers: int = 0,
               noise_std: float = 0.1, dropout: float = 0.2, block_dropout: float = 0.0,

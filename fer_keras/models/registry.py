@@ -37,6 +37,7 @@ class ModelSpec:
         gradcam_layer: the conv layer Grad-CAM explains (the last one).
         noise_layers: whether the builder takes ``noise_layers`` (0, 1 or 2 Gaussian-noise layers).
         logits_layer: the softmax Dense layer whose pre-activation values are the logits.
+        cpu_xla_problem: why XLA (``--jit``) must not train it on a CPU, if it must not (measured).
         description: one line for listings.
     """
 
@@ -48,6 +49,7 @@ class ModelSpec:
     gradcam_layer: str
     noise_layers: bool = False
     logits_layer: str = "probabilities"
+    cpu_xla_problem: str | None = None
     description: str = ""
 
     def __post_init__(self):
