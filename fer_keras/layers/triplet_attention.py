@@ -153,6 +153,9 @@ def rotated_reference(layer: TripletAttention, inputs, training=False):
     the whole input twice per branch; GhostFace's speed before the fast call); the specification
     :class:`TripletAttention` is tested and benchmarked against."""
     def gate(branch, rotated):
+        if not branch.built:
+            with tf.name_scope(branch.name):
+                branch.build((None, None, None, 2))
         conv = tf.nn.conv2d(z_pool(rotated), branch.conv.kernel, 1, "SAME")
         return rotated * tf.sigmoid(branch.bn(conv, training=training))
 

@@ -107,3 +107,17 @@ def test_saved_model_loads_in_a_fresh_process_after_import_fer_keras(tmp_path):
     out = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     assert float(out.stdout.strip().splitlines()[-1]) < 1e-5
+
+
+def test_speed_benchmark_runs_and_checks_equal_outputs(capsys):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_ghostface.py"
+    spec = importlib.util.spec_from_file_location("bench_ghostface", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.main(["--size", "32", "--batch", "4", "--steps", "1", "--rounds", "1"]) == 0
+    out = capsys.readouterr().out
+    diff = float(out.split("relative to the largest feature: ")[1].split()[0])
+    assert diff < 1e-4 and "before:" in out and "after :" in out and "speed-up:" in out
