@@ -31,6 +31,8 @@ def main(argv=None):
     parser.add_argument("--timing", default=None, metavar="JSON", help="the run's timing.json (default: "
                         "docs/runs/<run folder name>/timing.json if it exists)")
     parser.add_argument("--root", default=None, help="folder to package into (default: fer_keras/pretrained)")
+    parser.add_argument("--compare-with", default="", metavar="NAME,NAME", help="shipped models whose accuracy and "
+                        "cost (measured now) the card sets beside this one's, e.g. fer2013-dcnn")
     args = parser.parse_args(argv)
     run = load_run(args.run)
     if run["kind"] != "train" or not run.get("metrics"):
@@ -47,7 +49,8 @@ def main(argv=None):
         started = started_from(source, command=source_command,
                                timing=json.loads(source_timing.read_text()) if source_timing.is_file() else None)
     folder = package_run(args.run, args.name, root=args.root, data=args.data, usage=args.usage,
-                         description=args.description, command=train_command, timing=timing, started=started)
+                         description=args.description, command=train_command, timing=timing, started=started,
+                         compare_with=tuple(n for n in args.compare_with.split(",") if n))
     print(f"Packaged {run['name']} as {args.name!r}: {folder} (training command: {train_command or 'see card.json'}; "
           f"timing: {timing_file if timing else 'none'})")
 

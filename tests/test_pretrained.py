@@ -54,6 +54,13 @@ def test_build_then_load_both_forms(tmp_path, root):
     tflite = pretrained.load("fer2013-dcnn", form="tflite")
     assert tflite.class_names == CLASS_NAMES and tflite.input_shape == (48, 48, 1)
     np.testing.assert_allclose(tflite(faces), keras_probs, atol=0.05)
+    cost = card["cost"]  # measured on the packaged files
+    assert cost["keras_bytes"] == (folder / "model.keras").stat().st_size and cost["tflite_ms_batch1"] > 0
+    assert cost["macs"] > 0 and "multiply-adds per face" in (folder / "MODEL_CARD.md").read_text()
+    second = package_run(run, "second", compare_with=("fer2013-dcnn",), log=lambda *_: None)
+    rows = pretrained.card("second")["compared_with"]
+    assert [r["name"] for r in rows] == ["second", "fer2013-dcnn"] and rows[1]["macs"] == cost["macs"]
+    assert "| fer2013-dcnn | " in (second / "MODEL_CARD.md").read_text()
     classifier = load_classifier()  # the default pretrained model
     assert classifier.class_names == CLASS_NAMES and classifier.mode == "unit"
     np.testing.assert_allclose(classifier((faces * 255).round().astype(np.uint8)),

@@ -10,22 +10,29 @@ the run's test figures (accuracy with and without test-time flip, macro F1, per-
 on the test images that do not also occur in Training), the training command, epochs, wall time,
 CPU share and machine (for a model trained ``--init-from`` another, that training too and the
 sums), and, given labelled ``data``, both shipped forms (Keras, int8 TFLite) scored the way
-``fer-keras evaluate`` scores them.
+``fer-keras evaluate`` scores them. Every card has the model's cost (:func:`model_cost`: MACs,
+file sizes, int8 TFLite latency at batch 1), and ``compare_with`` other shipped models puts
+theirs beside it, measured in the same process.
 """
 from __future__ import annotations
 
 import datetime as _dt
 import os
+import platform
 import shutil
+import statistics
 import tempfile
+import time
 from pathlib import Path
+
+import numpy as np
 
 from fer_keras import pretrained
 from fer_keras.classifier import Classifier
 from fer_keras.config import TTA_MODES
 from fer_keras.errors import ConfigError
 from fer_keras.evaluation import evaluate_model_on_data
-from fer_keras.export import export_model
+from fer_keras.export import TFLiteModel, export_model
 from fer_keras.files import atomic_write_text, write_json
 from fer_keras.pretrained import _NAME, CARD_FILE, FORMS, KERAS_FILE, LABELS_FILE, MODEL_CARD_FILE, TFLITE_FILE
 from fer_keras.runs import RunModel
@@ -65,10 +72,44 @@ def started_from(source: str, *, command: str | None = None, timing: dict | None
             **({k: timing.get(k) for k in ("wall_seconds", "cpu_percent")} if timing else {})}
 
 
+def model_cost(folder: str | os.PathLike, runs: int = 200) -> dict:
+    """What a packaged model costs to ship and run: ``macs`` (multiply-adds per face at its input
+    size, :func:`fer_keras.profiler.count_macs`), ``keras_bytes`` / ``tflite_bytes`` (file sizes)
+    and ``tflite_ms_batch1`` (median of ``runs`` int8 TFLite calls on one face, 1 thread, after 10
+    warm-up calls; ``machine`` says where)."""
+    from fer_keras.model_files import load_keras
+    from fer_keras.profiler import count_macs
+
+    folder = Path(folder)
+    model = load_keras(folder / KERAS_FILE)
+    tflite = TFLiteModel(folder / TFLITE_FILE, num_threads=1)
+    face = np.zeros((1, *tflite.input_shape), np.float32)
+    times = []
+    for i in range(10 + runs):
+        start = time.perf_counter()
+        tflite(face)
+        if i >= 10:
+            times.append(time.perf_counter() - start)
+    return {"macs": int(count_macs(model)), "keras_bytes": (folder / KERAS_FILE).stat().st_size,
+            "tflite_bytes": (folder / TFLITE_FILE).stat().st_size,
+            "tflite_ms_batch1": round(1000 * statistics.median(times), 3), "tflite_threads": 1,
+            "machine": f"{os.cpu_count()} CPUs {platform.machine()}"}
+
+
+def _comparison(name: str, card: dict, cost: dict) -> dict:
+    test = (card.get("metrics") or {}).get("test") or {}
+    evaluation = card.get("evaluation") or {}
+    return {"name": name, "parameters": card.get("parameters"), "input": card["input"]["shape"],
+            "test_accuracy": test.get("accuracy_without_tta", test.get("accuracy")),
+            "keras_on_evaluation": (evaluation.get("keras") or {}).get("accuracy"),
+            "tflite_on_evaluation": (evaluation.get("tflite") or {}).get("accuracy"), **cost}
+
+
 def package_run(run_dir: str | os.PathLike, name: str, *, root: str | os.PathLike | None = None,
                 data: str | os.PathLike | None = None, usage: str | None = "PublicTest",
                 description: str | None = None, command: str | None = None, timing: dict | None = None,
-                started: dict | None = None, extra: dict | None = None, log=print) -> Path:
+                started: dict | None = None, extra: dict | None = None, compare_with: tuple[str, ...] = (),
+                log=print) -> Path:
     """Package a finished run folder as pretrained model ``name`` under ``root`` (default
     :data:`fer_keras.pretrained.ROOT`), replacing an older folder of that name whole.
 
@@ -78,7 +119,8 @@ def package_run(run_dir: str | os.PathLike, name: str, *, root: str | os.PathLik
     ``command``: the training command; ``timing``: ``{"wall_seconds", "cpu_percent", "cpu_model"}``
     of the training (e.g. from ``/usr/bin/time -v``). ``started``: for a run initialised from another
     model, :func:`started_from` of it (the card then gives both trainings and their sums).
-    ``extra``: more card entries. Returns the folder.
+    ``extra``: more card entries. ``compare_with``: shipped pretrained model names whose accuracy
+    and cost (measured now, beside this model's) the card sets beside its own. Returns the folder.
     """
     if not _NAME.match(name):
         raise ConfigError(f"pretrained model name {name!r}: use letters, digits, '.', '_' and '-'")
@@ -136,7 +178,11 @@ def package_run(run_dir: str | os.PathLike, name: str, *, root: str | os.PathLik
                         k: result[k] for k in ("images", "accuracy", "macro_f1")}
                     log(f"{form} (TTA {tta}): accuracy {result['accuracy']:.4f}, macro F1 {result['macro_f1']:.4f} "
                         f"on {result['images']} images")
-            write_json(folder / CARD_FILE, card_data)
+        card_data["cost"] = model_cost(folder)
+        if compare_with:
+            card_data["compared_with"] = [_comparison(name, card_data, card_data["cost"])] + [
+                _comparison(other, pretrained.card(other), model_cost(pretrained.path(other))) for other in compare_with]
+        write_json(folder / CARD_FILE, card_data)
         atomic_write_text(folder / MODEL_CARD_FILE, model_card_markdown(card_data))
         target = root / name
         if target.exists():
@@ -211,7 +257,26 @@ def model_card_markdown(info: dict) -> str:
             lines.append(f"| {form} on {evaluation.get('usage') or 'all'} of {evaluation['data']} | "
                          f"accuracy {_pct(figures['accuracy'])}, macro F1 {_pct(figures['macro_f1'])} "
                          f"({figures['images']:,} images) |")
+    cost = info.get("cost")
+    if cost:
+        lines.append(f"| cost | {cost['macs'] / 1e6:.1f} M multiply-adds per face; model.keras "
+                     f"{cost['keras_bytes'] / 2**20:.1f} MiB, int8 TFLite {cost['tflite_bytes'] / 2**20:.1f} MiB, "
+                     f"{cost['tflite_ms_batch1']:.2f} ms per face at batch 1 ({cost['tflite_threads']} thread, "
+                     f"{cost['machine']}) |")
     lines += [f"| license | {info.get('license')} |", f"| source run | {info.get('source_run')} |", ""]
+    if info.get("compared_with"):
+        lines += ["Compared with the other shipped models (costs measured in one process, 1 TFLite thread; "
+                  "accuracy without TTA):", "",
+                  "| model | parameters | input | test accuracy (own split) | Keras / int8 TFLite on the evaluation rows "
+                  "| multiply-adds | model.keras | int8 TFLite | TFLite ms, batch 1 |",
+                  "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+        for row in info["compared_with"]:
+            lines.append(f"| {row['name']} | {row['parameters']:,} | {'x'.join(map(str, row['input']))} | "
+                         f"{_pct(row['test_accuracy'])} | {_pct(row['keras_on_evaluation'])} / "
+                         f"{_pct(row['tflite_on_evaluation'])} | {row['macs'] / 1e6:.1f} M | "
+                         f"{row['keras_bytes'] / 2**20:.1f} MiB | {row['tflite_bytes'] / 2**20:.1f} MiB | "
+                         f"{row['tflite_ms_batch1']:.2f} |")
+        lines.append("")
     if test and test.get("f1"):
         names = list(test["f1"])
         lines += ["Per-class F1 (%):", "", "| | " + " | ".join(names) + " |", "|" + " --- |" * (len(names) + 1),
