@@ -601,6 +601,7 @@ def results_markdown(runs: list[dict], profiles: dict, out_dir: Path | None = No
             "Loss figures are Keras/NSL `evaluate`'s (with NSL: loss = cross-entropy + adversarial loss). Study B's "
             "figures are on RAF-DB, ours on FER2013: set side by side for scale only.", "",
             *_table(*accuracy_rows(train)), "", *selection_warnings(train), "",
+            "## Study B on FER2013: GhostFace and its augmentations", "", *study_b_lines(train, profiles), "",
             "## Per-class F1 (test)", "", *_table(*per_class_rows(train)), "",
             *curves_lines(train, out_dir),
             "## Model cost", "",
@@ -642,6 +643,42 @@ def full_data_rows(runs):
                      _pct(dedup["accuracy"]) if dedup else "-",
                      "dropped" if r["config"].data.drop_test_duplicates else "kept", _tta_cell(r.get("tta_selection"))])
     return header, rows
+
+
+def study_b_rows(runs, profiles):
+    """Study B's accuracy table on full-data GhostFace runs (FER2013 standing in for RAF-DB), one row
+    per run, the study's RAF-DB row for the same augmentation beside it."""
+    header = ["run", "augmentation", "input", "params", "MACs (M)", "epochs (best)", "wall h, CPU %",
+              "test loss", "test accuracy %", "macro F1 %", "Study B on RAF-DB: loss / accuracy %"]
+    rows = []
+    for r in runs:
+        m, t, cfg = r.get("metrics"), r.get("timing", {}), r["config"]
+        if (r["kind"] != "train" or not m or r["speed"] or not full_data(r) or cfg.model.name != STUDY_B_MODEL
+                or cfg.adversarial.enabled or cfg.model.noise_layers or cfg.data.label_noise):
+            continue
+        plain = m.get("without_tta") or m  # Keras evaluate's loss is without TTA
+        study = STUDY_B["rows"].get(cfg.augment.name)
+        best = m.get("training", {}).get("best_epoch")  # 0-based
+        p = profiles[r["name"]]
+        rows.append([r["name"], cfg.augment.name, "x".join(map(str, r["resolved"]["input_shape"])),
+                     f"{p['params']:,}", f"{p['macs'] / 1e6:.1f}",
+                     f"{m['training']['epochs']}" + (f" ({best + 1})" if best is not None else ""),
+                     f"{t['wall_seconds'] / 3600:.2f}, {t['cpu_percent']:.0f}" if t else "-",
+                     _num(m.get("evaluate", {}).get("loss")), _pct(plain.get("accuracy")), _pct(plain.get("macro_f1")),
+                     f"{study[0]:.3f} / {_pct(study[1])}" if study else "-"])
+    return header, rows
+
+
+def study_b_lines(runs, profiles) -> list[str]:
+    header, rows = study_b_rows(runs, profiles)
+    if not rows:
+        return ["No full-data GhostFace run yet (`python experiments/run_ghostface.py --preset study-b-fer2013 "
+                "--data path/to/fer2013`)."]
+    return ["RAF-DB's images cannot be had here, so **FER2013 stands in for RAF-DB**: validation = a seeded, "
+            "stratified 10 % of Training, test = PublicTest (evaluated once), training copies of validation/test "
+            "faces dropped; the study's RAF-DB figures (224x224x3, SGD, 100 epochs) are set beside ours for "
+            "scale only, on another data set. Accuracy and loss without test-time augmentation; the best "
+            "validation-loss epoch's weights (in brackets) are the ones tested.", "", *_table(header, rows)]
 
 
 def _tta_cell(selection: dict | None) -> str:

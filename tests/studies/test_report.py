@@ -182,3 +182,21 @@ def test_runs_whose_initial_weights_saw_held_out_images_are_marked():
     assert line.startswith("‡ **Initial weights (`--init-from`) trained on held-out images")
     assert "leaked (0 validation, 280 test images), unknown (not checked: a model file without its run's config)" in line
     assert selection_warnings([run("scratch"), clean]) == []
+
+
+def test_study_b_rows_show_full_data_ghostface_runs_beside_the_study():
+    from fer_keras.studies.report import study_b_lines
+
+    def run(name, augment, limit=None, adversarial=False):
+        config = ExperimentConfig.from_dict({"model": "ghostface", "adversarial": adversarial, "augment": augment,
+                                             "data": "path/to/fer2013", "limit": limit})
+        metrics = {"evaluate": {"loss": 1.05}, "accuracy": 0.62, "macro_f1": 0.6, "tta": "flip",
+                   "without_tta": {"accuracy": 0.61, "macro_f1": 0.59}, "training": {"epochs": 30, "best_epoch": 28}}
+        return {"name": name, "kind": "train", "speed": False, "config": config, "metrics": metrics,
+                "resolved": {"input_shape": [112, 112, 3]}, "timing": {"wall_seconds": 5400, "cpu_percent": 180}}
+
+    runs = [run("b", "basic+mixup"), run("reduced", "basic", limit=100), run("nsl", "basic", adversarial=True)]
+    lines = study_b_lines(runs, {"b": {"params": 1_292_159, "macs": 38.7e6}})
+    assert "FER2013 stands in for RAF-DB" in lines[0]
+    assert lines[-1] == ("| b | basic+mixup | 112x112x3 | 1,292,159 | 38.7 | 30 (29) | 1.50, 180 | 1.0500 | 61.00 "
+                         "| 59.00 | 0.655 / 77.60 |") and len(lines) == 5  # reduced and NSL runs left out
