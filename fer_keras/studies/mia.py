@@ -261,19 +261,24 @@ def run_study(config: MIAConfig, model_dir: str | Path | None = None, log: Calla
             model, info = train_setting(name, config, parts, log)
             _save_model(model, run.models_dir / f"{name}.keras")
         acc = test_accuracy(model, parts["test"], inputs)
+        member_acc = test_accuracy(model, sets.members, inputs)  # on training images: how far it memorised
         result = privacy.audit(model, sets.members, sets.nonmembers, sets.reference, attacks=audit.attacks,
                                target_fpr=audit.target_fpr, seed=config.seed, **pipeline)
         epsilon = info.get("dp_accounting", {}).get("epsilon")
-        rows += privacy.table_rows(name, acc, result, epsilon)
-        summary[name] = {"test_accuracy": acc, "epsilon": epsilon,
+        rows += privacy.table_rows(name, acc, result, epsilon, member_accuracy=member_acc)
+        loss_attack = result["attacks"].get("threshold")
+        summary[name] = {"test_accuracy": acc, "member_accuracy": member_acc, "epsilon": epsilon,
+                         "loss_attack_tpr_at_low_fpr": {"1%": loss_attack["tpr_at_1%_fpr"],
+                                                        "0.1%": loss_attack["tpr_at_0.1%_fpr"]} if loss_attack else None,
                          "auc": {a: r["auc"] for a, r in result["attacks"].items()},
                          "loss_attack_at_target_fpr": {k: result["attacks"]["threshold"]["at_target_fpr"][k]
                                                        for k in privacy.CONFUSION_KEYS}
                          if "threshold" in result["attacks"] else None}
         for a, r in result["attacks"].items():
             curves[a][name] = (r["roc"]["fpr"], r["roc"]["tpr"], r["auc"])
-        write_json(run.settings_dir / f"{name}.json", {"training": info, "test_accuracy": acc, "audit": result})
-        log(f"[{name}] test accuracy {100 * acc:.2f}%; AUC "
+        write_json(run.settings_dir / f"{name}.json", {"training": info, "test_accuracy": acc,
+                                                        "member_accuracy": member_acc, "audit": result})
+        log(f"[{name}] test accuracy {100 * acc:.2f}%, member (training) accuracy {100 * member_acc:.2f}%; AUC "
             + ", ".join(f"{a} {r['auc']:.3f}" for a, r in result["attacks"].items())
             + (f"; epsilon {epsilon:.2f}" if epsilon is not None else "")
             + (f"; {info['seconds']} s" if "seconds" in info else ""))

@@ -479,8 +479,8 @@ def privacy_lines(runs) -> list[str]:
     lines = []
     for r in runs:
         cfg = r["config"]
-        header = ["setting", "test accuracy %", "AUC (loss / entropy / LR)", "TP %", "FP %", "TN %", "FN %",
-                  "study's TP / FP / TN / FN %"]
+        header = ["setting", "test accuracy %", "member (training) accuracy %", "AUC (loss / entropy / LR)",
+                  "loss attack TPR at 1 / 0.1 % FPR", "TP %", "FP %", "TN %", "FN %", "study's TP / FP / TN / FN %"]
         rows = []
         for name, s in r["privacy"]["settings"].items():
             pt = s.get("loss_attack_at_target_fpr") or {}
@@ -490,7 +490,9 @@ def privacy_lines(runs) -> list[str]:
                 cells = [f"{v:.1f}" for v in round_to_total([pt[k] for k in ("tp", "fp", "tn", "fn")])]
             else:
                 cells = [_num(pt.get(k), "{:.1f}") for k in ("tp", "fp", "tn", "fn")]
-            rows.append([name, _pct(s["test_accuracy"]), auc, *cells,
+            low = s.get("loss_attack_tpr_at_low_fpr") or {}
+            rows.append([name, _pct(s["test_accuracy"]), _pct(s.get("member_accuracy")), auc,
+                         f"{_num(low.get('1%'), '{:.3f}')} / {_num(low.get('0.1%'), '{:.3f}')}", *cells,
                          " / ".join(f"{v:g}" for v in study) if study else "-"])
         lines += [f"**{r['name']}**: model {cfg.model.name}, data {cfg.data.path or 'demo (synthetic)'}, "
                   f"{r['images'].get('train', '?')} training images, "
