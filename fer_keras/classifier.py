@@ -23,7 +23,7 @@ from fer_keras import model_files, pretrained
 from fer_keras.data.labels import CLASS_NAMES
 from fer_keras.data.pipeline import InputSpec
 from fer_keras.errors import ConfigError, FerKerasError
-from fer_keras.export import TFLiteModel, read_model_info
+from fer_keras.export import TFLiteModel, check_exports, export_model, read_model_info
 from fer_keras.models import REGISTRY
 from fer_keras.runs import RunFolder, resolve_model
 from fer_keras.tta import average_probabilities
@@ -45,7 +45,7 @@ class Classifier:
     def __init__(self, path: str | os.PathLike, input_mode: str | None = None, class_names=None,
                  standardize: str | None = None, mean: float | None = None, std: float | None = None,
                  trusted: bool = False):
-        self.path = Path(path)
+        self.path, self.trusted = Path(path), trusted
         if not self.path.exists():
             raise ConfigError(f"model {path}: no such file or folder; pass a run folder, .keras, SavedModel or .tflite")
         run = RunFolder.find(self.path)
@@ -85,6 +85,24 @@ class Classifier:
     input_shape = property(lambda self: self.spec.shape)
     mode = property(lambda self: self.spec.mode)
     class_names = property(lambda self: self.spec.class_names)
+
+    def export(self, out_dir: str | os.PathLike, tflite: bool = True, check_images: int = 32, seed: int = 0) -> dict:
+        """Write this model's SavedModel (``serving_default`` and ``serving_uint8``), ``.keras``,
+        TFLite files, labels and ``model_info.json`` into ``out_dir``
+        (:func:`fer_keras.export.export_model`), with its input preparation and class names, and
+        check every export on ``check_images`` random faces. Needs a Keras model (a pretrained name,
+        run folder or ``.keras``). Returns ``{"paths": {...}, "check": {export: max abs difference}}``."""
+        if model_files.model_format(self.model_path) != "keras":
+            raise ConfigError(f"model {self.path}: export needs a Keras model (a pretrained name, run folder or "
+                              f".keras file), not a {model_files.model_format(self.model_path)} file")
+        model = model_files.load_keras(self.model_path, self.trusted)
+        scaling = {k: v for k, v in self.spec.scaling.items() if k != "mode"}
+        paths = export_model(model, out_dir, input_mode=self.mode, tflite=tflite, class_names=self.class_names,
+                             **scaling)
+        pixels = np.random.default_rng(seed).integers(0, 256, (check_images, *self.input_shape), dtype=np.uint8)
+        check = check_exports(model, paths, self.spec.prepare(pixels).numpy(), pixels=pixels, input_mode=self.mode,
+                              **scaling)
+        return {"paths": {k: str(v) for k, v in paths.items()}, "check": check}
 
     def __call__(self, crops: np.ndarray, tta: str = "none") -> np.ndarray:
         """Probabilities (N, K) of ``crops``; ``tta`` "flip" / "flip+crops" averages over 2 / 12

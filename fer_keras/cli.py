@@ -35,6 +35,7 @@ from fer_keras.export import export_run
 from fer_keras.faces import BACKENDS, get_detector
 from fer_keras.files import ensure_writable_dir
 from fer_keras.predict import predict, progress_to_stderr
+from fer_keras.runs import RunFolder
 
 #: name -> (help, add_arguments(parser), run(args))
 COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], object]]] = {}
@@ -204,14 +205,25 @@ def _evaluate(args: argparse.Namespace):
 
 def _export_flags(parser: argparse.ArgumentParser) -> None:
     add = parser.add_argument
-    add("run", help="a finished run folder (config.json + its trained model)")
-    add("--out", default=None, help="output folder (default: RUN/model)")
+    add("model", help="a pretrained model name (e.g. fer2013-dcnn), a finished run folder or a .keras file")
+    add("--out", default=None, help="output folder (default for a run folder: RUN/model; needed otherwise)")
     add("--no-tflite", action="store_true", help="skip model.tflite and model_dynamic.tflite")
+    add("--input-mode", default=None, choices=("unit", "standardize"), help="for a bare .keras file whose input "
+        "preparation its files do not say: unit = pixels/255, standardize = mean 0 / std 1 per image")
+    add("--classes", default=None, help="comma-separated class names in output order (default: from the model's "
+        "files, else the seven FER2013 classes)")
     _trust_flag(parser)
 
 
 def _export(args: argparse.Namespace):
-    result = export_run(args.run, args.out, tflite=not args.no_tflite, trusted=args.trust_model)
+    if RunFolder.find(args.model) is not None and os.path.isdir(args.model):  # a run folder: into RUN/model
+        result = export_run(args.model, args.out, tflite=not args.no_tflite, trusted=args.trust_model)
+    else:
+        classes = [c.strip() for c in args.classes.split(",")] if args.classes else None
+        classifier = _classifier(args, input_mode=args.input_mode, class_names=classes)
+        if args.out is None:
+            raise ConfigError(f"export {args.model}: give --out DIR (only a run folder has a default, RUN/model)")
+        result = classifier.export(ensure_writable_dir(args.out, "--out"), tflite=not args.no_tflite)
     for name, path in result["paths"].items():
         print(f"{name:15s} {path}")
     print("max |probability difference| vs the Keras model on 32 random faces: " + ", ".join(

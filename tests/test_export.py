@@ -1,5 +1,7 @@
 """Exports agree with the Keras model: SavedModel (float and uint8 signatures), TFLite float and
 dynamic-range quantised, for a DCNN and a small GhostFace (all its custom layers) at 48x48."""
+import json
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -101,4 +103,35 @@ def test_export_command_on_a_run_folder(tmp_path, capsys):
     assert "tflite_dynamic" in out
     with pytest.raises(SystemExit) as exit_info:
         main(["export", str(tmp_path / "missing")])
-    assert exit_info.value.code == 2 and "missing: not a run folder" in capsys.readouterr().err
+    assert exit_info.value.code == 2 and "missing: no such file or folder" in capsys.readouterr().err
+    model_file = tmp_path / "bare.keras"  # a bare .keras file: --input-mode says how to prepare its input
+    _model("ghostface", (48, 48, 3)).save(model_file)
+    with pytest.raises(SystemExit):
+        main(["export", str(model_file), "--input-mode", "standardize"])  # no --out: refused in one line
+    assert "give --out DIR" in capsys.readouterr().err
+    main(["export", str(model_file), "--input-mode", "standardize", "--out", str(tmp_path / "bare"), "--no-tflite"])
+    info = json.loads((tmp_path / "bare" / "model_info.json").read_text())
+    assert info["input"]["mode"] == "standardize" and (tmp_path / "bare" / "saved_model" / "saved_model.pb").is_file()
+
+
+@pytest.mark.real_data
+@pytest.mark.slow
+def test_exported_pretrained_model_scores_its_card_on_publictest_through_serving_uint8(shared_fer2013, tmp_path,
+                                                                                        capsys):
+    """`fer-keras export fer2013-dcnn --out DIR`, then TF Serving's path: raw uint8 faces into the
+    SavedModel's ``serving_uint8`` give the card's PublicTest accuracy."""
+    import tensorflow as tf
+
+    from fer_keras import pretrained
+    from fer_keras.cli import main
+    from fer_keras.data import load_fer2013
+
+    main(["export", "fer2013-dcnn", "--out", str(tmp_path / "export")])
+    assert "saved_model_uint8" in capsys.readouterr().out
+    data = load_fer2013(shared_fer2013, log=lambda *_: None)
+    test = data.take(data.usage == "PublicTest")
+    serve = tf.saved_model.load(str(tmp_path / "export" / "saved_model")).signatures["serving_uint8"]
+    predicted = np.concatenate([serve(pixels=tf.constant(test.images[i:i + 512]))["probabilities"].numpy().argmax(1)
+                                for i in range(0, len(test), 512)])
+    card = pretrained.card("fer2013-dcnn")["evaluation"]["keras"]
+    assert len(test) == card["images"] and abs(float(np.mean(predicted == test.labels)) - card["accuracy"]) < 1e-3
