@@ -73,3 +73,29 @@ def test_gallery_selections():
     np.testing.assert_array_equal(confident_disagreements(labels, probs, 0.5), [0, 3, 2])
     other = np.eye(3)[[0, 1, 1, 0]]
     np.testing.assert_array_equal(wrong_vs_right(labels, probs, other), [0, 3])
+
+
+def test_label_conflicts_counts_the_flagged_copies_and_whose_side_the_model_takes():
+    from fer_keras.data import FaceData
+    from fer_keras.studies.galleries import label_conflicts
+
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (8, 4, 4, 1), dtype=np.uint8)
+    images[1] = images[0]  # group A: labels 0 and 1
+    images[3] = images[2]  # group B: labels 2 and 2 (a copy, no conflict)
+    images[5] = images[4]  # group C: labels 1 and 2
+    labels = np.array([0, 1, 2, 2, 1, 2, 0, 1])
+    data = FaceData(images, labels, ("a", "b", "c"))
+
+    class Run:  # predicts class 1 at 95 % for group A's face, class 0 at 60 % elsewhere
+        def predict(self, pixels):
+            probs = np.tile([0.6, 0.2, 0.2], (len(pixels), 1))
+            probs[(pixels == images[0]).all(axis=(1, 2, 3))] = [0.025, 0.95, 0.025]
+            return probs
+
+    summary = label_conflicts(Run(), data, threshold=0.9, trained_on=np.array([1, 0, 0, 0, 0, 0, 0, 0], bool))
+    assert summary["groups"] == 2 and summary["images"] == 4
+    assert summary["flagged_images"] == 1 and summary["flagged_share"] == 0.25  # row 0: given 0, 95 % class 1
+    assert summary["flagged_share_elsewhere"] == 0.0
+    assert summary["groups_where_prediction_is_one_of_the_labels"] == 1  # A: b is one of its labels; C: a is not
+    assert summary["unseen_images"] == 3 and summary["unseen_flagged"] == 0

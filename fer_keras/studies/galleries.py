@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from fer_keras import plots
+from fer_keras.data.hygiene import duplicate_groups
 from fer_keras.errors import ConfigError
 from fer_keras.gradcam import confident_disagreements, grad_cam, last_conv_layer, wrong_vs_right
 
@@ -78,4 +79,35 @@ def explain_run(run, faces, out_dir: str | Path, other=None, threshold: float = 
             summary["figures"][file] = len(idx)
     log(f"{run.name}: accuracy {summary['accuracy']:.4f} on {len(faces)} faces; "
         f"{len(noisy)} confident (>= {threshold:.0%}) disagreements with the given label")
+    return summary
+
+
+def label_conflicts(run, data, threshold: float = 0.9, trained_on=None) -> dict:
+    """How ``run``'s model judges the faces whose exact copies carry different labels in ``data``
+    (``fer-keras hygiene``'s conflicting-label duplicate groups: at least one label in each is wrong).
+
+    Returns counts: ``groups`` and ``images`` in conflict, how many of those images the model flags
+    as likely label noise (a prediction >= ``threshold`` confident that disagrees with the given
+    label; ``flagged_share`` beside ``flagged_share_elsewhere``, the same rate on every other face of
+    ``data``), and in how many groups its prediction is one of the group's labels (it sides with
+    one of the annotators). ``trained_on``: bool (len(data),) rows the model trained on; the
+    figures are also given for the conflicting images it never saw (``unseen_*``).
+    """
+    groups = duplicate_groups(data)
+    conflicting = [g for g in np.unique(groups[groups >= 0]) if len(set(data.labels[groups == g].tolist())) > 1]
+    rows = np.flatnonzero(np.isin(groups, conflicting))
+    probs = run.predict(data.images)
+    flagged = np.zeros(len(data), bool)
+    flagged[confident_disagreements(data.labels, probs, threshold)] = True
+    preds = probs.argmax(1)
+    sides = sum(int(preds[groups == g][0] in set(data.labels[groups == g].tolist())) for g in conflicting)
+    others = np.setdiff1d(np.arange(len(data)), rows)
+    summary = {"threshold": threshold, "groups": len(conflicting), "images": int(len(rows)),
+               "flagged_images": int(flagged[rows].sum()),
+               "flagged_share": float(flagged[rows].mean()) if len(rows) else None,
+               "flagged_share_elsewhere": float(flagged[others].mean()) if len(others) else None,
+               "groups_where_prediction_is_one_of_the_labels": sides}
+    if trained_on is not None:
+        unseen = rows[~np.asarray(trained_on)[rows]]
+        summary.update(unseen_images=int(len(unseen)), unseen_flagged=int(flagged[unseen].sum()))
     return summary
