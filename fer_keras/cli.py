@@ -13,12 +13,14 @@ line and exit with status 2 (see :func:`fer_keras.errors.run_main`).
 from __future__ import annotations
 
 import argparse
+import json
 from typing import Callable
 
 import os
 import sys
 import time
 import warnings
+from pathlib import Path
 
 import numpy as np
 
@@ -49,8 +51,9 @@ def register(name: str, help: str, add_arguments: Callable[[argparse.ArgumentPar
 
 def _detector_flags(parser: argparse.ArgumentParser) -> None:
     add = parser.add_argument
-    add("--detector", default="auto", choices=("auto", *BACKENDS),
-        help="face detector; auto = the best installed of " + ", ".join(BACKENDS) + " (default: %(default)s)")
+    add("--detector", default="auto", choices=("auto", *BACKENDS, "none"),
+        help="face detector; auto = the best installed of " + ", ".join(BACKENDS) + "; none = the images are "
+        "faces already cropped, one per image (default: %(default)s)")
     add("--min-score", type=float, default=None, help="drop faces the detector scores below this "
         "(RetinaFace, MTCNN; default 0.9)")
     add("--detector-weights", default=None, metavar="ONNX", help="RetinaFace weights file to use instead of "
@@ -122,6 +125,9 @@ def _predict_flags(parser: argparse.ArgumentParser) -> None:
         "(default: from the run folder or the model's name)")
     add("--classes", default=None, help="comma-separated class names in output order (default: from the run "
         "folder, else the seven FER2013 classes)")
+    add("--boxes", default=None, metavar="JSON", help="your own face boxes instead of detection: a JSON file "
+        "{\"image name as predictions.json names it\": [[x, y, width, height], ...]}; images it does not name are "
+        "detected as usual")
     _max_pixels_flag(parser)
     _trust_flag(parser)
 
@@ -132,7 +138,7 @@ def _predict(args: argparse.Namespace):
     result = predict(args.source, classifier, _detector(args), args.out, fmt=args.format, every=args.every,
                      batch_size=args.batch_size, margin=args.margin, align=not args.no_align,
                      annotate=not args.no_annotate, log=progress_to_stderr, trusted=args.trust_model,
-                     max_pixels=args.max_pixels, tta=args.tta)
+                     max_pixels=args.max_pixels, tta=args.tta, boxes=_read_boxes(args.boxes))
     read = [i for i in result["items"] if i["status"] not in ("unreadable", "no_frames")]
     if not read:
         first = result["items"][0] if result["items"] else None
@@ -140,6 +146,21 @@ def _predict(args: argparse.Namespace):
             f" ({len(result['items'])} unreadable, e.g. {first['file']}: {first.get('reason', first['status'])})"
             if first else " (no images or videos in it)") + f"; statuses in {args.out}")
     return result
+
+
+def _read_boxes(path: str | None) -> dict | None:
+    """``--boxes``: {image name: [[x, y, w, h], ...]} from a JSON file, or a one-line error."""
+    if path is None:
+        return None
+    try:
+        boxes = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"--boxes {path}: no such file") from None
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"--boxes {path}: not a JSON file ({str(exc).splitlines()[0][:100]})") from None
+    if not isinstance(boxes, dict) or not all(isinstance(v, list) for v in boxes.values()):
+        raise ConfigError(f"--boxes {path}: give an object mapping image names to lists of [x, y, width, height]")
+    return boxes
 
 
 def _tta_flag(parser: argparse.ArgumentParser) -> None:

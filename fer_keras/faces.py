@@ -238,7 +238,86 @@ def _require(backend: str) -> None:
         raise FerKerasError(f"detector {backend!r} needs {', '.join(missing)}: run {_INSTALL[backend]}")
 
 
-_CLASSES = {"retinaface": RetinaFaceDetector, "mtcnn": MTCNNDetector, "haar": HaarDetector}
+class WholeImage(Detector):
+    """No detection: each image is one face already cropped (as FER2013's are), box = the whole
+    image. Crops of its faces take no margin and no alignment (:func:`crop_margin`)."""
+
+    name = "none"
+    whole_image = True
+
+    def __init__(self, **_):
+        super().__init__(min_score=0.0, max_side=None)
+
+    def detect(self, image: np.ndarray) -> list[Face]:
+        height, width = np.asarray(image).shape[:2]
+        return [Face((0, 0, int(width), int(height)), 1.0)]
+
+    @classmethod
+    def available(cls) -> bool:
+        return True
+
+
+def boxes_to_faces(boxes, what: str = "face box") -> list[Face]:
+    """Faces from caller-given ``(x, y, width, height)`` pixel boxes (score 1.0, no landmarks),
+    left to right; a box that is not 4 numbers with positive width and height is a ConfigError."""
+    faces = []
+    for box in boxes:
+        try:
+            x, y, w, h = (int(round(float(v))) for v in box)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{what} {box!r}: give (x, y, width, height) in pixels") from None
+        if w <= 0 or h <= 0:
+            raise ConfigError(f"{what} {box!r}: width and height must be positive")
+        faces.append(Face((x, y, w, h), 1.0))
+    return sorted(faces, key=lambda f: (f.box[0], f.box[1]))
+
+
+def crop_margin(detector: Detector, margin: float, align: bool) -> tuple[float, bool]:
+    """The (margin, align) to crop ``detector``'s faces with: none for already cropped faces."""
+    return (0.0, False) if getattr(detector, "whole_image", False) else (margin, align)
+
+
+class FaceTracker:
+    """Stable face ids across the frames of one video: each face takes the id of the face of the
+    previous frames it overlaps most (intersection over union >= ``min_iou``, each id at most
+    once a frame, greedily by overlap); the others get new ids (0, 1, ...). A track not seen for
+    ``max_missed`` frames is dropped."""
+
+    def __init__(self, min_iou: float = 0.3, max_missed: int = 10):
+        self.min_iou, self.max_missed = min_iou, max_missed
+        self.tracks: dict[int, tuple[tuple, int]] = {}  # id -> (last box, frames missed)
+        self.next_id = 0
+
+    def update(self, boxes) -> list[int]:
+        """Ids for this frame's ``boxes`` (x, y, w, h), in their order."""
+        pairs = sorted(((_iou(box, last), i, tid) for i, box in enumerate(boxes)
+                        for tid, (last, _) in self.tracks.items()), reverse=True)
+        ids: list[int | None] = [None] * len(boxes)
+        used = set()
+        for iou, i, tid in pairs:
+            if iou < self.min_iou:
+                break
+            if ids[i] is None and tid not in used:
+                ids[i], used = tid, used | {tid}
+        for i, tid in enumerate(ids):
+            if tid is None:
+                ids[i], self.next_id = self.next_id, self.next_id + 1
+        self.tracks = {tid: (last, missed + 1) for tid, (last, missed) in self.tracks.items()
+                       if tid not in ids and missed + 1 <= self.max_missed}
+        self.tracks.update({tid: (tuple(box), 0) for tid, box in zip(ids, boxes)})
+        return ids
+
+
+def _iou(a, b) -> float:
+    ax, ay, aw, ah = a
+    bx, by, bw, bh = b
+    w = max(0, min(ax + aw, bx + bw) - max(ax, bx))
+    h = max(0, min(ay + ah, by + bh) - max(ay, by))
+    union = aw * ah + bw * bh - w * h
+    return w * h / union if union > 0 else 0.0
+
+
+_CLASSES = {"retinaface": RetinaFaceDetector, "mtcnn": MTCNNDetector, "haar": HaarDetector, "none": WholeImage}
 _CACHE: dict = {}
 
 
@@ -247,18 +326,22 @@ def available_backends() -> list[str]:
     return [name for name in BACKENDS if _CLASSES[name].available()]
 
 
-def get_detector(backend: str | Detector = "auto", **kwargs) -> Detector:
-    """A (cached) detector: ``"auto"`` (best installed), ``"retinaface"``, ``"mtcnn"`` or ``"haar"``.
+def get_detector(backend: str | Detector | None = "auto", **kwargs) -> Detector:
+    """A (cached) detector: ``"auto"`` (best installed), ``"retinaface"``, ``"mtcnn"``, ``"haar"``, or
+    ``None`` / ``"none"`` for faces already cropped (:class:`WholeImage`).
 
     ``kwargs`` go to the detector class (``min_score``, ``max_side``, ``weights``, ...).
     A Detector instance is returned as it is.
     """
     if isinstance(backend, Detector):
         return backend
+    if backend is None:
+        backend = "none"
     if backend == "auto":
         backend = available_backends()[0]
     if backend not in _CLASSES:
-        raise ConfigError(f"unknown face detector {backend!r}; use auto or one of {', '.join(BACKENDS)}")
+        raise ConfigError(f"unknown face detector {backend!r}; use auto, none (faces already cropped) or one of "
+                          f"{', '.join(BACKENDS)}")
     key = (backend, tuple(sorted(kwargs.items())))
     if key not in _CACHE:
         _CACHE[key] = _CLASSES[backend](**kwargs)

@@ -26,7 +26,7 @@ from fer_keras.classifier import Classifier, load_classifier
 from fer_keras.config import check_tta
 from fer_keras.data.images import IMAGE_EXTENSIONS, MAX_PIXELS, image_problem, read_image
 from fer_keras.errors import ConfigError, DataError
-from fer_keras.faces import Detector, Face, get_detector
+from fer_keras.faces import Detector, Face, FaceTracker, get_detector
 from fer_keras.files import (atomic_write_bytes, atomic_write_text, ensure_writable_dir, lock_folder, release_lock,
                              write_json)
 from fer_keras.recognizer import classify_faces, probability_dict
@@ -117,7 +117,7 @@ def predict(source: str | os.PathLike, model: str | os.PathLike | Classifier, de
             out: str | os.PathLike | None = None, *, fmt: str = "json", every: int = 1, batch_size: int = 64,
             margin: float = 0.2, align: bool = True, annotate: bool = True, input_mode: str | None = None,
             class_names=None, log: Callable = print, progress: bool | None = None, trusted: bool = False,
-            max_pixels: int | None = MAX_PIXELS, tta: str = "none") -> dict:
+            max_pixels: int | None = MAX_PIXELS, tta: str = "none", boxes: dict | None = None) -> dict:
     """Expressions of every face in an image file, a video file or a folder of them.
 
     Args:
@@ -133,12 +133,15 @@ def predict(source: str | os.PathLike, model: str | os.PathLike | Classifier, de
         trusted: also load model files that can run code (HDF5, SavedModel; see :mod:`fer_keras.model_files`).
         max_pixels: images with more pixels (width x height, from the file header) are ``unreadable``.
         tta: ``"flip"`` / ``"flip+crops"``: average each face's probabilities over 2 / 12 views (:mod:`fer_keras.tta`).
+        boxes: ``{image name: [[x, y, width, height], ...]}``, the caller's own face boxes for those images
+            (names as the items' ``file``), classified as they are; other images are detected. Not for videos.
 
     Returns ``{"model", "detector", "class_names", "tta", "items": [...]}``; each item is one image or
     video frame: ``file``, ``frame`` and ``time`` (seconds; video only), ``status`` (``ok``,
     ``no_face``, ``unreadable`` or ``no_frames``: a video without a frame; the last two with a
     ``reason``) and ``faces``: ``box`` [x, y, w, h] pixels, detector ``score``, ``label`` and
-    ``probabilities`` {class: p}.
+    ``probabilities`` {class: p}; in videos also ``id``, the same for the same face from frame to frame
+    (:class:`fer_keras.faces.FaceTracker`).
     """
     if fmt not in ("json", "csv"):
         raise ConfigError(f"format must be json or csv, not {fmt!r}")
@@ -157,9 +160,12 @@ def predict(source: str | os.PathLike, model: str | os.PathLike | Classifier, de
     bar = tqdm(total=_frame_total(source, every, out), unit="frame", desc="predict", file=sys.stderr,
                mininterval=1.0, disable=None if progress is None else not progress)
 
+    trackers: dict[str, FaceTracker] = {}  # video name -> its face ids
+    boxes = dict(boxes or {})
+
     def flush():
         items.extend(_classify_chunk(chunk, detector, classifier, out if annotate else None, writers,
-                                     batch_size, margin, align, tta))
+                                     batch_size, margin, align, tta, boxes, trackers))
         chunk.clear()
 
     try:
@@ -171,6 +177,11 @@ def predict(source: str | os.PathLike, model: str | os.PathLike | Classifier, de
             if frame.reason:
                 log(f"{frame.name}: {frame.status} ({frame.reason})")
         flush()
+        if boxes:
+            unused = sorted(set(boxes) - {i["file"] for i in items if "frame" not in i})
+            if unused:
+                raise ConfigError(f"--boxes names {len(unused)} image(s) that are not among the inputs, e.g. "
+                                  f"{unused[0]!r}; use the names predictions.json gives (relative to the folder)")
         done = True
     finally:
         bar.close()
@@ -206,14 +217,18 @@ def _hidden(path: Path) -> Path:
     return path.with_name("." + path.name)
 
 
-def _classify_chunk(chunk, detector, classifier, out, writers, batch_size, margin, align, tta) -> list[dict]:
+def _classify_chunk(chunk, detector, classifier, out, writers, batch_size, margin, align, tta, boxes,
+                    trackers) -> list[dict]:
+    given = [boxes.get(frame.name) if frame.index is None else None for frame in chunk]
     found = classify_faces([frame.image for frame in chunk], detector, classifier, margin=margin, align=align,
-                           batch_size=batch_size, tta=tta)
+                           batch_size=batch_size, tta=tta, boxes=given)
     items = []
     for (name, file, index, seconds, image, fps, status, reason), pairs in zip(chunk, found):
         faces = [face for face, _ in pairs]
-        records = [{**face.to_dict(), "label": classifier.class_names[int(p.argmax())],
-                    "probabilities": probability_dict(classifier.class_names, p)} for face, p in pairs]
+        ids = trackers.setdefault(name, FaceTracker()).update([f.box for f in faces]) if index is not None else None
+        records = [{**face.to_dict(), **({"id": ids[i]} if ids is not None else {}),
+                    "label": classifier.class_names[int(p.argmax())],
+                    "probabilities": probability_dict(classifier.class_names, p)} for i, (face, p) in enumerate(pairs)]
         item = {"file": name, **({"frame": index, "time": seconds} if index is not None else {}),
                 "status": status or ("ok" if faces else "no_face"), **({"reason": reason} if reason else {}),
                 "faces": records}
@@ -247,13 +262,13 @@ def _to_csv(result: dict) -> str:
     names = result["class_names"]
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["file", "frame", "time", "status", "face", "x", "y", "w", "h", "score", "label", *names])
+    writer.writerow(["file", "frame", "time", "status", "face", "id", "x", "y", "w", "h", "score", "label", *names])
     for item in result["items"]:
         head = [item["file"], item.get("frame", ""), item.get("time", ""), item["status"]]
         if not item["faces"]:
-            writer.writerow(head + [""] * (7 + len(names)))
+            writer.writerow(head + [""] * (8 + len(names)))
         for i, face in enumerate(item["faces"]):
-            writer.writerow(head + [i, *face["box"], face["score"], face["label"],
+            writer.writerow(head + [i, face.get("id", ""), *face["box"], face["score"], face["label"],
                                     *(face["probabilities"][c] for c in names)])
     return buffer.getvalue()
 

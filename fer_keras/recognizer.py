@@ -26,7 +26,7 @@ from fer_keras.config import check_tta
 from fer_keras.data.images import read_image, to_rgb
 from fer_keras.data.labels import class_id
 from fer_keras.errors import ConfigError, DataError
-from fer_keras.faces import crop_face, get_detector
+from fer_keras.faces import boxes_to_faces, crop_face, crop_margin, get_detector
 from fer_keras.pretrained import DEFAULT_MODEL
 
 #: The ``fer`` package's class names, in the project's class order (anger ... neutral).
@@ -81,14 +81,22 @@ def as_image(image) -> np.ndarray:
 
 
 def classify_faces(images, detector, classifier, *, margin: float = 0.2, align: bool = True, batch_size: int = 64,
-                   tta: str = "none") -> list[list[tuple]]:
+                   tta: str = "none", boxes=None) -> list[list[tuple]]:
     """Detect the faces of each RGB/gray uint8 image (None: no image, no faces) and classify them
-    all together, ``batch_size`` crops per model call. Returns, per image, ``(Face, probabilities)``
-    pairs (probabilities: float32 (K,) in ``classifier.class_names`` order)."""
+    all together, ``batch_size`` crops per model call. ``boxes``: per image, None (detect) or the
+    caller's own (x, y, width, height) face boxes, used as they are (no margin added, no
+    alignment). Returns, per image, ``(Face, probabilities)`` pairs (probabilities: float32 (K,) in
+    ``classifier.class_names`` order)."""
     height, width, channels = classifier.input_shape
-    found = [detector.detect(image) if image is not None else [] for image in images]
-    crops = [crop_face(image, face, (height, width), margin, align, gray=channels == 1)
-             for image, faces in zip(images, found) for face in faces]
+    boxes = [None] * len(images) if boxes is None else list(boxes)
+    if len(boxes) != len(images):
+        raise ConfigError(f"{len(boxes)} lists of face boxes for {len(images)} images; give one per image (or None)")
+    margin, align = crop_margin(detector, margin, align)
+    found = [[] if image is None else detector.detect(image) if given is None else boxes_to_faces(given)
+             for image, given in zip(images, boxes)]
+    given = [b is not None for b in boxes]
+    crops = [crop_face(image, face, (height, width), 0.0 if mine else margin, align and not mine, gray=channels == 1)
+             for image, faces, mine in zip(images, found, given) for face in faces]
     probs = (np.concatenate([classifier(np.stack(crops[i:i + batch_size]), tta=tta)
                              for i in range(0, len(crops), batch_size)])
              if crops else np.zeros((0, len(classifier.class_names)), np.float32))
@@ -109,7 +117,8 @@ class EmotionRecognizer:
 
     Args:
         model: pretrained name, run folder, .keras, SavedModel, .tflite or Classifier (:func:`load_classifier`).
-        detector: ``"auto"`` (best installed), ``"retinaface"``, ``"mtcnn"``, ``"haar"`` or a Detector.
+        detector: ``"auto"`` (best installed), ``"retinaface"``, ``"mtcnn"``, ``"haar"``, a Detector, or
+            ``None`` / ``"none"`` when the images are faces already cropped (each image is one face).
         names: ``"project"`` (anger, happiness, ...) or ``"fer"`` (the ``fer`` package's angry, happy, ...).
         margin: crop margin on each side, a share of the face box; ``align``: level the eyes.
         batch_size: face crops per model call.
@@ -133,15 +142,18 @@ class EmotionRecognizer:
         self.class_names = display_names(self.classifier.class_names, names)
         self.margin, self.align, self.batch_size = margin, align, batch_size
 
-    def detect_emotions(self, image) -> list[dict]:
-        """Every face in ``image``, left to right, with its expression; ``[]`` when there is none."""
-        return self.detect_emotions_batch([image])[0]
+    def detect_emotions(self, image, face_rectangles=None) -> list[dict]:
+        """Every face in ``image``, left to right, with its expression; ``[]`` when there is none.
+        ``face_rectangles``: the caller's own (x, y, width, height) face boxes, classified as they
+        are instead of detecting (as the ``fer`` package's argument of that name)."""
+        return self.detect_emotions_batch([image], None if face_rectangles is None else [face_rectangles])[0]
 
-    def detect_emotions_batch(self, images) -> list[list[dict]]:
+    def detect_emotions_batch(self, images, face_rectangles=None) -> list[list[dict]]:
         """:meth:`detect_emotions` for each of ``images``; the faces of all images are classified together
-        (one model call per ``batch_size`` faces)."""
+        (one model call per ``batch_size`` faces). ``face_rectangles``: per image, None or its face boxes."""
         found = classify_faces([as_image(image) for image in images], self.detector, self.classifier,
-                               margin=self.margin, align=self.align, batch_size=self.batch_size, tta=self.tta)
+                               margin=self.margin, align=self.align, batch_size=self.batch_size, tta=self.tta,
+                               boxes=face_rectangles)
         results = []
         for faces in found:
             records = []

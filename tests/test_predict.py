@@ -128,6 +128,7 @@ def test_video_every_other_frame_csv_and_annotated_video(tmp_path, models, photo
     with open(tmp_path / "out" / "predictions.csv") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == 4 and rows[0]["label"] in CLASS_NAMES and rows[3]["status"] == "no_face"
+    assert [r["id"] for r in rows] == ["0", "0", "0", ""]  # the same face keeps its id from frame to frame
     assert abs(sum(float(rows[0][c]) for c in CLASS_NAMES) - 1) < 1e-3
     capture = cv2.VideoCapture(str(tmp_path / "out" / "annotated" / "clip.mp4"))
     assert capture.get(cv2.CAP_PROP_FRAME_COUNT) == 4 and capture.get(cv2.CAP_PROP_FPS) == 5.0
@@ -163,3 +164,38 @@ def test_command_line(tmp_path, models, photo_bgr, capsys, monkeypatch):
         assert exit_info.value.code == 2
         error = capsys.readouterr().err.strip().splitlines()
         assert len(error) == 1 and error[0].startswith("error:") and message in error[0]
+
+
+def test_face_tracker_keeps_ids_for_moving_faces_and_gives_new_ones():
+    from fer_keras.faces import FaceTracker
+
+    tracker = FaceTracker(max_missed=1)
+    assert tracker.update([(0, 0, 10, 10), (50, 0, 10, 10)]) == [0, 1]
+    assert tracker.update([(52, 1, 10, 10), (2, 0, 10, 10), (100, 100, 5, 5)]) == [1, 0, 2]  # order-free, new one
+    assert tracker.update([(0, 0, 10, 10)]) == [0]
+    assert tracker.update([]) == [] and tracker.update([]) == []
+    assert tracker.update([(0, 0, 10, 10)]) == [3]  # dropped after max_missed frames unseen: a new id
+
+
+def test_command_line_boxes_and_pre_cropped_faces(tmp_path, models, photo_bgr, capsys, monkeypatch):
+    from fer_keras.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    folder = tmp_path / "in"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "a.jpg"), photo_bgr)
+    cv2.imwrite(str(folder / "face.png"), cv2.resize(photo_bgr[60:300, 100:340], (48, 48)))
+    (tmp_path / "boxes.json").write_text(json.dumps({"a.jpg": [[10, 20, 100, 120], [200, 30, 80, 80]]}))
+    main(["predict", str(folder), "--model", str(models["run"]), "--detector", "haar", "--boxes", "boxes.json",
+          "--out", "p"])
+    items = {i["file"]: i for i in json.loads((tmp_path / "p" / "predictions.json").read_text())["items"]}
+    assert [f["box"] for f in items["a.jpg"]["faces"]] == [[10, 20, 100, 120], [200, 30, 80, 80]]
+    assert items["a.jpg"]["faces"][0]["score"] == 1.0
+    main(["predict", str(folder / "face.png"), "--model", str(models["run"]), "--detector", "none", "--out", "q"])
+    faces = json.loads((tmp_path / "q" / "predictions.json").read_text())["items"][0]["faces"]
+    assert [f["box"] for f in faces] == [[0, 0, 48, 48]]
+    (tmp_path / "bad.json").write_text(json.dumps({"nothere.jpg": [[0, 0, 5, 5]]}))
+    with pytest.raises(SystemExit):
+        main(["predict", str(folder), "--model", str(models["run"]), "--detector", "haar", "--boxes", "bad.json",
+              "--out", "r"])
+    assert "--boxes names 1 image(s) that are not among the inputs, e.g. 'nothere.jpg'" in capsys.readouterr().err

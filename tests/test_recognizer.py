@@ -167,3 +167,19 @@ def test_flip_tta_averages_each_face_with_its_mirror_image(run, rec, photo, rgb)
     np.testing.assert_allclose(twelve.sum(1), 1.0, atol=1e-5)
     with pytest.raises(ConfigError, match=r"tta must be one of none, flip, flip\+crops, not 'crop'"):
         EmotionRecognizer(run, detector="haar", tta="crop")
+
+
+def test_pre_cropped_faces_and_caller_given_boxes(run, rgb):
+    """detector=None classifies each image as one face, uncut; face_rectangles skips detection
+    (as the fer package's argument): the same crop by either way gives the same probabilities."""
+    crop = rgb[80:330, 80:330]
+    whole = EmotionRecognizer(run, detector=None)
+    faces = whole.detect_emotions(crop)
+    assert len(faces) == 1 and faces[0]["box"] == [0, 0, 250, 250]
+    rec = EmotionRecognizer(run, detector="haar")
+    given = rec.detect_emotions(rgb, face_rectangles=[(80, 80, 250, 250)])
+    assert given[0]["box"] == [80, 80, 250, 250] and given[0]["score"] == 1.0
+    assert given[0]["probabilities"] == pytest.approx(faces[0]["probabilities"], abs=2e-3)
+    assert rec.detect_emotions(rgb, face_rectangles=[]) == []
+    with pytest.raises(ConfigError, match="width and height must be positive"):
+        rec.detect_emotions(rgb, face_rectangles=[(0, 0, 0, 5)])
