@@ -32,6 +32,8 @@ LR_SCHEDULES = ("constant", "cosine", "step")
 STANDARDIZE = ("image", "dataset")
 GRAD_NORMS = ("l2", "infinity", "l1")
 TTA_MODES = ("none", "flip", "flip+crops")
+#: Numeric precisions (:mod:`fer_keras.precision`, which imports TensorFlow; this list does not).
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16", "auto")
 
 
 def check_tta(tta: str) -> str:
@@ -256,9 +258,14 @@ class TrainingConfig:
     deterministic: bool = setting(True, "deterministic TensorFlow ops: the same seed gives the same metrics "
                                   "(--no-deterministic: allow faster non-deterministic ops)")
     jit_compile: bool = setting(False, "compile with XLA (jit_compile); needs --no-deterministic", flag="--jit")
+    precision: str = setting("float32", "float32, mixed_bfloat16 (CPUs with AMX), mixed_float16 (GPUs) or auto "
+                             "(mixed_float16 on a GPU, mixed_bfloat16 with AMX, else float32); softmax, loss and "
+                             "exports stay float32 (default: %(default)s)", choices=PRECISIONS)
 
     def __post_init__(self):
         _at_least_one(self, "epochs", "full_epochs", "batch_size")
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"--precision {self.precision!r}: use one of {', '.join(PRECISIONS)}")
         if not 0 <= self.label_smoothing < 1:
             raise ConfigError(f"--label-smoothing {self.label_smoothing:g}: must be in [0, 1)")
         if self.jit_compile and self.deterministic:

@@ -33,6 +33,7 @@ from fer_keras.export import check_exports, export_model
 from fer_keras.files import atomic_write_text, write_json
 from fer_keras.models import get_spec
 from fer_keras.model_files import load_keras
+from fer_keras.precision import precision_policy, resolve_precision
 from fer_keras.runs import CONFUSION_FIGURE, CURVES_FIGURE, LABEL_NOISE_FILE, RunFolder, resolve_model
 from fer_keras.training import checkpointed_randomness, compile_model, fit, schedule_for, set_seed
 
@@ -130,9 +131,19 @@ def run_experiment(config: ExperimentConfig, resume: str | Path | None = None,
     run folder then has no test figures yet and ``--resume`` continues it (the state is in
     ``RUN/checkpoints/state.json``; progress lines also go to ``RUN/log.txt``).
     """
+    runs: list[RunFolder] = []  # the folder this call writes (and locks), once known
+    try:
+        return _run_experiment(config, resume, log, time_budget, extend_epochs, runs)
+    finally:
+        for run in runs:  # another process (or call) may continue it now
+            run.unlock()
+
+
+def _run_experiment(config, resume, log, time_budget, extend_epochs, runs) -> RunFolder:
     if resume is not None:
         run = RunFolder.open(resume, "--resume", writable=True)
         run.lock("--resume")
+        runs.append(run)
         config = resume_config(run, extend_epochs)
         log = _tee(log, run.log_file)
         log(f"Resuming {run.path}")
@@ -153,6 +164,7 @@ def run_experiment(config: ExperimentConfig, resume: str | Path | None = None,
     if resume is None:
         run = RunFolder.create(config.out, run_name(config))
         run.lock()
+        runs.append(run)
         log = _tee(log, run.log_file)
     epochs = config.resolved_epochs
     splits = describe_split(parts)
@@ -185,25 +197,28 @@ def run_experiment(config: ExperimentConfig, resume: str | Path | None = None,
     train_stream = TrainingStream(parts["train"], shape, batch, augment=augment, seed=config.seed, **inputs.scaling)
     val_ds, test_ds = inputs.dataset(parts["val"], batch), inputs.dataset(parts["test"], batch)
 
-    with checkpointed_randomness():
-        model = spec.build(shape, len(class_names), noise_layers=config.model.noise_layers)
-    if config.model.init_from and resume is None:  # a resumed run restores its own weights
-        copy_weights(config.model.init_from, model, donor)
-        log(f"Weights initialised from {config.model.init_from}; " + _seen_line(init))
-    adv = config.adversarial
-    if adv.enabled:
-        model = wrap_adversarial(model, adv.multiplier, adv.step, adv.grad_norm)
-    opt = config.optimizer
-    steps = train_stream.steps_per_epoch
-    lr = schedule_for(opt, steps, epochs)
-    compile_model(model, opt.name, lr, opt.momentum, config.training.jit_compile, config.training.label_smoothing)
+    precision = resolve_precision(config.training.precision)
+    with precision_policy(precision):  # layers keep the policy they are built with; compile adds loss scaling
+        with checkpointed_randomness():
+            model = spec.build(shape, len(class_names), noise_layers=config.model.noise_layers)
+        if config.model.init_from and resume is None:  # a resumed run restores its own weights
+            copy_weights(config.model.init_from, model, donor)
+            log(f"Weights initialised from {config.model.init_from}; " + _seen_line(init))
+        adv = config.adversarial
+        if adv.enabled:
+            model = wrap_adversarial(model, adv.multiplier, adv.step, adv.grad_norm)
+        opt = config.optimizer
+        steps = train_stream.steps_per_epoch
+        lr = schedule_for(opt, steps, epochs)
+        compile_model(model, opt.name, lr, opt.momentum, config.training.jit_compile, config.training.label_smoothing)
     how = (f"NSL adversarial regularisation (multiplier {adv.multiplier:g}, step {adv.step:g}, "
            f"{adv.grad_norm})" if adv.enabled else "plain training")
     log(f"Model {config.model.name}: {base_model(model).count_params():,} parameters; {how}; "
         f"{epochs} epochs, batch {batch}, {opt.name} lr {opt.lr:g} ({opt.schedule}"
         f"{' /10 after epochs ' + ','.join(map(str, opt.lr_drops)) if opt.lr_drops else ''})"
         + (f", label smoothing {config.training.label_smoothing:g}" if config.training.label_smoothing else "")
-        + (f", augment {config.augment.name}" if config.augment.name != "none" else ""))
+        + (f", augment {config.augment.name}" if config.augment.name != "none" else "")
+        + (f", {precision}" if precision != "float32" else ""))
 
     t = config.training
     try:

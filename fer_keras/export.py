@@ -44,6 +44,7 @@ from fer_keras.data.pipeline import scale, to_pixels
 from fer_keras.errors import ConfigError, DataError, FerKerasError
 from fer_keras.files import atomic_write_text, ensure_writable_dir, read_json, write_json
 from fer_keras.model_files import load_keras, load_saved_model, read_tflite
+from fer_keras.precision import float32_model
 from fer_keras.runs import KERAS_FILE, SAVED_MODEL_DIR, RunModel
 
 TFLITE_FILE = "model.tflite"
@@ -69,7 +70,7 @@ def export_model(model: tf.keras.Model, out_dir: str | Path, *, input_mode: str 
 
     Returns: ``{"keras", "saved_model", "labels", "info"[, "tflite", "tflite_dynamic"]}`` -> path.
     """
-    model = base_model(model)
+    model = float32_model(base_model(model))  # exports are float32 whatever the training precision
     out_dir = Path(out_dir)
     created = not out_dir.exists()
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -39,7 +39,7 @@ from fer_keras.config import ExperimentConfig
 from fer_keras.data.pipeline import InputSpec
 from fer_keras.data.prepare import prepare_data, test_split
 from fer_keras.errors import ConfigError, DataError
-from fer_keras.files import ensure_writable_dir, lock_folder, read_json, write_json
+from fer_keras.files import ensure_writable_dir, lock_folder, read_json, release_lock, write_json
 from fer_keras.model_files import load_keras
 
 CONFIG_FILE = "config.json"
@@ -142,6 +142,13 @@ class RunFolder:
         """Refuse (one line) a second process writing this run folder while this one lives
         (:func:`fer_keras.files.lock_folder`; released when the process ends, however it ends)."""
         self._lock = lock_folder(self.path, what)
+
+    def unlock(self) -> None:
+        """Let go of :meth:`lock` (and remove its ``.lock`` file); nothing if not locked."""
+        lock = getattr(self, "_lock", None)
+        if lock is not None:
+            release_lock(lock)
+            self._lock = None
 
     @classmethod
     def open(cls, path: str | os.PathLike, what: str = "--run", *, finished: bool = False,

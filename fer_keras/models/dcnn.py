@@ -48,7 +48,7 @@ def build_dcnn(input_shape=(48, 48, 1), num_classes: int = 7, variant: str = "dc
     if head_bn:
         x = tf.keras.layers.BatchNormalization(name="dense_bn")(x)
     x = tf.keras.layers.Dropout(head_dropout, name="dense_dropout")(x)
-    outputs = tf.keras.layers.Dense(num_classes, activation="softmax", name="probabilities")(x)
+    outputs = tf.keras.layers.Dense(num_classes, activation="softmax", name="probabilities", dtype="float32")(x)
     return tf.keras.Model(inputs, outputs, name=variant)
 
 

@@ -150,5 +150,5 @@ def ghostface(input_shape=(224, 224, 3), num_classes: int = 7, noise_layers: int
         x = layers.Dropout(dropout, name="dropout")(x)
     if noise_layers >= 2:
         x = layers.GaussianNoise(noise_std, name="noise_2")(x)
-    outputs = layers.Dense(num_classes, activation="softmax", name="probabilities")(x)
+    outputs = layers.Dense(num_classes, activation="softmax", name="probabilities", dtype="float32")(x)
     return tf.keras.Model(inputs, outputs, name=name)

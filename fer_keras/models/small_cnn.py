@@ -49,5 +49,5 @@ def small_cnn(input_shape=(48, 48, 1), num_classes: int = 7, noise_layers: int =
     x = layers.Dense(dense, activation="relu", name="hidden")(x)
     if noise_layers >= 2:
         x = layers.GaussianNoise(noise_std, name="noise_2")(x)
-    outputs = layers.Dense(num_classes, activation="softmax", name="probabilities")(x)
+    outputs = layers.Dense(num_classes, activation="softmax", name="probabilities", dtype="float32")(x)
     return tf.keras.Model(inputs, outputs, name=name)

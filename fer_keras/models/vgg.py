@@ -48,5 +48,5 @@ def vgg(input_shape=(48, 48, 1), num_classes: int = 7, widths=WIDTHS, block_drop
     x = L.Flatten(name="flatten")(x)
     x = L.Dense(dense, activation="relu", kernel_initializer="he_normal", name="dense")(x)
     x = L.Dropout(dense_dropout, name="dense_dropout")(x)
-    outputs = L.Dense(num_classes, activation="softmax", name="probabilities")(x)
+    outputs = L.Dense(num_classes, activation="softmax", name="probabilities", dtype="float32")(x)
     return tf.keras.Model(inputs, outputs, name="vgg")

@@ -1,0 +1,53 @@
+"""--precision: auto's choice, float32 softmax under mixed policies, a short mixed run that trains,
+resumes exactly and exports float32 models."""
+import json
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from fer_keras.config import ExperimentConfig, TrainingConfig
+from fer_keras.errors import ConfigError
+from fer_keras.models import build_model
+from fer_keras.precision import cpu_flags, float32_model, precision_policy, resolve_precision
+
+
+def test_auto_chooses_by_device_and_cpu_flags():
+    assert resolve_precision("auto", flags={"avx2", "amx_bf16", "amx_tile"}, gpu=False) == "mixed_bfloat16"
+    assert resolve_precision("auto", flags={"avx2", "avx512_bf16"}, gpu=False) == "float32"  # no AMX
+    assert resolve_precision("auto", flags=set(), gpu=True) == "mixed_float16"
+    assert resolve_precision("mixed_float16") == "mixed_float16"
+    with pytest.raises(ConfigError, match="--precision 'half'"):
+        resolve_precision("half")
+    with pytest.raises(ConfigError, match="--precision"):
+        TrainingConfig(precision="bf16")
+    assert isinstance(cpu_flags(), set)
+
+
+@pytest.mark.parametrize("name", ["dcnn", "ghostface"])
+def test_softmax_is_float32_under_bf16_and_the_float32_copy_gives_the_same_probabilities(name):
+    shape = (48, 48, 1) if name == "dcnn" else (32, 32, 3)
+    with precision_policy("mixed_bfloat16"):
+        model = build_model(name, shape, 7)
+    assert tf.keras.mixed_precision.global_policy().name == "float32"  # restored
+    x = tf.random.uniform((2, *shape), seed=1)
+    probs = model(x, training=False)
+    assert probs.dtype == tf.float32 and model.get_layer("probabilities").compute_dtype == "float32"
+    assert model.layers[1].compute_dtype == "bfloat16"
+    copy = float32_model(model)
+    assert copy is not model and all(layer.compute_dtype == "float32" for layer in copy.layers)
+    np.testing.assert_allclose(copy(x, training=False), probs, atol=0.05)  # bf16 rounding in the original
+    assert float32_model(copy) is copy
+
+
+def test_a_bf16_run_trains_and_exports_float32(tmp_path):
+    from fer_keras.experiment import run_experiment
+
+    config = ExperimentConfig(name="bf16", out=str(tmp_path)).replace(
+        adversarial__enabled=True, training__epochs=1, training__batch_size=16, training__precision="mixed_bfloat16",
+        data__demo_images_per_class=8)
+    run = run_experiment(config, log=lambda *_: None)
+    assert json.loads(run.file("config.json").read_text())["config"]["training"]["precision"] == "mixed_bfloat16"
+    saved = tf.keras.models.load_model(run.model_file)
+    assert all(layer.compute_dtype == "float32" for layer in saved.layers)  # NSL perturbed, the export is float32
+    assert np.isfinite(run.metrics()["evaluate"]["loss"])
