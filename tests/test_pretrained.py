@@ -131,3 +131,28 @@ def test_a_model_trained_from_another_has_both_trainings_on_its_card(tmp_path, r
     assert started_from("restarted") == {"source": "restarted", "epochs": 24, "wall_seconds": 5400.0,
                                          "cpu_percent": 180, "started_from": source}
     assert started_from(str(second / "model" / "model.keras")) == {"source": "model.keras"}
+
+
+@pytest.mark.parametrize("name", ["fer2013-dcnn", "fer2013-ghostface"])
+def test_shipped_models_load_in_both_forms_and_agree_with_their_cards(name):
+    """The models committed in fer_keras/pretrained/: both forms load safely, give the same
+    classes, and the card's cost matches the files."""
+    from fer_keras.recognizer import EmotionRecognizer
+
+    assert name in pretrained.available()
+    card = pretrained.card(name)
+    folder = pretrained.path(name)
+    assert card["cost"]["keras_bytes"] == (folder / "model.keras").stat().st_size
+    assert sum(p.stat().st_size for p in folder.iterdir()) < 13 * 2**20
+    spec = pretrained.input_spec(name)
+    faces = np.random.default_rng(0).integers(0, 256, (2, *spec.shape), dtype=np.uint8)
+    keras_probs = load_classifier(name)(faces)
+    tflite = pretrained.load(name, form="tflite")
+    np.testing.assert_allclose(tflite(spec.prepare(faces).numpy()), keras_probs, atol=0.05)
+    recognizer = EmotionRecognizer(model=name, detector=None)
+    assert recognizer.detect_emotions(faces[0, ..., 0] if spec.shape[-1] == 1 else faces[0])[0]["label"] in CLASS_NAMES
+
+
+def test_shipped_models_fit_the_size_budget():
+    total = sum(p.stat().st_size for p in pretrained.ROOT.rglob("*") if p.is_file())
+    assert total <= 25 * 2**20, f"fer_keras/pretrained holds {total / 2**20:.1f} MiB (budget 25 MiB)"
