@@ -10,6 +10,7 @@ those images).
 from __future__ import annotations
 
 import dataclasses
+import shutil
 import resource
 import time
 from pathlib import Path
@@ -27,7 +28,7 @@ from fer_keras.data.dataset import describe_split
 from fer_keras.data.hygiene import duplicates_of
 from fer_keras.data.pipeline import InputSpec, TrainingStream, dataset_stats, images_only, to_pixels
 from fer_keras.data.prepare import prepare_data
-from fer_keras.errors import ConfigError
+from fer_keras.errors import ConfigError, FerKerasError
 from fer_keras.evaluation import evaluate, memorisation, predict_probabilities, scores
 from fer_keras.export import check_exports, export_model
 from fer_keras.files import atomic_write_text, write_json
@@ -35,7 +36,7 @@ from fer_keras.models import get_spec
 from fer_keras.model_files import load_keras
 from fer_keras.precision import precision_policy, resolve_precision
 from fer_keras.runs import CONFUSION_FIGURE, CURVES_FIGURE, LABEL_NOISE_FILE, RunFolder, resolve_model
-from fer_keras.training import checkpointed_randomness, compile_model, fit, schedule_for, set_seed
+from fer_keras.training import checkpointed_randomness, compile_model, fit, read_state, schedule_for, set_seed
 
 
 def _tee(log: Callable, path: Path) -> Callable:
@@ -134,6 +135,12 @@ def run_experiment(config: ExperimentConfig, resume: str | Path | None = None,
     runs: list[RunFolder] = []  # the folder this call writes (and locks), once known
     try:
         return _run_experiment(config, resume, log, time_budget, extend_epochs, runs)
+    except FerKerasError:
+        for run in runs:  # a new run stopped by a user mistake before its first checkpoint leaves no folder
+            if resume is None and read_state(run.path) is None:
+                run.unlock()
+                shutil.rmtree(run.path, ignore_errors=True)
+        raise
     finally:
         for run in runs:  # another process (or call) may continue it now
             run.unlock()

@@ -131,6 +131,17 @@ def test_jit_is_refused_for_ghostface_on_a_cpu_before_any_run_folder(tmp_path):
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
 
 
+def test_a_new_run_stopped_by_a_mistake_before_its_first_checkpoint_leaves_no_folder(tmp_path):
+    from fer_keras.config import ExperimentConfig
+    from fer_keras.experiment import run_experiment
+
+    config = ExperimentConfig(name="n", out=str(tmp_path / "runs")).replace(
+        model__noise_layers=1, adversarial__enabled=False, training__epochs=1, data__demo_images_per_class=4)
+    with pytest.raises(ConfigError, match="model dcnn has no Gaussian-noise layers"):  # found after the folder was made
+        run_experiment(config, log=lambda *_: None)
+    assert list((tmp_path / "runs").iterdir()) == []
+
+
 def test_jit_needs_nondeterministic_ops():
     with pytest.raises(ConfigError, match="--jit needs --no-deterministic"):
         TrainingConfig(jit_compile=True)
