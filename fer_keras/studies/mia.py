@@ -42,10 +42,10 @@ from fer_keras.training import compile_model, schedule_for, set_seed
 
 DEFAULT_SETTINGS = ("none", "noise1", "noise2", "basic", "randaugment", "mixup", "dp")
 NOISE_PARTS = {"noise1": 1, "noise2": 2}
-AUGMENT_PARTS = ("basic", "randaugment", "mixup")
-SETTING_PARTS = (*NOISE_PARTS, *AUGMENT_PARTS, "dp")
+SETTING_AUGMENTS = ("basic", "randaugment", "mixup")
+SETTING_PARTS = (*NOISE_PARTS, *SETTING_AUGMENTS, "dp")
 #: Demo-set epochs: enough for the small CNN to overfit, the grid done in minutes.
-DEMO_EPOCHS = 30
+MIA_DEMO_EPOCHS = 30
 #: Fields of the shared sections that the grid does not take from the command line: each setting
 #: chooses its noise layers and augmentation; training runs without validation callbacks.
 NOT_FLAGS = ("data__label_noise", "data__label_noise_mode", "model__noise_layers", "augment__name",
@@ -107,7 +107,7 @@ class MIAConfig:
 
     @property
     def resolved_epochs(self) -> int:
-        return self.training.epochs or (DEMO_EPOCHS if self.data.path is None else self.training.full_epochs)
+        return self.training.epochs or (MIA_DEMO_EPOCHS if self.data.path is None else self.training.full_epochs)
 
     def input_spec(self, class_names) -> InputSpec:
         spec = get_spec(self.model.name)
@@ -163,7 +163,7 @@ def parse_setting(name: str, model: str = "small_cnn") -> dict:
         with_noise = [n for n in ("small_cnn", "ghostface") if get_spec(n).noise_layers]
         raise ConfigError(f"--settings {name!r}: model {model} has no noise layers (models that do: "
                           f"{', '.join(with_noise)}); use settings without noise1/noise2")
-    augment = "+".join(p for p in AUGMENT_PARTS if p in parts) or "none"
+    augment = "+".join(p for p in SETTING_AUGMENTS if p in parts) or "none"
     return {"noise_layers": noise[0] if noise else 0, "augment": augment, "dp": "dp" in parts}
 
 

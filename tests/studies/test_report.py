@@ -161,7 +161,10 @@ def test_full_data_runs_name_their_preset_and_the_shipped_model():
     header, rows = full_data_rows(find_runs([docs / "*"]))
     by_run = {row[0].split(" ")[0]: dict(zip(header, row)) for row in rows}
     source = Path(pretrained.card("fer2013-dcnn")["source_run"]).name
-    assert [row[0] for row in rows if "shipped as" in row[0]] == [f"{source} (shipped as `fer2013-dcnn`)"]
+    light = Path(pretrained.card("fer2013-ghostface")["source_run"]).name
+    assert sorted(row[0] for row in rows if "shipped as" in row[0]) == sorted(
+        [f"{source} (shipped as `fer2013-dcnn`)", f"{light} (shipped as `fer2013-ghostface`)"])
+    assert by_run[light]["recipe"] == "`--preset study-b-fer2013`"
     assert by_run[source]["recipe"].startswith("`--preset ") and by_run[source]["held-out copies in training"] == "dropped"
     plain = by_run["20261201-104712-dcnn-plain"]
     assert plain["recipe"] == "`--preset study-a-plain`" and plain["held-out copies in training"] == "kept"
