@@ -129,7 +129,7 @@ def check_keras_config(path: str | os.PathLike) -> None:
                           f"{str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__})") from None
     bad = _unsafe_reference(config)
     if bad is not None:
-        raise ConfigError(f"model {path}: not loaded: its config holds {bad[:200]}, which can run Python code; "
+        raise ConfigError(f"model {path}: not loaded: its config holds {bad[:200]}, which can run code on loading; "
                           f"{TRUST_HINT}")
 
 
