@@ -8,7 +8,8 @@ batch, callbacks, seed handling) and :class:`EvaluationConfig`. The privacy stud
 
 Every field carries its command-line flag and help text (:func:`setting`), so the scripts'
 flags are generated from here (:mod:`fer_keras.flags`) instead of being written again.
-Validation is plain Python: building a config imports neither TensorFlow nor any model code.
+Validation is plain Python and runs no TensorFlow op (the package itself, `fer_keras/__init__.py`, imports
+TensorFlow to select Keras 2 first, so importing this module does too).
 Run folders written before the sections existed stored one flat dict; :meth:`ExperimentConfig.from_dict`
 reads both forms.
 """
