@@ -494,7 +494,9 @@ def privacy_lines(runs) -> list[str]:
             rows.append([name, _pct(s["test_accuracy"]), _pct(s.get("member_accuracy")), auc,
                          f"{_num(low.get('1%'), '{:.3f}')} / {_num(low.get('0.1%'), '{:.3f}')}", *cells,
                          " / ".join(f"{v:g}" for v in study) if study else "-"])
-        lines += [f"**{r['name']}**: model {cfg.model.name}, data {cfg.data.path or 'demo (synthetic)'}, "
+        shape = "x".join(map(str, r["resolved"].get("input_shape") or []))
+        lines += [f"**{r['name']}**: model {cfg.model.name}{f' at {shape}' if shape else ''}, data "
+                  f"{Path(cfg.data.path).name if cfg.data.path else 'demo (synthetic)'}, "
                   f"{r['images'].get('train', '?')} training images, "
                   + (f"the trained model of {Path(r['resolved']['model_dir']).name}, " if r["resolved"].get("model_dir")
                      else f"{cfg.training.epochs or 'default'} epochs, ")
