@@ -51,3 +51,32 @@ def test_a_bf16_run_trains_and_exports_float32(tmp_path):
     saved = tf.keras.models.load_model(run.model_file)
     assert all(layer.compute_dtype == "float32" for layer in saved.layers)  # NSL perturbed, the export is float32
     assert np.isfinite(run.metrics()["evaluate"]["loss"])
+
+
+def test_a_bf16_run_stopped_and_resumed_matches_an_uninterrupted_one(tmp_path, monkeypatch, capsys):
+    """Exact resume holds under mixed_bfloat16 (time budget after epoch 1 of 2, then --resume)."""
+    import csv
+    import sys
+    from pathlib import Path
+
+    from fer_keras.errors import run_main
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
+    import run_nsl
+
+    args = ["--no-adversarial", "--model", "small_cnn", "--limit", "40", "--eval-limit", "14", "--epochs", "2",
+            "--batch-size", "10", "--precision", "mixed_bfloat16"]
+
+    def history(out):
+        run = next(Path(out).iterdir())
+        with open(run / "history.csv") as f:
+            return run, [{k: v for k, v in row.items() if "seconds" not in k} for row in csv.DictReader(f)]
+
+    for out, extra in ((tmp_path / "straight", []), (tmp_path / "stopped", ["--time-budget", "0.0001"])):
+        monkeypatch.setattr(sys, "argv", ["run_nsl.py", "--out", str(out), *args, *extra])
+        run_main(run_nsl.main)
+    stopped, partial = history(tmp_path / "stopped")
+    assert len(partial) == 1
+    monkeypatch.setattr(sys, "argv", ["run_nsl.py", "--resume", str(stopped)])
+    run_main(run_nsl.main)
+    assert history(tmp_path / "stopped")[1] == history(tmp_path / "straight")[1]
