@@ -155,56 +155,58 @@ def predict(source: str | os.PathLike, model: str | os.PathLike | Classifier, de
     detector = get_detector(detector)
     out = ensure_writable_dir(out, "output folder") if out is not None else None
     lock = lock_folder(out, "output folder") if out is not None else None  # one predict per --out at a time
-    writers: dict[str, cv2.VideoWriter] = {}
-    items, chunk, done = [], [], False
-    bar = tqdm(total=_frame_total(source, every, out), unit="frame", desc="predict", file=sys.stderr,
-               mininterval=1.0, disable=None if progress is None else not progress)
-
-    trackers: dict[str, FaceTracker] = {}  # video name -> its face ids
-    boxes = dict(boxes or {})
-
-    def flush():
-        items.extend(_classify_chunk(chunk, detector, classifier, out if annotate else None, writers,
-                                     batch_size, margin, align, tta, boxes, trackers))
-        chunk.clear()
-
     try:
-        for frame in _frames(source, every, out, max_pixels):
-            chunk.append(frame)
-            if len(chunk) == _CHUNK_FRAMES:
-                flush()
-            bar.update(1)
-            if frame.reason:
-                log(f"{frame.name}: {frame.status} ({frame.reason})")
-        flush()
-        if boxes:
-            unused = sorted(set(boxes) - {i["file"] for i in items if "frame" not in i})
-            if unused:
-                raise ConfigError(f"--boxes names {len(unused)} image(s) that are not among the inputs, e.g. "
-                                  f"{unused[0]!r}; use the names predictions.json gives (relative to the folder)")
-        done = True
-    finally:
-        bar.close()
-        for name, writer in writers.items():  # videos are written under a hidden name, shown when whole
-            writer.release()
-            path = _annotated_path(out, name, ".mp4")
-            if done:
-                os.replace(_hidden(path), path)
+        writers: dict[str, cv2.VideoWriter] = {}
+        items, chunk, done = [], [], False
+        bar = tqdm(total=_frame_total(source, every, out), unit="frame", desc="predict", file=sys.stderr,
+                   mininterval=1.0, disable=None if progress is None else not progress)
+
+        trackers: dict[str, FaceTracker] = {}  # video name -> its face ids
+        boxes = dict(boxes or {})
+
+        def flush():
+            items.extend(_classify_chunk(chunk, detector, classifier, out if annotate else None, writers,
+                                         batch_size, margin, align, tta, boxes, trackers))
+            chunk.clear()
+
+        try:
+            for frame in _frames(source, every, out, max_pixels):
+                chunk.append(frame)
+                if len(chunk) == _CHUNK_FRAMES:
+                    flush()
+                bar.update(1)
+                if frame.reason:
+                    log(f"{frame.name}: {frame.status} ({frame.reason})")
+            flush()
+            if boxes:
+                unused = sorted(set(boxes) - {i["file"] for i in items if "frame" not in i})
+                if unused:
+                    raise ConfigError(f"--boxes names {len(unused)} image(s) that are not among the inputs, e.g. "
+                                      f"{unused[0]!r}; use the names predictions.json gives (relative to the folder)")
+            done = True
+        finally:
+            bar.close()
+            for name, writer in writers.items():  # videos are written under a hidden name, shown when whole
+                writer.release()
+                path = _annotated_path(out, name, ".mp4")
+                if done:
+                    os.replace(_hidden(path), path)
+                else:
+                    _hidden(path).unlink(missing_ok=True)
+        result = {"model": str(classifier.path), "detector": detector.name, "class_names": list(classifier.class_names),
+                  "tta": tta, "items": items}
+        if out is not None:
+            target = out / f"predictions.{fmt}"
+            if fmt == "json":
+                write_json(target, result)
             else:
-                _hidden(path).unlink(missing_ok=True)
-    result = {"model": str(classifier.path), "detector": detector.name, "class_names": list(classifier.class_names),
-              "tta": tta, "items": items}
-    if out is not None:
-        target = out / f"predictions.{fmt}"
-        if fmt == "json":
-            write_json(target, result)
-        else:
-            atomic_write_text(target, _to_csv(result))
-        faces = sum(len(i["faces"]) for i in items)
-        log(f"{len(items)} images/frames, {faces} faces, {sum(i['status'] == 'no_face' for i in items)} without a "
-            f"face, {sum(i['status'] in ('unreadable', 'no_frames') for i in items)} unreadable -> {target}")
-    if lock is not None:
-        release_lock(lock)
+                atomic_write_text(target, _to_csv(result))
+            faces = sum(len(i["faces"]) for i in items)
+            log(f"{len(items)} images/frames, {faces} faces, {sum(i['status'] == 'no_face' for i in items)} without a "
+                f"face, {sum(i['status'] in ('unreadable', 'no_frames') for i in items)} unreadable -> {target}")
+    finally:  # the folder is free again, and left without a .lock file, however predict ends
+        if lock is not None:
+            release_lock(lock)
     return result
 
 

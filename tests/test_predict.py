@@ -199,3 +199,4 @@ def test_command_line_boxes_and_pre_cropped_faces(tmp_path, models, photo_bgr, c
         main(["predict", str(folder), "--model", str(models["run"]), "--detector", "haar", "--boxes", "bad.json",
               "--out", "r"])
     assert "--boxes names 1 image(s) that are not among the inputs, e.g. 'nothere.jpg'" in capsys.readouterr().err
+    assert not (tmp_path / "r" / ".lock").exists()  # a failed predict frees its --out folder too
