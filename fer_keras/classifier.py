@@ -23,7 +23,7 @@ from fer_keras import model_files, pretrained
 from fer_keras.data.labels import CLASS_NAMES
 from fer_keras.data.pipeline import InputSpec
 from fer_keras.errors import ConfigError, FerKerasError
-from fer_keras.export import TFLiteModel, check_exports, export_model, read_model_info
+from fer_keras.export import TFLiteModel, export_checked, read_model_info
 from fer_keras.models import REGISTRY
 from fer_keras.runs import RunFolder, resolve_model
 from fer_keras.tta import average_probabilities
@@ -95,14 +95,8 @@ class Classifier:
         if model_files.model_format(self.model_path) != "keras":
             raise ConfigError(f"model {self.path}: export needs a Keras model (a pretrained name, run folder or "
                               f".keras file), not a {model_files.model_format(self.model_path)} file")
-        model = model_files.load_keras(self.model_path, self.trusted)
-        scaling = {k: v for k, v in self.spec.scaling.items() if k != "mode"}
-        paths = export_model(model, out_dir, input_mode=self.mode, tflite=tflite, class_names=self.class_names,
-                             **scaling)
-        pixels = np.random.default_rng(seed).integers(0, 256, (check_images, *self.input_shape), dtype=np.uint8)
-        check = check_exports(model, paths, self.spec.prepare(pixels).numpy(), pixels=pixels, input_mode=self.mode,
-                              **scaling)
-        return {"paths": {k: str(v) for k, v in paths.items()}, "check": check}
+        return export_checked(model_files.load_keras(self.model_path, self.trusted), out_dir, self.spec, tflite,
+                              check_images, seed)
 
     def __call__(self, crops: np.ndarray, tta: str = "none") -> np.ndarray:
         """Probabilities (N, K) of ``crops``; ``tta`` "flip" / "flip+crops" averages over 2 / 12

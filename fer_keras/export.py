@@ -290,17 +290,23 @@ def export_run(run_dir: str | Path, out_dir: str | Path | None = None, tflite: b
     out_dir = Path(out_dir or run.run.model_dir)
     created = not out_dir.exists()
     out_dir = ensure_writable_dir(out_dir, "--out")
-    spec = run.spec
-    scaling = {k: v for k, v in spec.scaling.items() if k != "mode"}
     try:
-        paths = export_model(run.model, out_dir, input_mode=spec.mode, tflite=tflite,
-                             class_names=spec.class_names, **scaling)
+        return export_checked(run.model, out_dir, run.spec, tflite, check_images, seed)
     except FerKerasError:
         if created:  # e.g. out of disk space: leave no empty --out folder behind
             with contextlib.suppress(OSError):
                 out_dir.rmdir()
         raise
-    pixels = np.random.default_rng(seed).integers(0, 256, (check_images, *run.input_shape), dtype=np.uint8)
-    check = check_exports(run.model, paths, run.prepare(pixels).numpy(), pixels=pixels,
-                          input_mode=spec.mode, **scaling)
+
+
+def export_checked(model: tf.keras.Model, out_dir: str | Path, spec, tflite: bool = True, check_images: int = 32,
+                   seed: int = 0) -> dict:
+    """:func:`export_model` with the input preparation and class names of ``spec`` (an
+    :class:`~fer_keras.data.pipeline.InputSpec`), then :func:`check_exports` on ``check_images``
+    random faces. Returns ``{"paths": {...}, "check": {export: max abs probability difference}}``."""
+    scaling = {k: v for k, v in spec.scaling.items() if k != "mode"}
+    paths = export_model(model, out_dir, input_mode=spec.mode, tflite=tflite, class_names=spec.class_names,
+                         **scaling)
+    pixels = np.random.default_rng(seed).integers(0, 256, (check_images, *spec.shape), dtype=np.uint8)
+    check = check_exports(model, paths, spec.prepare(pixels).numpy(), pixels=pixels, input_mode=spec.mode, **scaling)
     return {"paths": {k: str(v) for k, v in paths.items()}, "check": check}
