@@ -17,6 +17,7 @@ from pathlib import Path
 import fer_keras  # noqa: F401  (selects Keras 2 before TensorFlow loads)
 from fer_keras.errors import ConfigError, run_main
 from fer_keras.pretrained.packaging import package_run, started_from
+from fer_keras.runs import TIMING_FILE
 from fer_keras.studies.presets import preset_command
 from fer_keras.studies.report import load_run
 
@@ -37,14 +38,14 @@ def main(argv=None):
     run = load_run(args.run)
     if run["kind"] != "train" or not run.get("metrics"):
         raise ConfigError(f"{args.run}: not a finished training run (no metrics.json); finish it with --resume first")
-    timing_file = Path(args.timing) if args.timing else Path("docs/runs") / run["name"] / "timing.json"
+    timing_file = Path(args.timing) if args.timing else Path("docs/runs") / run["name"] / TIMING_FILE
     if args.timing and not timing_file.is_file():
         raise ConfigError(f"--timing {timing_file}: no such file; collect the run first (experiments/report.py --collect)")
     timing = json.loads(timing_file.read_text()) if timing_file.is_file() else None
     train_command = preset_command(run["config"])  # --data path/to/...: the card is read elsewhere
     source, started = run["config"].model.init_from, None
     if source:  # the card gives that training too, and both summed
-        source_timing = Path("docs/runs") / Path(source).name / "timing.json"
+        source_timing = Path("docs/runs") / Path(source).name / TIMING_FILE
         source_command = preset_command(load_run(source)["config"]) if Path(source).is_dir() else None
         started = started_from(source, command=source_command,
                                timing=json.loads(source_timing.read_text()) if source_timing.is_file() else None)

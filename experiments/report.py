@@ -1,4 +1,4 @@
-"""Write docs/RESULTS.md and README's results block from run folders (see fer_keras/studies/report.py).
+"""Write docs/RESULTS.md and README's results block from run folders (see fer_keras/studies/report/).
 
     python experiments/report.py                                  # docs/runs/* -> docs/RESULTS.md + README.md
     python experiments/report.py --runs "runs/*" --out /tmp/RESULTS.md --no-readme

@@ -257,3 +257,40 @@ def membership_roc(curves: dict, path, title: str = "Membership inference ROC") 
     axes[1].set_title("low-FPR region (log-log)")
     axes[0].legend(fontsize=7, loc="lower right")
     return _save(fig, path)
+
+
+def learning_curves(histories: dict[str, list[dict]], path,
+                    title: str = "Full-data runs: validation accuracy per epoch") -> Path:
+    """Validation (solid) and training (dotted) accuracy per epoch of several runs (name -> history rows)."""
+    fig, ax = _subplots(figsize=(8, 4.5))
+    for i, (name, history) in enumerate(histories.items()):
+        epochs = [int(r["epoch"]) + 1 for r in history]
+        color = f"C{i % 10}"
+        ax.plot(epochs, [100 * float(r["val_categorical_accuracy"]) for r in history], color=color, label=name)
+        ax.plot(epochs, [100 * float(r["categorical_accuracy"]) for r in history], color=color, ls=":", lw=1)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("accuracy %")
+    ax.set_title(title + " (dotted: training, on augmented batches)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="lower right")
+    return _save(fig, path)
+
+
+def accuracy_vs_cost(points: list[dict], path, title: str = "Test accuracy against model cost") -> Path:
+    """One marker per run: ``{"label", "macs" (per image), "accuracy" (fraction), "full" (bool)}``;
+    full-data runs filled, reduced-scale runs hollow; MACs on a log axis."""
+    fig, ax = _subplots(figsize=(8, 4.5))
+    best = {}
+    for p in points:
+        x, y = p["macs"] / 1e6, 100 * p["accuracy"]
+        ax.scatter([x], [y], s=40, facecolors="C0" if p["full"] else "none", edgecolors="C0" if p["full"] else "C7")
+        if p["full"] and y > best.get(p["label"], (0, -1))[1]:
+            best[p["label"]] = (x, y)
+    for label, (x, y) in best.items():  # each model named once, at its best full-data run
+        ax.annotate(f"{label} {y:.1f}%", (x, y), fontsize=7, xytext=(4, 3), textcoords="offset points")
+    ax.set_xscale("log")
+    ax.set_xlabel("multiply-adds per image (millions, log scale)")
+    ax.set_ylabel("test accuracy %")
+    ax.set_title(title + " (filled: full data; hollow: reduced-scale runs)")
+    ax.grid(alpha=0.3, which="both")
+    return _save(fig, path)

@@ -12,6 +12,7 @@ A training run (``experiments/run_nsl.py``, ``run_ghostface.py``) writes::
     RUN/model/model.keras            + model/saved_model/, labels.txt, model_info.json (fer_keras.export)
     RUN/label_noise.json, RUN/robustness.json   (label-noise runs; robustness audits)
     RUN/tta_validation.json          test-time augmentation modes scored on validation (select_tta)
+    RUN/timing.json, RUN/profile.json   /usr/bin/time figures and model cost, added when collected for the docs
 
 A privacy run (``experiments/run_mia.py``) has the same ``config.json`` schema (its config under
 ``"config"``, what it resolved under ``"resolved"``) plus ``summary.json``, ``table.md``/``.csv``,
@@ -58,6 +59,10 @@ STATE_FILE = "state.json"
 MODEL_DIR = "model"
 KERAS_FILE = "model.keras"
 SAVED_MODEL_DIR = "saved_model"
+BEST_DIR = "best"  # in checkpoints/: the best validation epoch's weights
+# added when a run is collected for the docs (fer_keras.studies.report)
+TIMING_FILE = "timing.json"
+PROFILE_FILE = "profile.json"
 # privacy runs
 SUMMARY_FILE = "summary.json"
 TABLE_MD_FILE, TABLE_CSV_FILE = "table.md", "table.csv"

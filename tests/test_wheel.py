@@ -28,7 +28,7 @@ def test_wheel_carries_package_and_pretrained_files(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     [wheel] = (tmp_path / "dist").glob("fer_keras-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
-    for module in ("__init__.py", "recognizer.py", "cli.py", "studies/report.py", "pretrained/__init__.py", "models/dcnn.py",
+    for module in ("__init__.py", "recognizer.py", "cli.py", "studies/report/render.py", "pretrained/__init__.py", "models/dcnn.py",
                    "layers/ghost_module.py", "data/labels.py"):
         assert f"fer_keras/{module}" in names, module
     assert {f"fer_keras/pretrained/wheel-check/{n}" for n in PRETRAINED_FILES} <= names

@@ -11,7 +11,7 @@ import csv
 import io
 from pathlib import Path
 
-from fer_keras import plots
+from fer_keras import markdown, plots
 from fer_keras.config import parse_augment
 from fer_keras.errors import ConfigError
 from fer_keras.experiment import run_experiment
@@ -65,12 +65,11 @@ def write_sweep(rows: list[dict], folder, base=None) -> None:
     def pct(v):
         return "-" if v != v else f"{v:.1%}"  # NaN (no flipped images) -> "-"
 
-    md = ["| noise | mode | augment | test accuracy | macro F1 | flipped train images | "
-          "predicted true label | predicted noisy label | run |",
-          "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
-    md += [f"| {r['noise']:.0%} | {r['mode']} | {r['augment']} | {r['test_accuracy']:.4f} | "
-           f"{r['macro_f1']:.4f} | {r['flipped_images']} | {pct(r['fraction_true'])} | "
-           f"{pct(r['fraction_noisy'])} | {r['run']} |" for r in rows]
+    md = markdown.table(
+        ["noise", "mode", "augment", "test accuracy", "macro F1", "flipped train images", "predicted true label",
+         "predicted noisy label", "run"],
+        [[f"{r['noise']:.0%}", r["mode"], r["augment"], f"{r['test_accuracy']:.4f}", f"{r['macro_f1']:.4f}",
+          r["flipped_images"], pct(r["fraction_true"]), pct(r["fraction_noisy"]), r["run"]] for r in rows])
     if base is not None:
         md += ["", f"{base.model.name}, {'NSL' if base.adversarial.enabled else 'plain'} training, "
                f"{base.resolved_epochs} epochs, --limit {base.data.limit}, --eval-limit {base.data.eval_limit}, "

@@ -26,7 +26,7 @@ from typing import Any, Callable
 import numpy as np
 import tensorflow as tf
 
-from fer_keras import plots, privacy
+from fer_keras import markdown, plots, privacy
 from fer_keras.augment import make_augmenter
 from fer_keras.config import (AugmentConfig, DataConfig, ModelConfig, OptimizerConfig, TrainingConfig, build_config,
                               setting)
@@ -79,7 +79,7 @@ class AuditConfig:
     def __post_init__(self):
         self.settings, self.attacks = _names(self.settings), _names(self.attacks)
         for a in self.attacks:
-            privacy._attack_type(a)
+            privacy.attack_type(a)
         if self.audit_size < 1:
             raise ConfigError(f"--audit-size must be at least 1 (got {self.audit_size})")
         if not 0 < self.target_fpr < 1:
@@ -305,15 +305,13 @@ def _markdown(config: MIAConfig, inputs: InputSpec, sets, rows, eff) -> str:
             "", f"Model {config.model.name} {inputs.shape}, data {config.data.path or 'demo (synthetic)'}, "
             f"{config.resolved_epochs} epochs. TP/FP/TN/FN are % of all audited images. "
             f"`at_target_fpr`: per-class thresholds at {100 * config.audit.target_fpr:g}% FPR on population "
-            "data (see fer_keras/privacy.py); `best_accuracy`: the single most accurate threshold. "
+            "data (see fer_keras/privacy/audit.py); `best_accuracy`: the single most accurate threshold. "
             "test_accuracy in %.", "", privacy.table_markdown(rows)]
     if eff:
-        text += ["## Against `none` (loss-threshold attack AUC)", "",
-                 "| setting | accuracy points lost | AUC lowered | AUC lowered per accuracy point |",
-                 "| --- | --- | --- | --- |"]
-        text += [f"| {k} | {v['accuracy_points_lost']} | {v['auc_lowered']} | "
-                 f"{v['auc_lowered_per_accuracy_point'] if v['auc_lowered_per_accuracy_point'] is not None else 'no accuracy lost'} |"
-                 for k, v in eff.items()]
+        text += ["## Against `none` (loss-threshold attack AUC)", "", *markdown.table(
+            ["setting", "accuracy points lost", "AUC lowered", "AUC lowered per accuracy point"],
+            [[k, v["accuracy_points_lost"], v["auc_lowered"], "no accuracy lost" if v["auc_lowered_per_accuracy_point"]
+              is None else v["auc_lowered_per_accuracy_point"]] for k, v in eff.items()])]
     return "\n".join(text) + "\n"
 
 

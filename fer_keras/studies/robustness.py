@@ -13,7 +13,7 @@ from pathlib import Path
 
 import tensorflow as tf
 
-from fer_keras import plots
+from fer_keras import markdown, plots
 from fer_keras.attacks import DEFAULT_EPSILONS, evaluate_robustness
 from fer_keras.errors import ConfigError
 from fer_keras.files import atomic_write_text, write_json
@@ -94,8 +94,7 @@ def write_comparison(results: list[dict], out: str | Path) -> dict[str, Path]:
     header, rows = comparison_rows(results)
     buf = io.StringIO()
     csv.writer(buf).writerows([header] + rows)
-    md = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
-    md += ["| " + " | ".join(row) + " |" for row in rows]
+    md = markdown.table(header, rows)
     units = results[0]["units"]
     settings = results[0]["settings"]
     md += ["", f"Accuracy on {results[0]['images']} test images per run; epsilon in {units}; "

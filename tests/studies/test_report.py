@@ -8,8 +8,8 @@ from fer_keras.config import ExperimentConfig
 from fer_keras.errors import ConfigError
 from fer_keras.experiment import run_experiment
 from fer_keras.runs import read_history
-from fer_keras.studies.report import (README_END, README_START, collect_run, find_runs, parse_time_log,
-                                      replace_between_markers, write_report)
+from fer_keras.studies.report import README_END, README_START, collect_run, find_runs, parse_time_log, write_report
+from fer_keras.studies.report.render import replace_between_markers
 
 TIME_LOG = """some TensorFlow noise on stderr
 \tCommand being timed: "python experiments/run_nsl.py --no-adversarial --epochs 1"
@@ -94,7 +94,9 @@ def test_report_figures_come_from_the_run_files(docs):
     profile = json.loads((dest / "profile.json").read_text())  # latency recorded for the next report
     assert profile["params"] == 2_395_591 and profile["latency_ms"] > 0
     block = readme.read_text()
-    assert block.startswith("# fer_keras\n\nintro\n") and "(docs/RESULTS.md)" in block and run.name in block
+    assert block.startswith("# fer_keras\n\nintro\n") and "(docs/RESULTS.md)" in block
+    assert "No full-data run yet." in block and run.name not in block  # README shows full-data runs only
+    assert (tmp / "docs" / "figures" / "accuracy_vs_cost.png").is_file()  # the report's own figure
     write_report(patterns, tmp / "docs" / "RESULTS.md", readme)
     assert readme.read_text() == block and paths["results"].read_text() == text  # stable: nothing re-measured
 
@@ -106,7 +108,7 @@ def test_no_runs_is_an_error(tmp_path):
 
 
 def test_xla_pairs_are_compared():
-    from fer_keras.studies.report import xla_lines
+    from fer_keras.studies.report.tables import xla_lines
 
     def run(name, jit, ips):
         config = ExperimentConfig.from_dict({"model": "dcnn", "adversarial": False, "jit_compile": jit,
@@ -120,7 +122,7 @@ def test_xla_pairs_are_compared():
 
 
 def test_a_resumed_run_sums_its_commands_timings(tmp_path):
-    from fer_keras.studies.report import combine_timings
+    from fer_keras.studies.report.collect import combine_timings
 
     first = parse_time_log(TIME_LOG)  # 3723.5 s wall at 171 %
     second = {**first, "wall_seconds": 276.5, "user_seconds": 400.0, "system_seconds": 0.0, "max_rss_mb": 4096.0}
@@ -131,7 +133,7 @@ def test_a_resumed_run_sums_its_commands_timings(tmp_path):
 
 
 def test_an_untimed_part_adds_its_history_wall_time_but_not_to_the_cpu_share(docs, tmp_path):
-    from fer_keras.studies.report import combine_timings, untimed_epochs
+    from fer_keras.studies.report.collect import combine_timings, untimed_epochs
 
     _, run, _ = docs
     lost = untimed_epochs(run, "1-1")  # the demo run's one epoch, as if its time report were lost
@@ -155,7 +157,7 @@ def test_full_data_runs_name_their_preset_and_the_shipped_model():
     from pathlib import Path
 
     from fer_keras import pretrained
-    from fer_keras.studies.report import full_data_rows
+    from fer_keras.studies.report.tables import full_data_rows
 
     docs = Path(__file__).resolve().parents[2] / "docs" / "runs"
     header, rows = full_data_rows(find_runs([docs / "*"]))
@@ -171,7 +173,7 @@ def test_full_data_runs_name_their_preset_and_the_shipped_model():
 
 
 def test_runs_whose_initial_weights_saw_held_out_images_are_marked():
-    from fer_keras.studies.report import marks, selection_warnings
+    from fer_keras.studies.report.tables import marks, selection_warnings
 
     def run(name, init=None):
         return {"name": name, "speed": False, "metrics": {"accuracy": 0.5},
@@ -189,7 +191,7 @@ def test_runs_whose_initial_weights_saw_held_out_images_are_marked():
 
 
 def test_study_b_rows_show_full_data_ghostface_runs_beside_the_study():
-    from fer_keras.studies.report import study_b_lines
+    from fer_keras.studies.report.render import study_b_lines
 
     def run(name, augment, limit=None, adversarial=False):
         config = ExperimentConfig.from_dict({"model": "ghostface", "adversarial": adversarial, "augment": augment,

@@ -1,4 +1,4 @@
-"""Privacy audit (membership inference) and differentially private training.
+"""Membership-inference audit: can an attacker tell a model's training images from its outputs?
 
 The audit asks of a trained model: from its outputs on an image, can an attacker tell whether the
 image was in the training set? It uses tensorflow-privacy's membership-inference attacks
@@ -33,17 +33,10 @@ a member when its score is above the threshold):
     the single threshold on the membership score with the highest attack accuracy
     (TP + TN) over all audited images (with equal members and non-members this is
     50% + advantage / 2).
-
-Differentially private training: :func:`compile_dp` compiles a model with tensorflow-privacy's
-DP Keras optimizers (per-example clipping + Gaussian noise; the loss is per-example, reduction
-NONE) and :func:`dp_epsilon` gives the (epsilon, delta) spent (RDP accounting).
 """
 from __future__ import annotations
 
-import csv
 import dataclasses
-import io
-import math
 from typing import Sequence
 
 import numpy as np
@@ -220,16 +213,6 @@ def confusion_percentages(tp: int, fp: int, tn: int, fn: int) -> dict:
             "accuracy": (tp + tn) / total, "tpr": tp / max(tp + fn, 1), "fpr": fp / max(fp + tn, 1)}
 
 
-def round_to_total(values: Sequence[float], decimals: int = 1, total: float = 100.0) -> list[float]:
-    """Round ``values`` to ``decimals`` so that the rounded values still sum to ``total``
-    (largest-remainder rounding), e.g. for a printed TP/FP/TN/FN row."""
-    scale = 10 ** decimals
-    scaled = np.asarray(values, dtype=np.float64) * scale
-    floors = np.floor(scaled + 1e-9)
-    short = int(round(total * scale - floors.sum()))
-    order = np.argsort(-(scaled - floors), kind="stable")
-    floors[order[:max(short, 0)]] += 1
-    return [float(v) / scale for v in floors]
 
 
 def best_accuracy_point(scores_in: np.ndarray, scores_out: np.ndarray) -> dict:
@@ -290,7 +273,7 @@ def tpr_at_fpr(fpr: np.ndarray, tpr: np.ndarray, at: float) -> float:
 # The audit
 
 
-def _attack_type(name: str):
+def attack_type(name: str):
     types = {t.value: t for t in _mia_data().AttackType}
     key = name.replace("_", "-")
     if key not in types:
@@ -309,7 +292,7 @@ def audit_outputs(logits_in, labels_in, logits_out, labels_out, *, reference_log
     if len(labels_in) == 0 or len(labels_out) == 0:
         raise DataError("an audit needs at least one member and one non-member")
     mia, ds = _mia(), _mia_data()
-    types = [_attack_type(a) for a in attacks]
+    types = [attack_type(a) for a in attacks]
     data = make_attack_input(logits_in, labels_in, logits_out, labels_out)
     ref_scores = {}
     if reference_logits is not None and len(reference_labels):
@@ -372,124 +355,3 @@ def audit(model: tf.keras.Model, members: FaceData, nonmembers: FaceData, refere
                          model_logits(model, nonmembers, **pipeline), nonmembers.labels,
                          reference_logits=ref_logits, reference_labels=ref_labels, attacks=attacks,
                          target_fpr=target_fpr, min_reference=min_reference, seed=seed, keep_roc=keep_roc)
-
-
-# ---------------------------------------------------------------------------------------------
-# Differentially private training
-
-
-@dataclasses.dataclass(frozen=True)
-class DPSettings:
-    """DP-SGD settings: per-example gradients clipped to ``l2_norm_clip`` and Gaussian noise of
-    std ``noise_multiplier * l2_norm_clip`` added to their sum. ``num_microbatches`` None = one
-    per example (the tightest accounting). ``delta`` None = 1 / (10 * training images)."""
-
-    l2_norm_clip: float = 1.0
-    noise_multiplier: float = 1.1
-    num_microbatches: int | None = None
-    delta: float | None = None
-
-    def __post_init__(self):
-        if self.l2_norm_clip <= 0:
-            raise ConfigError(f"--dp-clip must be positive (got {self.l2_norm_clip})")
-        if self.noise_multiplier < 0:
-            raise ConfigError(f"--dp-noise must be non-negative (got {self.noise_multiplier})")
-        if self.num_microbatches is not None and self.num_microbatches < 1:
-            raise ConfigError(f"--dp-microbatches must be at least 1 (got {self.num_microbatches})")
-
-
-def compile_dp(model: tf.keras.Model, l2_norm_clip: float = 1.0, noise_multiplier: float = 1.1,
-               num_microbatches: int | None = None, lr: float = 1e-3,
-               optimizer: str = "adam") -> tf.keras.Model:
-    """Compile ``model`` (plain Keras, inputs ``(x, one-hot y)``) for DP-SGD training.
-
-    Uses tensorflow-privacy's ``DPKerasAdamOptimizer`` / ``DPKerasSGDOptimizer`` with a
-    per-example cross-entropy (``reduction=NONE``, which these optimizers need to clip each
-    example's gradient). ``num_microbatches`` must divide the batch size; None = per example.
-    """
-    dp = import_tf_privacy("privacy.optimizers.dp_optimizer_keras")
-    classes = {"adam": dp.DPKerasAdamOptimizer, "sgd": dp.DPKerasSGDOptimizer}
-    if optimizer not in classes:
-        raise ConfigError(f"--optimizer {optimizer!r}: DP training supports adam or sgd")
-    opt = classes[optimizer](l2_norm_clip=l2_norm_clip, noise_multiplier=noise_multiplier,
-                             num_microbatches=num_microbatches, learning_rate=lr)
-    loss = tf.keras.losses.CategoricalCrossentropy(reduction=tf.keras.losses.Reduction.NONE)
-    model.compile(optimizer=opt, loss=loss,
-                  metrics=[tf.keras.metrics.CategoricalAccuracy(name="categorical_accuracy")])
-    return model
-
-
-def dp_epsilon(num_examples: int, batch_size: int, epochs: float, noise_multiplier: float,
-               delta: float | None = None, num_microbatches: int | None = None) -> dict:
-    """Epsilon spent by DP-SGD (add-or-remove-one-example adjacency, RDP accounting).
-
-    Computed as tensorflow-privacy's ``compute_dp_sgd_privacy_lib`` does for its headline figure:
-    ``epochs * ceil(N / batch)`` steps of the sampled Gaussian mechanism with sampling rate
-    ``batch / N`` (Poisson-sampling assumption; shuffled batches are believed to be close), with
-    the sensitivity doubled when several examples share a microbatch.
-    """
-    lib = import_tf_privacy("privacy.analysis.compute_dp_sgd_privacy_lib")
-    if delta is None:
-        delta = 1.0 / (10 * num_examples)
-    microbatched = num_microbatches is not None and num_microbatches < batch_size
-    if noise_multiplier == 0:
-        eps = math.inf
-    else:
-        steps = epochs * math.ceil(num_examples / batch_size)
-        eps = lib._compute_dp_sgd_example_privacy(  # noqa: SLF001 (the library's own accountant)
-            num_epochs=steps * batch_size / num_examples, noise_multiplier=noise_multiplier,
-            example_delta=delta, used_microbatching=microbatched,
-            poisson_subsampling_probability=batch_size / num_examples)
-    return {"epsilon": float(eps), "delta": float(delta), "noise_multiplier": noise_multiplier,
-            "steps": int(epochs * math.ceil(num_examples / batch_size)), "batch_size": batch_size,
-            "examples": num_examples, "accounting": "RDP, Poisson sampling q = batch / N",
-            "microbatched": microbatched}
-
-
-# ---------------------------------------------------------------------------------------------
-# Tables and figures
-
-
-TABLE_COLUMNS = ("setting", "test_accuracy", "member_accuracy", "attack", "point", "TP", "FP", "TN", "FN", "auc",
-                 "advantage", "tpr@1%fpr", "tpr@0.1%fpr", "epsilon")
-
-
-def table_rows(setting: str, test_accuracy: float, result: dict, epsilon: float | None = None,
-               points: Sequence[str] = ("at_target_fpr", "best_accuracy"),
-               member_accuracy: float | None = None) -> list[dict]:
-    """Table rows (one per attack and operating point) for one setting's audit result.
-    TP/FP/TN/FN are rounded to 0.1 so that each row still sums to exactly 100."""
-    rows = []
-    for attack, fig in result["attacks"].items():
-        for point in points:
-            p = fig[point]
-            tp, fp, tn, fn = round_to_total([p[k] for k in CONFUSION_KEYS], 1)
-            rows.append({"setting": setting, "test_accuracy": round(100 * test_accuracy, 2),
-                         "member_accuracy": "" if member_accuracy is None else round(100 * member_accuracy, 2),
-                         "attack": attack, "point": point, "TP": tp, "FP": fp, "TN": tn, "FN": fn,
-                         "auc": round(fig["auc"], 4), "advantage": round(fig["advantage"], 4),
-                         "tpr@1%fpr": round(fig["tpr_at_1%_fpr"], 4),
-                         "tpr@0.1%fpr": round(fig["tpr_at_0.1%_fpr"], 4),
-                         "epsilon": "" if epsilon is None else round(epsilon, 2)})
-    return rows
-
-
-def table_csv(rows: list[dict]) -> str:
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=TABLE_COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    return buf.getvalue()
-
-
-def table_markdown(rows: list[dict]) -> str:
-    def fmt(column, v):
-        if column in ("TP", "FP", "TN", "FN"):
-            return f"{v:.1f}"
-        if column in ("test_accuracy", "member_accuracy") and v != "":
-            return f"{v:.2f}"
-        return f"{v:g}" if isinstance(v, float) else str(v)
-
-    lines = ["| " + " | ".join(TABLE_COLUMNS) + " |", "|" + " --- |" * len(TABLE_COLUMNS)]
-    lines += ["| " + " | ".join(fmt(c, r[c]) for c in TABLE_COLUMNS) + " |" for r in rows]
-    return "\n".join(lines) + "\n"
