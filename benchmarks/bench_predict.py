@@ -43,6 +43,7 @@ import cv2
 import numpy as np
 import tensorflow as tf
 
+from fer_keras import markdown
 from fer_keras.export import TFLiteModel, export_model
 from fer_keras.model_files import load_keras, load_saved_model
 from fer_keras.models import build_model
@@ -201,8 +202,7 @@ def latency(models, runs, threads) -> list[list[str]]:
 
 
 def table(header, rows) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
-    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
+    return "\n".join(markdown.table(header, rows))
 
 
 def main():

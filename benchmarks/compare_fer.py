@@ -49,6 +49,7 @@ from fer_keras.data.labels import CLASS_NAMES, class_id
 from fer_keras.errors import ConfigError, run_main
 from fer_keras.export import TFLiteModel
 from fer_keras.files import atomic_write_text, ensure_writable_dir, write_json
+from fer_keras.markdown import table
 from fer_keras.model_files import load_keras
 from fer_keras.runs import RunFolder, RunModel
 from fer_keras.tta import average_probabilities
@@ -158,8 +159,7 @@ def markdown(results: list[dict], note: str) -> str:
              *[f"{r.get(f'{m}_{c}', float('nan')):.4f}" for c in TTA_COLUMNS.values() for m in ("accuracy", "macro_f1")],
              *[f"{r['f1'][n]:.3f}" for n in names],
              f"{r['images_per_second']:.0f}", f"{r['latency_ms_batch1']:.2f}"] for r in results]
-    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
-    return "\n".join([note, "", *lines, *["| " + " | ".join(r) + " |" for r in rows], ""])
+    return "\n".join([note, "", *table(header, rows), ""])
 
 
 def main(argv=None):

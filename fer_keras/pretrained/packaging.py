@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fer_keras import pretrained
+from fer_keras import markdown, pretrained
 from fer_keras.classifier import Classifier
 from fer_keras.config import TTA_MODES
 from fer_keras.errors import ConfigError
@@ -266,25 +266,21 @@ def model_card_markdown(info: dict) -> str:
     lines += [f"| license | {info.get('license')} |", f"| source run | {info.get('source_run')} |", ""]
     if info.get("compared_with"):
         lines += ["Compared with the other shipped models (costs measured in one process, 1 TFLite thread; "
-                  "accuracy without TTA):", "",
-                  "| model | parameters | input | test accuracy (own split) | Keras / int8 TFLite on the evaluation rows "
-                  "| multiply-adds | model.keras | int8 TFLite | TFLite ms, batch 1 |",
-                  "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
-        for row in info["compared_with"]:
-            lines.append(f"| {row['name']} | {row['parameters']:,} | {'x'.join(map(str, row['input']))} | "
-                         f"{_pct(row['test_accuracy'])} | {_pct(row['keras_on_evaluation'])} / "
-                         f"{_pct(row['tflite_on_evaluation'])} | {row['macs'] / 1e6:.1f} M | "
-                         f"{row['keras_bytes'] / 2**20:.1f} MiB | {row['tflite_bytes'] / 2**20:.1f} MiB | "
-                         f"{row['tflite_ms_batch1']:.2f} |")
-        lines.append("")
+                  "accuracy without TTA):", "", *markdown.table(
+                      ["model", "parameters", "input", "test accuracy (own split)",
+                       "Keras / int8 TFLite on the evaluation rows", "multiply-adds", "model.keras", "int8 TFLite",
+                       "TFLite ms, batch 1"],
+                      [[row["name"], f"{row['parameters']:,}", "x".join(map(str, row["input"])),
+                        _pct(row["test_accuracy"]), f"{_pct(row['keras_on_evaluation'])} / "
+                        f"{_pct(row['tflite_on_evaluation'])}", f"{row['macs'] / 1e6:.1f} M",
+                        f"{row['keras_bytes'] / 2**20:.1f} MiB", f"{row['tflite_bytes'] / 2**20:.1f} MiB",
+                        f"{row['tflite_ms_batch1']:.2f}"] for row in info["compared_with"]]), ""]
     if test and test.get("f1"):
         names = list(test["f1"])
-        lines += ["Per-class F1 (%):", "", "| | " + " | ".join(names) + " |", "|" + " --- |" * (len(names) + 1),
-                  "| test | " + " | ".join(f"{100 * test['f1'][c]:.1f}" for c in names) + " |"]
+        rows = [["test", *(f"{100 * test['f1'][c]:.1f}" for c in names)]]
         if dedup and dedup.get("f1"):
-            lines.append("| test minus Training copies | " + " | ".join(
-                f"{100 * dedup['f1'].get(c, 0):.1f}" for c in names) + " |")
-        lines.append("")
+            rows.append(["test minus Training copies", *(f"{100 * dedup['f1'].get(c, 0):.1f}" for c in names)])
+        lines += ["Per-class F1 (%):", "", *markdown.table(["", *names], rows), ""]
     lines += ["```python", "import fer_keras",
               f"recognizer = fer_keras.EmotionRecognizer(model={info['name']!r})",
               "print(recognizer.detect_emotions('photo.jpg'))", "```", ""]
