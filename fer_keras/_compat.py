@@ -16,9 +16,11 @@ Three things are done, each as narrowly as possible:
 """
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import sys
+import tempfile
 import types
 
 _HOW_TO_FIX = (
@@ -39,9 +41,12 @@ def select_keras2() -> None:
         if flag not in (None, "1", "true", "True"):
             raise KerasVersionError(f"TF_USE_LEGACY_KERAS={flag!r} selects Keras 3. {_HOW_TO_FIX}")
         os.environ["TF_USE_LEGACY_KERAS"] = "1"
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # hide CUDA-probe noise on CPU hosts
+        # TensorFlow's C++ log below ERROR, and its cuInit failure on hosts without a GPU; set
+        # TF_CPP_MIN_LOG_LEVEL=0 to see everything
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     try:
-        import tf_keras  # noqa: F401  (fails early with a clear message if tf-keras is missing)
+        with _start_up_noise_filtered():
+            import tf_keras  # noqa: F401  (fails early with a clear message if tf-keras is missing)
     except ImportError as exc:  # pragma: no cover - install problem
         raise KerasVersionError(f"tf-keras is not installed ({exc}). Run the README's set-up command.") from exc
     import tensorflow as tf
@@ -52,6 +57,40 @@ def select_keras2() -> None:
         raise KerasVersionError(
             f"TensorFlow was imported with Keras 3 (tf.keras is {tf.keras.__name__}). {_HOW_TO_FIX}"
         )
+
+
+#: Lines TensorFlow 2.16-2.19 wheels print on import through absl before its logging is set up
+#: (duplicate CUDA plug-in and XLA registrations), on every host, GPU or not: nothing to act on.
+START_UP_NOISE = (b"All log messages before absl::InitializeLog()", b"Unable to register cuDNN factory",
+                  b"Unable to register cuBLAS factory", b"Unable to register cuFFT factory",
+                  b"computation placer already registered")
+
+
+@contextlib.contextmanager
+def _start_up_noise_filtered():
+    """While TensorFlow is first imported, send file descriptor 2 to a temporary file, then write
+    back every line but :data:`START_UP_NOISE` (anything else TensorFlow says still shows). Does
+    nothing once TensorFlow is loaded, or when stderr has no file descriptor (some notebooks)."""
+    if "tensorflow" in sys.modules or os.environ.get("TF_CPP_MIN_LOG_LEVEL") == "0":
+        yield
+        return
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError, AttributeError):
+        yield
+        return
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            kept = b"".join(line for line in captured if not any(n in line for n in START_UP_NOISE))
+            if kept:
+                os.write(2, kept)
 
 
 class _RemovedEstimator(types.ModuleType):

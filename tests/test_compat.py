@@ -57,3 +57,27 @@ def test_keras3_requested_by_env_is_refused():
     result = _python("import fer_keras", TF_USE_LEGACY_KERAS="0")
     assert result.returncode != 0
     assert "TF_USE_LEGACY_KERAS='0' selects Keras 3" in result.stderr
+
+
+def test_import_prints_none_of_tensorflows_start_up_noise():
+    result = _python("""
+        import fer_keras, tensorflow as tf
+        print(int(tf.constant(1) + 1))
+    """)
+    assert result.returncode == 0 and result.stdout.strip() == "2", result.stderr[-2000:]
+    for noise in ("absl::InitializeLog", "register cuDNN factory", "computation placer", "cuInit"):
+        assert noise not in result.stderr, result.stderr
+
+
+def test_start_up_filter_keeps_what_is_not_noise():
+    result = _python("""
+        import os, sys
+        import fer_keras._compat as compat
+        sys.modules.pop("tensorflow")  # as if TensorFlow were not imported yet
+        with compat._start_up_noise_filtered():
+            os.write(2, b"W0000 computation placer already registered. Please check linkage\\n")
+            os.write(2, b"a real problem\\n")
+        os.write(2, b"after\\n")
+    """)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.splitlines() == ["a real problem", "after"], result.stderr
