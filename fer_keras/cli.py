@@ -33,7 +33,6 @@ from fer_keras.data.hygiene import check_hygiene, summary_lines, write_hygiene
 from fer_keras.data.images import MAX_PIXELS
 from fer_keras.errors import ConfigError, DataError, FerKerasError, run_main
 from fer_keras.evaluation import evaluate_model_on_data
-from fer_keras.export import export_run
 from fer_keras.faces import BACKENDS, get_detector
 from fer_keras.files import ensure_writable_dir
 from fer_keras.predict import predict, progress_to_stderr
@@ -237,14 +236,12 @@ def _export_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def _export(args: argparse.Namespace):
-    if RunFolder.find(args.model) is not None and os.path.isdir(args.model):  # a run folder: into RUN/model
-        result = export_run(args.model, args.out, tflite=not args.no_tflite, trusted=args.trust_model)
-    else:
-        classes = [c.strip() for c in args.classes.split(",")] if args.classes else None
-        classifier = _classifier(args, input_mode=args.input_mode, class_names=classes)
-        if args.out is None:
-            raise ConfigError(f"export {args.model}: give --out DIR (only a run folder has a default, RUN/model)")
-        result = classifier.export(ensure_writable_dir(args.out, "--out"), tflite=not args.no_tflite)
+    classes = [c.strip() for c in args.classes.split(",")] if args.classes else None
+    classifier = _classifier(args, input_mode=args.input_mode, class_names=classes)
+    run = RunFolder.find(args.model) if os.path.isdir(args.model) else None
+    if args.out is None and run is None:
+        raise ConfigError(f"export {args.model}: give --out DIR (only a run folder has a default, RUN/model)")
+    result = classifier.export(args.out or run.model_dir, tflite=not args.no_tflite)
     for name, path in result["paths"].items():
         print(f"{name:15s} {path}")
     print("max |probability difference| vs the Keras model on 32 random faces: " + ", ".join(

@@ -26,7 +26,7 @@ import numpy as np
 import tensorflow as tf
 from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
-from fer_keras.runs import KERAS_FILE
+from fer_keras.export.files import KERAS_FILE
 
 MAC_CONVENTION = ("MACs = multiply-accumulates of Conv/DepthwiseConv/SeparableConv/Dense layers "
                   "at batch 1 (1 MAC = 1 multiply + 1 add); BN, activations, pooling, additions and "

@@ -40,6 +40,7 @@ from fer_keras.config import ExperimentConfig
 from fer_keras.data.pipeline import InputSpec
 from fer_keras.data.prepare import prepare_data, test_split
 from fer_keras.errors import ConfigError, DataError
+from fer_keras.export.files import KERAS_FILE, SAVED_MODEL_DIR
 from fer_keras.files import ensure_writable_dir, lock_folder, read_json, release_lock, write_json
 from fer_keras.model_files import load_keras
 
@@ -57,8 +58,6 @@ CONFUSION_FIGURE = "confusion_matrix.png"
 CHECKPOINT_DIR = "checkpoints"
 STATE_FILE = "state.json"
 MODEL_DIR = "model"
-KERAS_FILE = "model.keras"
-SAVED_MODEL_DIR = "saved_model"
 BEST_DIR = "best"  # in checkpoints/: the best validation epoch's weights
 # added when a run is collected for the docs (fer_keras.studies.report)
 TIMING_FILE = "timing.json"

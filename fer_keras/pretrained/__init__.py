@@ -27,17 +27,14 @@ from pathlib import Path
 
 from fer_keras.data.pipeline import InputSpec
 from fer_keras.errors import ConfigError, DataError
-from fer_keras.export import TFLiteModel
+from fer_keras.export import CARD_FILE, KERAS_FILE, LABELS_FILE, TFLiteModel
 from fer_keras.files import read_json
 from fer_keras.model_files import load_keras
-from fer_keras.runs import KERAS_FILE
 
 #: Folder holding one sub-folder per shipped model (tests point it elsewhere).
 ROOT = Path(__file__).resolve().parent
 DEFAULT_MODEL = "fer2013-dcnn"
-TFLITE_FILE = "model_int8.tflite"
-LABELS_FILE = "labels.txt"
-CARD_FILE = "card.json"
+TFLITE_FILE = "model_int8.tflite"  # beside KERAS_FILE, LABELS_FILE and CARD_FILE (export names)
 MODEL_CARD_FILE = "MODEL_CARD.md"
 FORMS = {"keras": KERAS_FILE, "tflite": TFLITE_FILE}
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")

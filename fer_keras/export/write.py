@@ -1,4 +1,4 @@
-"""Export a trained (base) model: Keras ``.keras``, a TensorFlow SavedModel and TFLite files.
+"""Writing exports of a trained (base) model: Keras ``.keras``, a TensorFlow SavedModel and TFLite files.
 
 Files in ``out_dir`` (each appears whole or not at all):
 
@@ -32,7 +32,6 @@ import contextlib
 import errno
 import shutil
 import tempfile
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -41,17 +40,13 @@ import tensorflow as tf
 from fer_keras.adversarial import base_model
 from fer_keras.data.labels import CLASS_NAMES
 from fer_keras.data.pipeline import scale, to_pixels
-from fer_keras.errors import ConfigError, DataError, FerKerasError
-from fer_keras.files import atomic_write_text, ensure_writable_dir, read_json, write_json
-from fer_keras.model_files import load_keras, load_saved_model, read_tflite
+from fer_keras.errors import ConfigError, FerKerasError
+from fer_keras.export.files import (KERAS_FILE, LABELS_FILE, MODEL_INFO_FILE, SAVED_MODEL_DIR, TFLITE_DYNAMIC_FILE,
+                                    TFLITE_FILE, UINT8_SIGNATURE)
+from fer_keras.export.run import saved_model_predict, tflite_predict
+from fer_keras.files import atomic_write_text, ensure_writable_dir, write_json
+from fer_keras.model_files import load_keras
 from fer_keras.precision import float32_model
-from fer_keras.runs import KERAS_FILE, SAVED_MODEL_DIR, RunModel
-
-TFLITE_FILE = "model.tflite"
-TFLITE_DYNAMIC_FILE = "model_dynamic.tflite"
-UINT8_SIGNATURE = "serving_uint8"
-LABELS_FILE = "labels.txt"
-MODEL_INFO_FILE = "model_info.json"
 
 
 def export_model(model: tf.keras.Model, out_dir: str | Path, *, input_mode: str | None = None,
@@ -172,83 +167,6 @@ def convert_tflite(saved_model_dir: str | Path, quantise: bool = False) -> bytes
     return converter.convert()
 
 
-def saved_model_predict(path: str | Path, images: np.ndarray, signature: str = "serving_default",
-                        trusted: bool = False) -> np.ndarray:
-    """Probabilities (B, K) from a SavedModel signature: ``serving_default`` takes prepared
-    float32 ``image`` (B, H, W, C); ``serving_uint8`` takes uint8 ``pixels`` 0..255.
-    A SavedModel's ops run when it loads: it must be ``trusted`` (e.g. just written by :func:`export_model`)."""
-    loaded = load_saved_model(path, trusted)
-    if signature == UINT8_SIGNATURE:
-        return loaded.signatures[signature](pixels=tf.constant(images, tf.uint8))["probabilities"].numpy()
-    return loaded.signatures[signature](image=tf.constant(images, tf.float32))["probabilities"].numpy()
-
-
-class TFLiteModel:
-    """A TFLite model as a callable: prepared float32 (B, H, W, C) -> probabilities (B, K).
-
-    :attr:`info` is the input description written beside it (:func:`read_model_info`: class names,
-    how to prepare pixels) or None; :attr:`class_names` its class names or None.
-    ``num_threads`` is the interpreter's CPU threads (None = TFLite's default). When the batch
-    size changes, the interpreter is rebuilt for it (resizing an already-invoked interpreter
-    crashes TF 2.19's XNNPACK delegate on dynamic-range quantised models).
-    """
-
-    def __init__(self, path: str | Path, num_threads: int | None = None, trusted: bool = False):
-        self.content = read_tflite(path, trusted)  # custom (Flex) ops, which can run any TF op, need trusted
-        self.num_threads = num_threads
-        self._build(None)
-        #: the model's input shape (H, W, C) without the batch axis
-        self.input_shape = tuple(int(v) for v in self.interpreter.get_input_details()[0]["shape"][1:])
-        self.info = read_model_info(path)
-        self.class_names = tuple(self.info["class_names"]) if self.info else None
-
-    def _build(self, shape) -> None:
-        with warnings.catch_warnings():  # "tf.lite.Interpreter is deprecated" (TF 2.19; LiteRT is its successor)
-            warnings.simplefilter("ignore", UserWarning)
-            self.interpreter = tf.lite.Interpreter(model_content=self.content, num_threads=self.num_threads)
-        self._input = self.interpreter.get_input_details()[0]["index"]
-        self._output = self.interpreter.get_output_details()[0]["index"]
-        if shape is not None:
-            self.interpreter.resize_tensor_input(self._input, list(shape))
-        self.interpreter.allocate_tensors()
-        self._batch = int(self.interpreter.get_input_details()[0]["shape"][0])  # as built: no rebuild for it
-
-    def __call__(self, images: np.ndarray) -> np.ndarray:
-        images = np.ascontiguousarray(images, dtype=np.float32)
-        if len(images) != self._batch:
-            self._build(images.shape)
-        self.interpreter.set_tensor(self._input, images)
-        self.interpreter.invoke()
-        return self.interpreter.get_tensor(self._output).copy()
-
-
-def read_model_info(path: str | Path) -> dict | None:
-    """The description written beside an exported model, or None when there is none.
-
-    Looks for ``model_info.json`` (written by :func:`export_model`) or a pretrained model's
-    ``card.json`` (:mod:`fer_keras.pretrained`) beside a model file, or in / beside a SavedModel
-    folder. Returns ``{"class_names": [...], "input": {"shape", "mode", "standardize", "mean", "std", ...}, ...}``.
-    """
-    path = Path(path)
-    for folder in ([path, path.parent] if path.is_dir() else [path.parent]):
-        for name in (MODEL_INFO_FILE, "card.json"):
-            file = folder / name
-            if file.is_file():
-                try:
-                    info = read_json(file)
-                except ValueError:
-                    raise DataError(f"{file}: not valid JSON") from None
-                if isinstance(info, dict) and "class_names" in info and "input" in info:
-                    return info
-    return None
-
-
-def tflite_predict(path: str | Path, images: np.ndarray, num_threads: int | None = None,
-                   trusted: bool = False) -> np.ndarray:
-    """Probabilities (B, K) of a TFLite model on prepared float32 ``images`` (B, H, W, C)."""
-    return TFLiteModel(path, num_threads, trusted)(images)
-
-
 def check_exports(model: tf.keras.Model, paths: dict[str, Path], images: np.ndarray,
                   pixels: np.ndarray | None = None, input_mode: str | None = None,
                   standardize: str = "image", mean: float | None = None,
@@ -278,35 +196,23 @@ def check_exports(model: tf.keras.Model, paths: dict[str, Path], images: np.ndar
     return {k: float(v) for k, v in diffs.items()}
 
 
-def export_run(run_dir: str | Path, out_dir: str | Path | None = None, tflite: bool = True,
-               check_images: int = 32, seed: int = 0, trusted: bool = False) -> dict:
-    """Re-export a finished run's model (default into ``run_dir/model``), with the uint8 signature
-    and TFLite files, and check every export on ``check_images`` random faces. ``trusted``: also
-    load a run's Keras model that can run code (see :class:`fer_keras.runs.RunModel`).
-
-    Returns ``{"paths": {...}, "check": {export: max abs probability difference}}``.
-    """
-    run = RunModel(run_dir, trusted)
-    out_dir = Path(out_dir or run.run.model_dir)
-    created = not out_dir.exists()
-    out_dir = ensure_writable_dir(out_dir, "--out")
-    try:
-        return export_checked(run.model, out_dir, run.spec, tflite, check_images, seed)
-    except FerKerasError:
-        if created:  # e.g. out of disk space: leave no empty --out folder behind
-            with contextlib.suppress(OSError):
-                out_dir.rmdir()
-        raise
-
-
 def export_checked(model: tf.keras.Model, out_dir: str | Path, spec, tflite: bool = True, check_images: int = 32,
                    seed: int = 0) -> dict:
     """:func:`export_model` with the input preparation and class names of ``spec`` (an
     :class:`~fer_keras.data.pipeline.InputSpec`), then :func:`check_exports` on ``check_images``
     random faces. Returns ``{"paths": {...}, "check": {export: max abs probability difference}}``."""
+    out_dir = Path(out_dir)
+    created = not out_dir.exists()
+    out_dir = ensure_writable_dir(out_dir, "--out")
     scaling = {k: v for k, v in spec.scaling.items() if k != "mode"}
-    paths = export_model(model, out_dir, input_mode=spec.mode, tflite=tflite, class_names=spec.class_names,
-                         **scaling)
+    try:
+        paths = export_model(model, out_dir, input_mode=spec.mode, tflite=tflite, class_names=spec.class_names,
+                             **scaling)
+    except FerKerasError:
+        if created:  # e.g. out of disk space: leave no empty --out folder behind
+            with contextlib.suppress(OSError):
+                out_dir.rmdir()
+        raise
     pixels = np.random.default_rng(seed).integers(0, 256, (check_images, *spec.shape), dtype=np.uint8)
     check = check_exports(model, paths, spec.prepare(pixels).numpy(), pixels=pixels, input_mode=spec.mode, **scaling)
     return {"paths": {k: str(v) for k, v in paths.items()}, "check": check}
