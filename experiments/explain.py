@@ -17,6 +17,7 @@ from pathlib import Path
 import fer_keras  # noqa: F401  (selects Keras 2 before TensorFlow loads)
 from fer_keras.errors import run_main
 from fer_keras.files import ensure_writable_dir, write_json
+from fer_keras.model_files import TRUST_HELP
 from fer_keras.runs import FIGURES_DIR, RunModel
 from fer_keras.data import load_dataset
 from fer_keras.data.hygiene import duplicates_of
@@ -36,8 +37,7 @@ def main(argv=None):
     parser.add_argument("--conflicts", action="store_true", help="also check the model's likely-label-noise picks "
                         "against the data set's conflicting-label duplicates (fer-keras hygiene): how many it flags")
     parser.add_argument("--out", default=None, help="output folder (default: RUN/figures/explain)")
-    parser.add_argument("--trust-model", action="store_true", help="load model files that can run code "
-                        "(HDF5 model.keras, Lambda layers): only from a source you trust")
+    parser.add_argument("--trust-model", action="store_true", help=TRUST_HELP)
     args = parser.parse_args(argv)
 
     run = RunModel(args.run, trusted=args.trust_model)

@@ -18,6 +18,7 @@ import argparse
 import fer_keras  # noqa: F401  (selects Keras 2 before TensorFlow loads)
 from fer_keras.errors import run_main
 from fer_keras.flags import add_config_flags, config_from_args
+from fer_keras.model_files import TRUST_HELP
 from fer_keras.runs import TABLE_MD_FILE
 from fer_keras.studies.mia import NOT_FLAGS, MIAConfig, run_study
 
@@ -28,8 +29,7 @@ def main(argv=None):
     add_config_flags(parser, defaults, skip=NOT_FLAGS)
     parser.add_argument("--model-dir", default=None, metavar="RUN_DIR", help="audit the models of an earlier "
                         "run_mia.py (or run_nsl.py / run_ghostface.py) folder instead of training")
-    parser.add_argument("--trust-model", action="store_true", help="with --model-dir: load model files that can "
-                        "run code (HDF5 model.keras, Lambda layers): only from a source you trust")
+    parser.add_argument("--trust-model", action="store_true", help=TRUST_HELP)
     args = parser.parse_args(argv)
     run = run_study(config_from_args(args, defaults), model_dir=args.model_dir, trusted=args.trust_model)
     print(run.file(TABLE_MD_FILE).read_text())

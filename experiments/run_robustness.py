@@ -13,12 +13,14 @@ Writes robustness.json and figures/robustness.png into every run folder, and a c
 (robustness_table.md/.csv, robustness.png, robustness_all.json) into a new folder under --out.
 """
 import argparse
+from fractions import Fraction
 
 import fer_keras  # noqa: F401  (selects Keras 2 before TensorFlow loads)
-from fer_keras.attacks import parse_epsilons
+from fer_keras.attacks import DEFAULT_EPSILONS, PGD_STEPS, parse_epsilons
 from fer_keras.config import GRAD_NORMS
 from fer_keras.errors import run_main
 from fer_keras.files import ensure_writable_dir
+from fer_keras.model_files import TRUST_HELP
 from fer_keras.runs import RunFolder
 from fer_keras.studies.robustness import evaluate_run, write_comparison
 
@@ -26,9 +28,9 @@ from fer_keras.studies.robustness import evaluate_run, write_comparison
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", nargs="+", required=True, metavar="RUN_DIR", help="finished run folders")
-    parser.add_argument("--epsilons", default="0,1/255,2/255,4/255,8/255",
+    parser.add_argument("--epsilons", default=",".join(str(Fraction(e).limit_denominator(255)) for e in DEFAULT_EPSILONS),
                         help="attack sizes in model input units (default: %(default)s)")
-    parser.add_argument("--pgd-steps", type=int, default=10, help="default: %(default)s")
+    parser.add_argument("--pgd-steps", type=int, default=PGD_STEPS, help="default: %(default)s")
     parser.add_argument("--pgd-step-size", type=float, default=None, help="default: 2.5 * eps / steps")
     parser.add_argument("--nsl-grad-norm", default="infinity", choices=GRAD_NORMS,
                         help="norm of NSL's perturbation (default: %(default)s, as in NSL's tutorial)")
@@ -37,8 +39,7 @@ def main(argv=None):
     parser.add_argument("--data", default=None, help="data path, if it moved since the runs were trained")
     parser.add_argument("--seed", type=int, default=0, help="PGD random starts (default: %(default)s)")
     parser.add_argument("--out", default="runs", help="folder for the comparison folder (default: %(default)s)")
-    parser.add_argument("--trust-model", action="store_true", help="load model files that can run code "
-                        "(HDF5 model.keras, Lambda layers): only from a source you trust")
+    parser.add_argument("--trust-model", action="store_true", help=TRUST_HELP)
     args = parser.parse_args(argv)
     epsilons = parse_epsilons(args.epsilons)
     ensure_writable_dir(args.out)  # the comparison folder is made once every run is done

@@ -40,6 +40,7 @@ from fer_keras.errors import ConfigError
 
 #: Default epsilons: 0, 1, 2, 4 and 8 grey levels of a [0, 1] input.
 DEFAULT_EPSILONS = (0.0, 1 / 255, 2 / 255, 4 / 255, 8 / 255)
+PGD_STEPS = 10
 
 
 def parse_epsilons(text: str) -> list[float]:
@@ -140,7 +141,7 @@ def _batches(ds):
 
 
 def evaluate_robustness(model: tf.keras.Model, ds: tf.data.Dataset, epsilons=DEFAULT_EPSILONS,
-                        pgd_steps: int = 10, pgd_step_size: float | None = None, clip=(0.0, 1.0),
+                        pgd_steps: int = PGD_STEPS, pgd_step_size: float | None = None, clip=(0.0, 1.0),
                         nsl: bool = True, nsl_grad_norm: str = "infinity",
                         reference: tf.keras.Model | None = None, seed: int = 0, log=None) -> dict:
     """Accuracy of ``model`` (plain or NSL-wrapped; its base model is attacked) on ``ds`` (``{"image",

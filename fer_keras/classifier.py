@@ -73,7 +73,7 @@ class Classifier:
         if mode is None:
             raise ConfigError(f"model {path}: cannot tell how it expects its input; pass input_mode "
                               "(--input-mode unit for pixels/255, standardize for mean 0 / std 1)")
-        self.spec = InputSpec(tuple(int(v) for v in shape), mode, standardize or saved.get("standardize") or "image",
+        self.input_spec = InputSpec(tuple(int(v) for v in shape), mode, standardize or saved.get("standardize") or "image",
                               mean if mean is not None else saved.get("mean"),
                               std if std is not None else saved.get("std"),
                               tuple(class_names or saved.get("class_names") or CLASS_NAMES))
@@ -82,9 +82,9 @@ class Classifier:
             raise ConfigError(f"model {path} has {probe.shape[1]} outputs but {len(self.class_names)} class names; "
                               "pass the class names (--classes a,b,c)")
 
-    input_shape = property(lambda self: self.spec.shape)
-    mode = property(lambda self: self.spec.mode)
-    class_names = property(lambda self: self.spec.class_names)
+    input_shape = property(lambda self: self.input_spec.shape)
+    mode = property(lambda self: self.input_spec.mode)
+    class_names = property(lambda self: self.input_spec.class_names)
 
     def export(self, out_dir: str | os.PathLike, tflite: bool = True, check_images: int = 32, seed: int = 0) -> dict:
         """Write this model's SavedModel (``serving_default`` and ``serving_uint8``), ``.keras``,
@@ -95,13 +95,13 @@ class Classifier:
         if model_files.model_format(self.model_path) != "keras":
             raise ConfigError(f"model {self.path}: export needs a Keras model (a pretrained name, run folder or "
                               f".keras file), not a {model_files.model_format(self.model_path)} file")
-        return export_checked(model_files.load_keras(self.model_path, self.trusted), out_dir, self.spec, tflite,
+        return export_checked(model_files.load_keras(self.model_path, self.trusted), out_dir, self.input_spec, tflite,
                               check_images, seed)
 
     def __call__(self, crops: np.ndarray, tta: str = "none") -> np.ndarray:
         """Probabilities (N, K) of ``crops``; ``tta`` "flip" / "flip+crops" averages over 2 / 12
         views of each crop (:mod:`fer_keras.tta`), at 2 / 12 times the model time."""
-        return average_probabilities(self._run, self.spec.prepare(crops).numpy(), tta)
+        return average_probabilities(self._run, self.input_spec.prepare(crops).numpy(), tta)
 
 
 def _saved_input(run: RunFolder | None, model_path: Path) -> dict:

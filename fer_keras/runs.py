@@ -325,17 +325,17 @@ class RunModel:
     def __init__(self, run_dir: str | os.PathLike | RunFolder, trusted: bool = False, what: str = "--run"):
         self.run = run_dir if isinstance(run_dir, RunFolder) else RunFolder.open(run_dir, what, finished=True)
         self.config = self.run.config
-        self.spec = self.run.input_spec
+        self.input_spec = self.run.input_spec
         self.model = self.run.load_model(trusted)
         self.name, self.run_dir = self.run.name, self.run.path
 
-    input_shape = property(lambda self: self.spec.shape)
-    input_mode = property(lambda self: self.spec.mode)
-    class_names = property(lambda self: self.spec.class_names)
+    input_shape = property(lambda self: self.input_spec.shape)
+    input_mode = property(lambda self: self.input_spec.mode)
+    class_names = property(lambda self: self.input_spec.class_names)
 
     def prepare(self, pixels) -> tf.Tensor:
         """uint8/float pixels 0..255 (B, h, w, c) -> model input float32 (B, H, W, C), as the run's test pipeline."""
-        return self.spec.prepare(pixels)
+        return self.input_spec.prepare(pixels)
 
     def predict(self, pixels, batch_size: int = 64):
         """Probabilities (N, K) for uint8 faces (N, h, w, c), prepared batch by batch."""

@@ -189,7 +189,7 @@ def test_tflite_with_flex_ops_is_refused(files, marker):
 def test_run_folder_loaders_refuse_the_hostile_run(files, marker):
     from fer_keras.runs import RunModel
     from fer_keras.studies.mia import MIAConfig, load_source
-    from fer_keras.studies.robustness import load_run
+    from fer_keras.studies.robustness import load_model_and_test_split as load_run
 
     for load in (RunModel, load_run, lambda run: load_source(run, MIAConfig())):
         with pytest.raises(ConfigError, match="legacy Keras HDF5"):

@@ -128,7 +128,7 @@ def package_run(run_dir: str | os.PathLike, name: str, *, root: str | os.PathLik
     root = Path(root) if root is not None else pretrained.ROOT  # read now: tests point it elsewhere
     root.mkdir(parents=True, exist_ok=True)
     metrics = run.run.metrics() or {}
-    config, resolved, spec = run.config, run.run.resolved, run.spec
+    config, resolved, spec = run.config, run.run.resolved, run.input_spec
     if config.data.path is None:
         log(f"warning: {run.run_dir} was trained on the synthetic demo set; its predictions mean nothing for real faces")
     scaling = {k: v for k, v in spec.scaling.items() if k != "mode"}

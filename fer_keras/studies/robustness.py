@@ -14,14 +14,14 @@ from pathlib import Path
 import tensorflow as tf
 
 from fer_keras import markdown, plots
-from fer_keras.attacks import DEFAULT_EPSILONS, evaluate_robustness
+from fer_keras.attacks import DEFAULT_EPSILONS, PGD_STEPS, evaluate_robustness
 from fer_keras.errors import ConfigError
 from fer_keras.files import atomic_write_text, write_json
 from fer_keras.runs import ROBUSTNESS_FILE, RunFolder
 
 
-def load_run(run_dir: str | Path, data: str | None = None, limit: int | None = None,
-             batch_size: int = 100, log=print, trusted: bool = False):
+def load_model_and_test_split(run_dir: str | Path, data: str | None = None, limit: int | None = None,
+                              batch_size: int = 100, log=print, trusted: bool = False):
     """Load ``run_dir``'s model and re-create its test split as a dataset.
 
     Returns ``(model, test_ds, info)``; ``info`` holds the run's config, input mode and clip range.
@@ -42,14 +42,14 @@ def load_run(run_dir: str | Path, data: str | None = None, limit: int | None = N
     return model, ds, {"config": config, "input_mode": spec.mode, "clip": clip, "label": label}
 
 
-def evaluate_run(run_dir: str | Path, epsilons=DEFAULT_EPSILONS, pgd_steps: int = 10,
+def evaluate_run(run_dir: str | Path, epsilons=DEFAULT_EPSILONS, pgd_steps: int = PGD_STEPS,
                  pgd_step_size: float | None = None, nsl_grad_norm: str = "infinity",
                  data: str | None = None, limit: int | None = None, batch_size: int = 100,
                  reference: tf.keras.Model | None = None, seed: int = 0, log=print, trusted: bool = False) -> dict:
     """:func:`evaluate_robustness` on a run folder's test split; writes ``robustness.json`` and
     ``figures/robustness.png`` into the folder and returns the results (plus ``run`` and ``label``)."""
     run = RunFolder.open(run_dir, "--runs", finished=True)
-    model, ds, info = load_run(run.path, data, limit, batch_size, log, trusted)
+    model, ds, info = load_model_and_test_split(run.path, data, limit, batch_size, log, trusted)
     results = evaluate_robustness(model, ds, epsilons, pgd_steps, pgd_step_size, info["clip"],
                                   nsl_grad_norm=nsl_grad_norm, reference=reference, seed=seed, log=log)
     cfg = info["config"]
