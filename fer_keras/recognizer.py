@@ -80,14 +80,13 @@ def as_image(image) -> np.ndarray:
     return to_rgb(pixels)
 
 
-def classify_faces(images, detector, classifier, *, margin: float = 0.2, align: bool = True, batch_size: int = 64,
-                   tta: str = "none", boxes=None) -> list[list[tuple]]:
-    """Detect the faces of each RGB/gray uint8 image (None: no image, no faces) and classify them
-    all together, ``batch_size`` crops per model call. ``boxes``: per image, None (detect) or the
-    caller's own (x, y, width, height) face boxes, used as they are (no margin added, no
-    alignment). Returns, per image, ``(Face, probabilities)`` pairs (probabilities: float32 (K,) in
-    ``classifier.class_names`` order)."""
-    height, width, channels = classifier.input_shape
+def face_crops(images, detector, input_shape, *, margin: float = 0.2, align: bool = True, boxes=None
+               ) -> tuple[list[list], list[np.ndarray]]:
+    """The faces of each RGB/gray uint8 image (None: no image, no faces) and their crops for a model
+    taking ``input_shape`` (H, W, C): per image its :class:`~fer_keras.faces.Face` list, and the crops
+    of all images' faces in that order, uint8 (H, W, C) each. ``boxes``: per image, None (detect) or
+    the caller's own (x, y, width, height) face boxes, cropped as they are (no margin, no alignment)."""
+    height, width, channels = input_shape
     boxes = [None] * len(images) if boxes is None else list(boxes)
     if len(boxes) != len(images):
         raise ConfigError(f"{len(boxes)} lists of face boxes for {len(images)} images; give one per image (or None)")
@@ -97,6 +96,17 @@ def classify_faces(images, detector, classifier, *, margin: float = 0.2, align: 
     given = [b is not None for b in boxes]
     crops = [crop_face(image, face, (height, width), 0.0 if mine else margin, align and not mine, gray=channels == 1)
              for image, faces, mine in zip(images, found, given) for face in faces]
+    return found, crops
+
+
+def classify_faces(images, detector, classifier, *, margin: float = 0.2, align: bool = True, batch_size: int = 64,
+                   tta: str = "none", boxes=None) -> list[list[tuple]]:
+    """Detect the faces of each RGB/gray uint8 image (None: no image, no faces) and classify them
+    all together, ``batch_size`` crops per model call. ``boxes``: per image, None (detect) or the
+    caller's own (x, y, width, height) face boxes, used as they are (no margin added, no
+    alignment). Returns, per image, ``(Face, probabilities)`` pairs (probabilities: float32 (K,) in
+    ``classifier.class_names`` order)."""
+    found, crops = face_crops(images, detector, classifier.input_shape, margin=margin, align=align, boxes=boxes)
     probs = (np.concatenate([classifier(np.stack(crops[i:i + batch_size]), tta=tta)
                              for i in range(0, len(crops), batch_size)])
              if crops else np.zeros((0, len(classifier.class_names)), np.float32))

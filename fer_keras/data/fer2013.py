@@ -80,40 +80,18 @@ def read_fer2013_csv(path: str | os.PathLike, image_size: int = SIDE) -> FaceDat
             raise DataError(f"{path}: binary data, not a CSV text file (starts with bytes {head[:12].hex(' ')}); pass "
                             "the FER2013 CSV (emotion,pixels,Usage) or the Kaggle folder")
         lines = list(_bounded_lines(handle, path))
-    if lines and lines[0].startswith(b"\xef\xbb\xbf"):  # UTF-8 BOM (Excel's "CSV UTF-8")
-        lines[0] = lines[0][3:]
     if not lines:
         raise DataError(f"{path}: empty file; pass the FER2013 CSV (emotion,pixels,Usage) or the Kaggle folder")
-    header = [h.strip(b' "\r').decode("utf-8", "replace").lower() for h in lines[0].split(b",")]
-    for column in ("emotion", "pixels"):
-        if column not in header:
-            raise DataError(f"{path}: missing column {column!r} (header is {_quote(','.join(header))}); "
-                            "a FER2013 CSV has emotion,pixels,Usage")
-    i_emotion, i_pixels = header.index("emotion"), header.index("pixels")
-    i_usage = header.index("usage") if "usage" in header else None
-    n_columns = len(header)
+    header = csv_header(lines[0], path)
 
     emotions, pixels, usages, line_numbers = [], [], [], []
-    usage_set = set(USAGES)
     for number, line in enumerate(lines[1:], start=2):
-        line = line.rstrip(b"\r")
         if not line.strip():
             continue
-        fields = line.split(b",")
-        if len(fields) != n_columns:
-            raise DataError(f"{path} line {number}: {len(fields)} fields, expected {n_columns} "
-                            f"({_quote(','.join(header))})")
-        emotion = fields[i_emotion].strip(b' "')
-        if not emotion.isdigit() or int(emotion) >= NUM_CLASSES:
-            raise DataError(f"{path} line {number}: unknown emotion {_quote(emotion)}; "
-                            "expected 0..6 (anger, disgust, fear, happiness, sadness, surprise, neutral)")
-        emotions.append(int(emotion))
-        pixels.append(fields[i_pixels].strip(b' "'))
-        if i_usage is not None:
-            usage = fields[i_usage].strip(b' "').decode(errors="replace")
-            if usage not in usage_set:
-                raise DataError(f"{path} line {number}: unknown Usage {_quote(usage)}; expected one of "
-                                f"{', '.join(USAGES)}")
+        emotion, values, usage = csv_row_fields(line, header, path, number)
+        emotions.append(emotion)
+        pixels.append(values)
+        if usage is not None:
             usages.append(usage)
         line_numbers.append(number)
     if not emotions:
@@ -134,6 +112,45 @@ def read_fer2013_csv(path: str | os.PathLike, image_size: int = SIDE) -> FaceDat
     usage = np.array(usages) if usages else np.full(len(emotions), "Training")
     sources = np.char.add(f"{path.name}:", np.array(line_numbers).astype(str))
     return FaceData(images, np.array(emotions, np.int32), CLASS_NAMES, usage, sources)
+
+
+def csv_header(line: bytes, path) -> list[str]:
+    """The lower-case column names of a FER2013 CSV's first line (a UTF-8 byte-order mark, as Excel's
+    "CSV UTF-8" writes, skipped); DataError naming ``path`` when ``emotion`` or ``pixels`` is missing."""
+    line = line[3:] if line.startswith(b"\xef\xbb\xbf") else line
+    header = [h.strip(b' "\r').decode("utf-8", "replace").lower() for h in line.split(b",")]
+    for column in ("emotion", "pixels"):
+        if column not in header:
+            raise DataError(f"{path}: missing column {column!r} (header is {_quote(','.join(header))}); "
+                            "a FER2013 CSV has emotion,pixels,Usage")
+    return header
+
+
+def csv_row_fields(line: bytes, header: list[str], path, number: int) -> tuple[int, bytes, str | None]:
+    """``(emotion id, pixel text, Usage or None without that column)`` of one data line of a FER2013
+    CSV with columns ``header`` (:func:`csv_header`); DataError naming ``path`` and line ``number``."""
+    fields = line.rstrip(b"\r").split(b",")
+    if len(fields) != len(header):
+        raise DataError(f"{path} line {number}: {len(fields)} fields, expected {len(header)} "
+                        f"({_quote(','.join(header))})")
+    emotion = fields[header.index("emotion")].strip(b' "')
+    if not emotion.isdigit() or int(emotion) >= NUM_CLASSES:
+        raise DataError(f"{path} line {number}: unknown emotion {_quote(emotion)}; "
+                        "expected 0..6 (anger, disgust, fear, happiness, sadness, surprise, neutral)")
+    usage = None
+    if "usage" in header:
+        usage = fields[header.index("usage")].strip(b' "').decode(errors="replace")
+        if usage not in USAGES:
+            raise DataError(f"{path} line {number}: unknown Usage {_quote(usage)}; expected one of "
+                            f"{', '.join(USAGES)}")
+    return int(emotion), fields[header.index("pixels")].strip(b' "'), usage
+
+
+def parse_csv_row(line: bytes, header: list[str], path, number: int) -> tuple[int, np.ndarray, str]:
+    """``(emotion id, uint8 (48, 48, 1) face, Usage)`` of one data line (Usage ``Training`` without
+    that column), for readers that take rows one at a time (Beam); DataError naming the line."""
+    emotion, pixels, usage = csv_row_fields(line, header, path, number)
+    return emotion, _parse_pixel_rows([pixels], Path(path), [number]).reshape(SIDE, SIDE, 1), usage or "Training"
 
 
 #: Longest CSV line read (bytes): a FER2013 row is at most ~9,300 (2,304 values of up to 3 digits).

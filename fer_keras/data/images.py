@@ -5,6 +5,7 @@ file (a "decompression bomb") is refused in one line instead of exhausting memor
 """
 from __future__ import annotations
 
+import io
 import os
 import re
 import warnings
@@ -71,14 +72,24 @@ _CV_MAX_PIXELS = 1 << 30  # OpenCV's CV_IO_MAX_IMAGE_PIXELS default
 def read_image(path, max_pixels: int | None = MAX_PIXELS) -> np.ndarray | None:
     """uint8 RGB (H, W, 3) from an image file (gray files become RGB), or None if unreadable or
     larger than ``max_pixels`` (see :func:`image_problem`, which says why)."""
-    if not os.path.isfile(path) or image_problem(path, max_pixels) is not None:
+    if not os.path.isfile(path):
         return None
-    data = np.fromfile(str(path), np.uint8)
+    with open(path, "rb") as f:
+        return decode_image(f.read(), max_pixels)[0]
+
+
+def decode_image(data: bytes, max_pixels: int | None = MAX_PIXELS) -> tuple[np.ndarray | None, str | None]:
+    """``(image, None)`` from an image file's bytes, image uint8 RGB (H, W, 3) (gray files become RGB);
+    ``(None, why)`` when they are no image OpenCV decodes or hold more than ``max_pixels`` (read from
+    the header before decoding, :func:`image_problem`). For files that are not local paths (Beam)."""
+    reason = image_problem(io.BytesIO(data), max_pixels)
+    if reason is not None:
+        return None, reason
     try:
-        image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+        image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if len(data) else None
     except cv2.error:  # over OpenCV's own pixel limit, for a format Pillow does not read
-        return None
-    return None if image is None else cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+        image = None
+    return (None, "not a readable image") if image is None else (cv2.cvtColor(image, cv2.COLOR_BGR2RGB), None)
 
 
 def read_images(files: list[str], image_size: int | None, color: str = "gray",
