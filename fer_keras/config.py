@@ -35,6 +35,8 @@ GRAD_NORMS = ("l2", "infinity", "l1")
 TTA_MODES = ("none", "flip", "flip+crops")
 #: Numeric precisions (:mod:`fer_keras.precision`, which imports TensorFlow; this list does not).
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16", "auto")
+#: tf.distribute strategies for training (:mod:`fer_keras.distribute`, which imports TensorFlow; this list does not).
+STRATEGIES = ("none", "mirrored", "multiworker")
 
 
 def check_tta(tta: str) -> str:
@@ -262,11 +264,17 @@ class TrainingConfig:
     precision: str = setting("float32", "float32, mixed_bfloat16 (CPUs with AMX), mixed_float16 (GPUs) or auto "
                              "(mixed_float16 on a GPU, mixed_bfloat16 with AMX, else float32); softmax, loss and "
                              "exports stay float32 (default: %(default)s)", choices=PRECISIONS)
+    strategy: str = setting("none", "data-parallel training: none (one device), mirrored (every local GPU, else "
+                            "every logical CPU device) or multiworker (the machines TF_CONFIG names); --batch-size "
+                            "is the global batch, split evenly over the replicas (default: %(default)s)",
+                            choices=STRATEGIES)
 
     def __post_init__(self):
         _at_least_one(self, "epochs", "full_epochs", "batch_size")
         if self.precision not in PRECISIONS:
             raise ConfigError(f"--precision {self.precision!r}: use one of {', '.join(PRECISIONS)}")
+        if self.strategy not in STRATEGIES:
+            raise ConfigError(f"--strategy {self.strategy!r}: use one of {', '.join(STRATEGIES)}")
         if not 0 <= self.label_smoothing < 1:
             raise ConfigError(f"--label-smoothing {self.label_smoothing:g}: must be in [0, 1)")
         if self.jit_compile and self.deterministic:

@@ -5,13 +5,16 @@ data (:func:`fer_keras.data.prepare.prepare_data`) -> tf.data -> model from the 
 export. The run folder holds everything needed to compare or reproduce it; its layout is
 described in :mod:`fer_keras.runs`. With ``data.label_noise`` > 0 it also holds
 ``label_noise.json`` (which training labels were flipped, and how the trained model predicts
-those images).
+those images). Under a ``training.strategy`` other than ``none`` (:mod:`fer_keras.distribute`)
+the model is built and trained in the strategy's scope, then evaluated and exported by the
+chief alone, from a copy built outside it.
 """
 from __future__ import annotations
 
 import dataclasses
 import shutil
 import resource
+import tempfile
 import time
 from pathlib import Path
 from typing import Callable
@@ -28,6 +31,8 @@ from fer_keras.data.dataset import describe_split
 from fer_keras.data.hygiene import duplicates_of
 from fer_keras.data.pipeline import InputSpec, TrainingStream, dataset_stats, images_only, to_pixels
 from fer_keras.data.prepare import prepare_data
+from fer_keras.distribute import (check_batch, describe, is_chief, is_distributed, make_strategy, record,
+                                  synchronize_batch_norm, task, weights_digest)
 from fer_keras.errors import ConfigError, FerKerasError
 from fer_keras.evaluation import evaluate, memorisation, predict_probabilities, scores
 from fer_keras.export import check_exports, export_model
@@ -123,18 +128,22 @@ def _seen_line(record: dict) -> str:
 
 def run_experiment(config: ExperimentConfig, resume: str | Path | None = None,
                    log: Callable = print, time_budget: float | None = None,
-                   extend_epochs: int | None = None) -> RunFolder:
-    """Train and evaluate as ``config`` says; return the run folder.
+                   extend_epochs: int | None = None) -> RunFolder | None:
+    """Train and evaluate as ``config`` says; return the run folder (None on a multi-worker run's
+    non-chief worker, which trains in a temporary folder and leaves the run folder to the chief).
 
     ``resume`` is an earlier run folder: its saved config is used and training continues exactly
     from its last finished epoch (``extend_epochs`` raises the epoch count of a constant-LR run).
     ``time_budget`` (minutes) stops training at an epoch boundary before it would run over; the
     run folder then has no test figures yet and ``--resume`` continues it (the state is in
     ``RUN/checkpoints/state.json``; progress lines also go to ``RUN/log.txt``).
+    Under ``--strategy multiworker`` every worker is given the same arguments (and, resuming, the
+    same run folder, on a shared filesystem); the chief alone writes that folder.
     """
     runs: list[RunFolder] = []  # the folder this call writes (and locks), once known
+    scratch: list[RunFolder] = []  # a non-chief worker's temporary folder, removed at the end
     try:
-        return _run_experiment(config, resume, log, time_budget, extend_epochs, runs)
+        return _run_experiment(config, resume, log, time_budget, extend_epochs, runs, scratch)
     except FerKerasError:
         for run in runs:  # a new run stopped by a user mistake before its first checkpoint leaves no folder
             if resume is None and read_state(run.path) is None:
@@ -144,16 +153,30 @@ def run_experiment(config: ExperimentConfig, resume: str | Path | None = None,
     finally:
         for run in runs:  # another process (or call) may continue it now
             run.unlock()
+        for run in scratch:
+            shutil.rmtree(run.path, ignore_errors=True)
 
 
-def _run_experiment(config, resume, log, time_budget, extend_epochs, runs) -> RunFolder:
-    if resume is not None:
-        run = RunFolder.open(resume, "--resume", writable=True)
-        run.lock("--resume")
-        runs.append(run)
-        config = resume_config(run, extend_epochs)
+def _run_experiment(config, resume, log, time_budget, extend_epochs, runs, scratch) -> RunFolder | None:
+    source = RunFolder.open(resume, "--resume") if resume is not None else None
+    if source is not None:
+        config = resume_config(source, extend_epochs)
+    strategy = make_strategy(config.training.strategy)  # first: multiworker needs TensorFlow not yet started
+    chief, distributed = is_chief(strategy), is_distributed(strategy)
+    if not chief:
+        log = _prefixed(log, "{} {}: ".format(*task(strategy)))
+    check_batch(strategy, config.training.batch_size)
+    if source is not None:
+        _check_replicas(source, strategy)
+        if chief:
+            run = RunFolder.open(resume, "--resume", writable=True)
+            run.lock("--resume")
+            runs.append(run)
+        else:
+            run = _worker_folder(strategy, source)
+            scratch.append(run)
         log = _tee(log, run.log_file)
-        log(f"Resuming {run.path}")
+        log(f"Resuming {source.path}")
     set_seed(config.seed, config.training.deterministic)
     parts, extras = prepare_data(config.data, config.seed, log, return_extras=True)
     noise = extras["noise"]
@@ -168,23 +191,27 @@ def _run_experiment(config, resume, log, time_budget, extend_epochs, runs) -> Ru
     donor = None
     if config.model.init_from and resume is None:  # read (and refused if unsafe) before any run folder exists
         donor = source_weights(config.model.init_from)
-    if resume is None:
+    if resume is None and chief:
         run = RunFolder.create(config.out, run_name(config))
         run.lock()
         runs.append(run)
+        log = _tee(log, run.log_file)
+    elif resume is None:
+        run = _worker_folder(strategy)
+        scratch.append(run)
         log = _tee(log, run.log_file)
     epochs = config.resolved_epochs
     splits = describe_split(parts)
     init = None
     if config.model.init_from:  # a resumed run keeps the check made when it started
-        init = run.resolved.get("init_from") if resume is not None else \
+        init = source.resolved.get("init_from") if source is not None else \
             held_out_seen_by(config.model.init_from, config, parts)
     run.write_config(config, {
         "epochs": epochs, "input_shape": list(shape), "input_mode": spec.input_mode,
         "class_names": list(class_names), "dataset_mean": mean, "dataset_std": std,
         "images": {k: len(v) for k, v in parts.items()},
         "class_counts": {k: v.class_counts() for k, v in parts.items()}, "splits": splits,
-        **({"init_from": init} if init else {})})
+        "distribution": record(strategy, config.training.strategy), **({"init_from": init} if init else {})})
     log(f"Run folder: {run.path}")
     log("Images: " + ", ".join(f"{k} {len(v):,}" for k, v in parts.items())
         + f"; classes: {', '.join(class_names)}")
@@ -193,31 +220,30 @@ def _run_experiment(config, resume, log, time_budget, extend_epochs, runs) -> Ru
 
     figures = run.figures_dir
     figures.mkdir(exist_ok=True)
-    if resume is None:
+    if resume is None and chief:
         plots.class_distribution(parts, figures / "class_distribution.png")
         plots.sample_grid(parts["train"], figures / "samples.png", seed=config.seed)
 
     augment = make_augmenter(config.augment, spec.basic_augment, config.seed)
-    if augment is not None and resume is None:
+    if augment is not None and resume is None and chief:
         _augmented_samples(parts["train"], augment, shape, config.seed, figures / "augmented_samples.png")
     batch = config.training.batch_size
     train_stream = TrainingStream(parts["train"], shape, batch, augment=augment, seed=config.seed, **inputs.scaling)
     val_ds, test_ds = inputs.dataset(parts["val"], batch), inputs.dataset(parts["test"], batch)
 
     precision = resolve_precision(config.training.precision)
-    with precision_policy(precision):  # layers keep the policy they are built with; compile adds loss scaling
+    adv, opt = config.adversarial, config.optimizer
+    lr = schedule_for(opt, train_stream.steps_per_epoch, epochs)
+    # layers keep the policy they are built with (compile adds loss scaling), variables their strategy
+    with strategy.scope(), precision_policy(precision):
         with checkpointed_randomness():
             model = spec.build(shape, len(class_names), noise_layers=config.model.noise_layers)
         if config.model.init_from and resume is None:  # a resumed run restores its own weights
             copy_weights(config.model.init_from, model, donor)
             log(f"Weights initialised from {config.model.init_from}; " + _seen_line(init))
-        adv = config.adversarial
-        if adv.enabled:
-            model = wrap_adversarial(model, adv.multiplier, adv.step, adv.grad_norm)
-        opt = config.optimizer
-        steps = train_stream.steps_per_epoch
-        lr = schedule_for(opt, steps, epochs)
-        compile_model(model, opt.name, lr, opt.momentum, config.training.jit_compile, config.training.label_smoothing)
+        if distributed:
+            synchronize_batch_norm(model)
+        model = _wrap_and_compile(model, config, lr)
     how = (f"NSL adversarial regularisation (multiplier {adv.multiplier:g}, step {adv.step:g}, "
            f"{adv.grad_norm})" if adv.enabled else "plain training")
     log(f"Model {config.model.name}: {base_model(model).count_params():,} parameters; {how}; "
@@ -226,15 +252,23 @@ def _run_experiment(config, resume, log, time_budget, extend_epochs, runs) -> Ru
         + (f", label smoothing {config.training.label_smoothing:g}" if config.training.label_smoothing else "")
         + (f", augment {config.augment.name}" if config.augment.name != "none" else "")
         + (f", {precision}" if precision != "float32" else ""))
+    if distributed:
+        log("Distributed: " + describe(strategy, config.training.strategy, batch))
 
     t = config.training
     try:
         result = fit(model, train_stream, val_ds, epochs, run.path, t.early_stopping, t.reduce_lr,
                      restore_best=t.restore_best, time_budget=time_budget, log=log)
     except KeyboardInterrupt:
-        log(f"Interrupted. Continue with: --resume {run.path}")
+        log(f"Interrupted. Continue with: --resume {source.path if source is not None else run.path}")
         raise
     history = result["history"]
+    if distributed:  # read once, by every worker together: reading batch-norm statistics is a collective op
+        weights = base_model(model).get_weights()
+        log(f"Trained weights: sha256 {weights_digest(weights)} (the same on every worker)")
+    if not chief:
+        log("Training done; the chief evaluates, exports and writes the run folder")
+        return None
     if result["status"] == "time_budget":
         log(f"Time budget of {time_budget:g} min reached after epoch {len(history)} of {epochs}; "
             f"checkpoint saved. Continue with: --resume {run.path}")
@@ -242,6 +276,8 @@ def _run_experiment(config, resume, log, time_budget, extend_epochs, runs) -> Ru
     if result["best_epoch"] is not None:
         log(f"Restored the weights of epoch {result['best_epoch'] + 1} (best validation loss)")
     plots.training_curves(history, figures / CURVES_FIGURE)
+    if distributed:  # evaluated and exported as if trained on one device
+        model = _local_copy(weights, config, spec, shape, len(class_names), lr)
 
     log("Evaluating on the test split ...")
     tta = config.evaluation.tta
@@ -285,6 +321,54 @@ def _run_experiment(config, resume, log, time_budget, extend_epochs, runs) -> Ru
         + f"; {results['wrong']} of {results['images']} wrong; macro F1 {results['macro_f1']:.4f}; "
         f"without the {in_training.sum()} test images also in Training: accuracy {dedup['accuracy']:.4f}")
     return run
+
+
+def _wrap_and_compile(model: tf.keras.Model, config: ExperimentConfig, lr) -> tf.keras.Model:
+    """``model`` NSL-wrapped if ``config`` says so, compiled as ``config`` trains."""
+    adv, opt, t = config.adversarial, config.optimizer, config.training
+    if adv.enabled:
+        model = wrap_adversarial(model, adv.multiplier, adv.step, adv.grad_norm)
+    return compile_model(model, opt.name, lr, opt.momentum, t.jit_compile, t.label_smoothing)
+
+
+def _local_copy(weights: list, config: ExperimentConfig, spec, shape, num_classes: int, lr):
+    """The model trained in a strategy's scope rebuilt outside it by its builder, with its trained
+    ``weights``, wrapped and compiled as for training: the model a chief evaluates and exports,
+    the same in form as one trained on a single device."""
+    with precision_policy(resolve_precision(config.training.precision)):
+        model = spec.build(shape, num_classes, noise_layers=config.model.noise_layers)
+        model.set_weights(weights)
+        return _wrap_and_compile(model, config, lr)
+
+
+def _worker_folder(strategy, source: RunFolder | None = None) -> RunFolder:
+    """A non-chief worker's own folder for what every worker writes (checkpoints, history), in the
+    temporary directory; resuming ``source``, it starts as a copy of its checkpoints and history
+    (``source`` is only read: the chief writes it)."""
+    kind, index = task(strategy)
+    run = RunFolder(tempfile.mkdtemp(prefix=f"fer_keras-{kind}{index}-"))
+    if source is not None:
+        if source.checkpoint_dir.is_dir():
+            shutil.copytree(source.checkpoint_dir, run.checkpoint_dir)
+        if source.history_file.is_file():
+            shutil.copy2(source.history_file, run.history_file)
+    return run
+
+
+def _check_replicas(source: RunFolder, strategy) -> None:
+    """A one-line ConfigError unless ``strategy`` has as many replicas as the run being resumed had
+    (another count splits the batches differently, so the resumed run would not be exact)."""
+    saved = source.resolved.get("distribution", {}).get("replicas", 1)
+    now = strategy.num_replicas_in_sync
+    if saved != now:
+        raise ConfigError(f"--resume {source.path}: it trained on {saved} replica(s) "
+                          f"(--strategy {source.config.training.strategy}) and this machine gives {now}; an exact "
+                          f"resume needs the same count (devices, FER_KERAS_CPU_DEVICES, TF_CONFIG's workers)")
+
+
+def _prefixed(log: Callable, prefix: str) -> Callable:
+    """``log`` with ``prefix`` before each message (a non-chief worker's lines)."""
+    return lambda message="": log(prefix + message)
 
 
 def _augmented_samples(train: FaceData, augment, shape, seed: int, path, count: int = 16) -> None:

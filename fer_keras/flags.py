@@ -181,11 +181,14 @@ def float_list(text: str) -> list[float]:
 def train_and_report(config, args: argparse.Namespace, parser: argparse.ArgumentParser,
                      argv: list[str] | None = None):
     """Run (or resume, from ``args.resume``) the experiment of ``config``; print where the results
-    are, or how to continue a run the time budget stopped. Returns the run folder."""
+    are, or how to continue a run the time budget stopped. Returns the run folder (None on a
+    multi-worker run's non-chief worker)."""
     check_resume_flags(parser, argv)
     extend = args.training__epochs if args.resume and "training__epochs" in given_flags(parser, argv) else None
     run = run_experiment(config, resume=args.resume, time_budget=args.time_budget, extend_epochs=extend)
-    if run.finished:
+    if run is None:
+        print("This worker's part is done; the chief worker writes the run folder")
+    elif run.finished:
         print(f"Results in {run.path} (metrics.json, history.csv, log.txt, figures/, model/)")
     else:
         print(f"Not finished: continue with --resume {run.path}")

@@ -27,6 +27,7 @@ import tensorflow as tf
 from fer_keras.adversarial import base_model
 from fer_keras.config import LR_SCHEDULES, OPTIMIZERS
 from fer_keras.data.pipeline import TrainingStream, as_xy
+from fer_keras.distribute import any_worker, is_distributed, split_batches
 from fer_keras.errors import ConfigError, FerKerasError
 from fer_keras.files import atomic_write_text, write_json
 from fer_keras.runs import CHECKPOINT_DIR, HISTORY_FILE, STATE_FILE, read_history
@@ -318,22 +319,28 @@ def _restore(checkpoint: tf.train.Checkpoint, ckpt_dir: Path, state: dict, model
 
 class TimeBudget(tf.keras.callbacks.Callback):
     """Stops at an epoch boundary when another epoch would not fit in ``minutes``; never after the
-    last of ``epochs`` (the run then goes on to its evaluation)."""
+    last of ``epochs`` (the run then goes on to its evaluation). ``agree(flag) -> flag`` makes the
+    decision common to all workers of a multi-worker run (:func:`fer_keras.distribute.any_worker`:
+    one whose budget runs out stops them all at the same epoch); it is asked every epoch."""
 
-    def __init__(self, minutes: float | None, epochs: int | None = None, log: Callable = print):
+    def __init__(self, minutes: float | None, epochs: int | None = None, log: Callable = print,
+                 agree: Callable[[bool], bool] | None = None):
         super().__init__()
         self.seconds = None if minutes is None else float(minutes) * 60
-        self.epochs, self.log, self.reached = epochs, log, False
+        self.epochs, self.log, self.reached, self.agree = epochs, log, False, agree
 
     def on_train_begin(self, logs=None):
         self.start, self.epochs_done = time.time(), 0
 
     def on_epoch_end(self, epoch, logs=None):
         self.epochs_done += 1
-        if self.seconds is None or self.epochs is not None and epoch + 1 >= self.epochs:
+        if self.epochs is not None and epoch + 1 >= self.epochs or self.seconds is None and self.agree is None:
             return
         used = time.time() - self.start
-        if used + used / self.epochs_done > self.seconds:
+        over = self.seconds is not None and used + used / self.epochs_done > self.seconds
+        if self.agree is not None:
+            over = self.agree(over)
+        if over:
             self.reached = True
             self.model.stop_training = True
 
@@ -410,6 +417,10 @@ def fit(model: tf.keras.Model, train: TrainingStream | tf.data.Dataset, val: tf.
     interruption resumes from the last finished epoch. With a :class:`TrainingStream` the resumed
     run is exact; a plain dataset is re-read from its start.
 
+    A model built and compiled in a :mod:`tf.distribute` strategy's scope trains under it
+    (:mod:`fer_keras.distribute`): each batch is the global batch, split over the replicas, and
+    every worker of a multi-worker run calls ``fit`` with its own ``run_dir``.
+
     Args:
         early_stopping / reduce_lr: patience in epochs on ``monitor`` (val_loss; loss without val).
         restore_best: end with the weights of the epoch with the best ``monitor`` value (default:
@@ -425,10 +436,12 @@ def fit(model: tf.keras.Model, train: TrainingStream | tf.data.Dataset, val: tf.
     stream = train if isinstance(train, TrainingStream) else None
     if not hasattr(model, "base_model"):
         val = as_xy(val) if val is not None else None
+    strategy = model.distribute_strategy
     sample = next(iter(stream.epochs(0, 1).take(1))) if stream else next(iter(train.take(1)))
-    if not model.built:  # NSL wrappers build lazily; checkpoints need the variables now
-        model(sample if hasattr(model, "base_model") else sample["image"] if isinstance(sample, dict) else sample[0])
-    model.optimizer.build(model.trainable_variables)
+    with strategy.scope():  # variables made here belong to the model's strategy
+        if not model.built:  # NSL wrappers build lazily; checkpoints need the variables now
+            model(sample if hasattr(model, "base_model") else sample["image"] if isinstance(sample, dict) else sample[0])
+        model.optimizer.build(model.trainable_variables)
 
     checkpoint = tf.train.Checkpoint(model=model, optimizer=model.optimizer,
                                      random=tf.train.Checkpoint(**layer_generators(model)))
@@ -460,7 +473,8 @@ def fit(model: tf.keras.Model, train: TrainingStream | tf.data.Dataset, val: tf.
             result["status"] = "early_stopped"
         return result
 
-    budget = TimeBudget(time_budget, epochs, log)
+    distributed = is_distributed(strategy)
+    budget = TimeBudget(time_budget, epochs, log, agree=(lambda flag: any_worker(strategy, flag)) if distributed else None)
     if stream is not None:
         data, steps, images = stream.epochs(start, epochs), stream.steps_per_epoch, stream.images_per_epoch
         data = data if hasattr(model, "base_model") else as_xy(data)
@@ -468,6 +482,8 @@ def fit(model: tf.keras.Model, train: TrainingStream | tf.data.Dataset, val: tf.
         data = train if hasattr(model, "base_model") else as_xy(train)
         steps = None
         images = 0
+    if distributed:  # each worker reads its share of every global batch
+        data, val = split_batches(data), val if val is None else split_batches(val)
     if verbose is None:
         verbose = 1 if sys.stdout.isatty() else 0
     callbacks = [HistoryWriter(run_dir / HISTORY_FILE), *resumables, budget]
