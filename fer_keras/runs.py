@@ -20,7 +20,8 @@ A privacy run (``experiments/run_mia.py``) has the same ``config.json`` schema (
 
 ``config.json["resolved"]`` holds what the run derived from its config: ``epochs``,
 ``input_shape``, ``input_mode``, ``class_names``, ``dataset_mean``/``dataset_std`` (standardised
-models with ``standardize="dataset"``), ``images`` and ``class_counts`` per split, ``splits``.
+models with ``standardize="dataset"``), ``images`` and ``class_counts`` per split, ``splits``,
+``distribution`` (the ``--strategy``, its workers and replicas: :mod:`fer_keras.distribute`).
 :class:`RunFolder` reads and writes all of it; every other module asks it. Folders written
 before the configs were nested (flat ``config``) load too.
 """
