@@ -5,10 +5,12 @@
     fer-keras evaluate DATA [--model RUN_OR_MODEL] [--usage PublicTest] [--tta flip] [--out evaluation]
     fer-keras export RUN [--out DIR] [--no-tflite]
     fer-keras hygiene DATA [--out hygiene] [--std-threshold 1.0] [--mode-share 0.99]
+    fer-keras beam SOURCE [--model RUN_OR_MODEL] [--out PREFIX] [Beam options: --runner DataflowRunner ...]
 
 A sub-command is registered with :func:`register` (name, help, a function adding its flags to an
-``argparse`` parser, and a function running it from the parsed flags). User mistakes print one
-line and exit with status 2 (see :func:`fer_keras.errors.run_main`).
+``argparse`` parser, and a function running it from the parsed flags; ``pass_through=True`` hands
+the flags it does not know to it as ``args.passed_through``). User mistakes print one line and exit
+with status 2 (see :func:`fer_keras.errors.run_main`).
 """
 from __future__ import annotations
 
@@ -42,10 +44,17 @@ from fer_keras.runs import RunFolder
 COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], object]]] = {}
 
 
+#: Sub-commands that take flags they do not define (``args.passed_through``), e.g. Beam's pipeline options.
+PASS_THROUGH: set[str] = set()
+
+
 def register(name: str, help: str, add_arguments: Callable[[argparse.ArgumentParser], None],
-             run: Callable[[argparse.Namespace], object]) -> None:
-    """Add sub-command ``name``; ``run(args)`` does the work (raise FerKerasError for user mistakes)."""
+             run: Callable[[argparse.Namespace], object], pass_through: bool = False) -> None:
+    """Add sub-command ``name``; ``run(args)`` does the work (raise FerKerasError for user mistakes).
+    ``pass_through``: flags the command does not define are not an error but ``args.passed_through``."""
     COMMANDS[name] = (help, add_arguments, run)
+    if pass_through:
+        PASS_THROUGH.add(name)
 
 
 def _detector_flags(parser: argparse.ArgumentParser) -> None:
@@ -65,6 +74,12 @@ def _detector_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def _detector(args: argparse.Namespace):
+    name, kwargs = _detector_spec(args)
+    return get_detector(name, **kwargs)
+
+
+def _detector_spec(args: argparse.Namespace) -> tuple[str, dict]:
+    """(backend name, get_detector kwargs) of the detector flags."""
     kwargs = {}
     if args.min_score is not None:
         kwargs["min_score"] = args.min_score
@@ -74,7 +89,7 @@ def _detector(args: argparse.Namespace):
         if args.detector not in ("auto", "retinaface"):
             raise ConfigError("--detector-weights is for --detector retinaface")
         args.detector, kwargs["weights"] = "retinaface", args.detector_weights
-    return get_detector(args.detector, **kwargs)
+    return args.detector, kwargs
 
 
 def _preprocess_flags(parser: argparse.ArgumentParser) -> None:
@@ -119,11 +134,7 @@ def _predict_flags(parser: argparse.ArgumentParser) -> None:
     add("--batch-size", type=int, default=64, help="faces per model call (default: %(default)s)")
     add("--no-annotate", action="store_true", help="do not write annotated images/videos")
     _tta_flag(parser)
-    add("--input-mode", default=None, choices=("unit", "standardize"),
-        help="model input: unit = pixels/255, standardize = mean 0/std 1 per image "
-        "(default: from the run folder or the model's name)")
-    add("--classes", default=None, help="comma-separated class names in output order (default: from the run "
-        "folder, else the seven FER2013 classes)")
+    _input_flags(parser)
     add("--boxes", default=None, metavar="JSON", help="your own face boxes instead of detection: a JSON file "
         "{\"image name as predictions.json names it\": [[x, y, width, height], ...]}; images it does not name are "
         "detected as usual")
@@ -131,9 +142,21 @@ def _predict_flags(parser: argparse.ArgumentParser) -> None:
     _trust_flag(parser)
 
 
+def _input_flags(parser: argparse.ArgumentParser) -> None:
+    add = parser.add_argument
+    add("--input-mode", default=None, choices=("unit", "standardize"),
+        help="model input: unit = pixels/255, standardize = mean 0/std 1 per image "
+        "(default: from the run folder or the model's name)")
+    add("--classes", default=None, help="comma-separated class names in output order (default: from the run "
+        "folder, else the seven FER2013 classes)")
+
+
+def _classes(args: argparse.Namespace) -> list[str] | None:
+    return [c.strip() for c in args.classes.split(",")] if args.classes else None
+
+
 def _predict(args: argparse.Namespace):
-    classes = [c.strip() for c in args.classes.split(",")] if args.classes else None
-    classifier = _classifier(args, input_mode=args.input_mode, class_names=classes)
+    classifier = _classifier(args, input_mode=args.input_mode, class_names=_classes(args))
     result = predict(args.source, classifier, _detector(args), args.out, fmt=args.format, every=args.every,
                      batch_size=args.batch_size, margin=args.margin, align=not args.no_align,
                      annotate=not args.no_annotate, log=progress_to_stderr, trusted=args.trust_model,
@@ -283,6 +306,51 @@ def _hygiene(args: argparse.Namespace):
     return report
 
 
+def _beam_flags(parser: argparse.ArgumentParser) -> None:
+    parser.allow_abbrev = False  # Beam's options pass through: none may be read as an abbreviation of ours
+    parser.epilog = ("Any other option goes to Beam, after SOURCE: --runner DataflowRunner --project P --region R "
+                     "--temp_location gs://B/tmp (needs the beam-gcp extra), --runner FlinkRunner --flink_master "
+                     "HOST:PORT, --direct_num_workers 2 --direct_running_mode multi_processing, ... "
+                     "(default: the DirectRunner, on this machine)")
+    add = parser.add_argument
+    add("source", help="a folder (every image below it), an image, a glob ('photos/*.jpg'; '**' across folders) "
+        "or a FER2013 CSV (each row one 48x48 face, not searched); local or on a Beam file system (gs://...)")
+    _model_flag(parser)
+    add("--out", default="beam-predictions/", help="output prefix: PREFIX-00000-of-0000N.jsonl, one JSON line per "
+        "face; a folder (ending in /) gets faces-*.jsonl (default: %(default)s)")
+    _detector_flags(parser)
+    add("--batch-size", type=int, default=64, help="most faces per model call (Beam sizes batches up to it; "
+        "default: %(default)s)")
+    _tta_flag(parser)
+    _input_flags(parser)
+    _max_pixels_flag(parser)
+    _trust_flag(parser)
+
+
+def _beam(args: argparse.Namespace):
+    try:
+        from fer_keras import beam
+    except ImportError as exc:
+        if (exc.name or "").split(".")[0] != "apache_beam":
+            raise
+        raise ConfigError("fer-keras beam needs Apache Beam: pip install \"fer_keras[beam]\" (from a clone: "
+                          "pip install -e \".[beam]\", or bash install.sh)") from None
+    classifier = _classifier(args, input_mode=args.input_mode, class_names=_classes(args))
+    name, kwargs = _detector_spec(args)
+    summary = []
+    result = beam.run(args.source, args.out, args.model, classifier=classifier, detector=name,
+                      detector_kwargs=kwargs, margin=args.margin, align=not args.no_align, batch_size=args.batch_size,
+                      tta=args.tta, input_mode=args.input_mode, class_names=_classes(args), trusted=args.trust_model,
+                      max_pixels=args.max_pixels, beam_args=args.passed_through, log=summary.append)
+    counts = result["counts"]
+    if counts and counts.get("inputs") and counts.get("unreadable", 0) >= counts["inputs"]:
+        raise DataError(f"{args.source}: nothing could be read ({counts['unreadable']} unreadable); reasons in "
+                        f"{result['prefix']}-*.jsonl")
+    for line in summary:
+        progress_to_stderr(line)
+    return result
+
+
 register("preprocess", "crop the faces of a folder of photos into a labelled data set", _preprocess_flags, _preprocess)
 register("predict", "detect faces in images/videos and classify their expressions", _predict_flags, _predict)
 register("export", "write a run's SavedModel (float and uint8 signatures) and TFLite (float, int8 weights)",
@@ -291,6 +359,8 @@ register("evaluate", "score a model on labelled face crops (no face detection): 
          "confusion matrix", _evaluate_flags, _evaluate)
 register("hygiene", "find exact duplicate, label-conflicting and blank faces in a data set; write the lists",
          _hygiene_flags, _hygiene)
+register("beam", "classify the faces of image files or FER2013 CSV rows on Apache Beam (any runner); write "
+         "JSON lines", _beam_flags, _beam, pass_through=True)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -302,7 +372,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.command not in PASS_THROUGH:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    args.passed_through = extra
     _WARNINGS.clear()
 
     def command():
