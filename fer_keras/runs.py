@@ -18,6 +18,10 @@ A privacy run (``experiments/run_mia.py``) has the same ``config.json`` schema (
 ``"config"``, what it resolved under ``"resolved"``) plus ``summary.json``, ``table.md``/``.csv``,
 ``settings/<setting>.json`` and ``models/<setting>.keras``.
 
+A crop-framing measurement (``experiments/measure_framing.py``, :mod:`fer_keras.studies.framing`)
+has that schema too, with ``"study": "framing"`` in ``config.json``, plus ``table.md``/``.csv``,
+``metrics.json`` and ``figures/framing.png``; it trains nothing.
+
 ``config.json["resolved"]`` holds what the run derived from its config: ``epochs``,
 ``input_shape``, ``input_mode``, ``class_names``, ``dataset_mean``/``dataset_std`` (standardised
 models with ``standardize="dataset"``), ``images`` and ``class_counts`` per split, ``splits``,
@@ -68,6 +72,9 @@ SUMMARY_FILE = "summary.json"
 TABLE_MD_FILE, TABLE_CSV_FILE = "table.md", "table.csv"
 SETTINGS_DIR = "settings"
 MODELS_DIR = "models"
+# crop-framing measurements
+FRAMING_STUDY = "framing"  # config.json's "study" entry
+FRAMING_FIGURE = "framing.png"  # in figures/
 
 
 def environment() -> dict[str, Any]:
@@ -237,14 +244,17 @@ class RunFolder:
 
     @property
     def kind(self) -> str:
-        """``"privacy"`` for a membership-inference run, else ``"train"``."""
+        """``"privacy"`` for a membership-inference run, ``"framing"`` for a crop-framing
+        measurement, else ``"train"``."""
+        if self.saved.get("study") == FRAMING_STUDY:
+            return "framing"
         return "privacy" if (self.path / SUMMARY_FILE).is_file() or self.models_dir.is_dir() else "train"
 
     @property
     def config(self) -> ExperimentConfig:
         """The training run's :class:`~fer_keras.config.ExperimentConfig` (flat old forms too)."""
         if self.kind != "train":
-            raise ConfigError(f"{self.path}: a privacy run folder, not a training run")
+            raise ConfigError(f"{self.path}: a {self.kind} run folder, not a training run")
         try:
             return ExperimentConfig.from_dict(self.saved["config"])
         except (TypeError, ValueError) as exc:

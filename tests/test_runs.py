@@ -53,5 +53,9 @@ def test_every_published_run_folder_still_loads(folder):
     if run.kind == "train":
         assert run.config.model.name and run.input_spec.shape == tuple(run.resolved["input_shape"])
         assert len(run.history()) >= 1
+    elif run.kind == "framing":
+        from fer_keras.studies.framing import FramingConfig
+
+        assert FramingConfig.from_dict(run.saved["config"]).margins and run.metrics()["choice"]["detector_order"]
     else:
         assert MIAConfig.from_dict(run.saved["config"]).audit.settings

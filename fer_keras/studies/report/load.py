@@ -18,6 +18,9 @@ from fer_keras.studies.report.collect import cpu_model
 #: scale table, the XLA comparison and the CPU estimates, not in the accuracy tables.
 SPEED_DIR = "speed"
 DEFAULT_PATTERNS = ("docs/runs/*", f"docs/runs/{SPEED_DIR}/*")
+#: Run folders the report reads; others under docs/runs (crop-framing measurements) are shown where
+#: they are documented (docs/faces.md).
+REPORTED_KINDS = ("train", "privacy")
 
 
 def load_run(folder: str | Path) -> dict:
@@ -44,10 +47,11 @@ def load_run(folder: str | Path) -> dict:
 
 
 def find_runs(patterns) -> list[dict]:
-    """Run folders matching the glob ``patterns`` (folders holding ``config.json``), by name, speed probes last."""
+    """Run folders matching the glob ``patterns`` (folders holding ``config.json``, of a
+    :data:`REPORTED_KINDS` kind), by name, speed probes last."""
     folders = {Path(p) for pattern in patterns for p in glob.glob(str(pattern))}
     order = sorted(folders, key=lambda p: (p.parent.name == SPEED_DIR, p.name))
-    return [load_run(f) for f in order if (f / CONFIG_FILE).is_file()]
+    return [load_run(f) for f in order if (f / CONFIG_FILE).is_file() and RunFolder(f).kind in REPORTED_KINDS]
 
 
 def model_profile(run: dict, latency_runs: int = 0) -> dict:
