@@ -294,3 +294,33 @@ def accuracy_vs_cost(points: list[dict], path, title: str = "Test accuracy again
     ax.set_title(title + " (filled: full data; hollow: reduced-scale runs)")
     ax.grid(alpha=0.3, which="both")
     return _save(fig, path)
+
+
+def framing_curves(rows: list[dict], reference: float, path,
+                   title: str = "Accuracy (misses counted wrong) against crop margin") -> Path:
+    """One panel per framing, accuracy counting misses as wrong against the crop margin: one colour
+    per detector, align on solid, off dashed (``n/a``, alignment a no-op: solid, square markers);
+    the model on the original crops (``reference``, a fraction) as a grey line. ``rows`` as
+    :func:`fer_keras.studies.framing.measure` makes them."""
+    framings = list(dict.fromkeys(r["framing"] for r in rows))
+    detectors = list(dict.fromkeys(r["detector"] for r in rows))
+    fig, axes = _subplots(1, len(framings), figsize=(5.5 * len(framings), 4.2), squeeze=False)
+    for ax, framing in zip(axes[0], framings):
+        for i, detector in enumerate(detectors):
+            for align, style, marker in (("on", "-", "o"), ("off", "--", "x"), ("n/a", "-", "s")):
+                rs = sorted((r for r in rows if r["framing"] == framing and r["detector"] == detector
+                             and r["align"] == align), key=lambda r: r["margin"])
+                if rs:
+                    ax.plot([r["margin"] for r in rs], [100 * r["accuracy_all"] for r in rs], ls=style, marker=marker,
+                            color="black" if detector == "known" else f"C{i % 10}", label=f"{detector}, align {align}")
+        ax.axhline(100 * reference, color="0.6", lw=1, label="original 48x48 crops")
+        ax.set_title(framing)
+        ax.set_xlabel("crop margin (share of the face box on each side)")
+        ax.set_ylabel("accuracy, misses wrong %")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="lower left")
+    values = [100 * r["accuracy_all"] for r in rows] + [100 * reference]
+    for ax in axes[0]:  # one scale for every panel
+        ax.set_ylim(min(values) - 2, max(values) + 2)
+    fig.suptitle(title)
+    return _save(fig, path)
