@@ -50,6 +50,15 @@ NAMESPACE = "fer_keras"
 _STATUS = "status"  # tag of the records that go around the model
 
 
+def _not_beams_memory_warning(record: logging.LogRecord) -> bool:
+    """Beam 2.75's RunInference warns on every run that it cannot measure memory when torch is not
+    installed (its model manager imports torch, and the resource module goes with it): noise, hidden."""
+    return not record.getMessage().startswith("Resource module is not available for current platform")
+
+
+logging.getLogger().addFilter(_not_beams_memory_warning)
+
+
 class FerModelHandler(ModelHandler):
     """RunInference's model: uint8 face crops (H, W, C) of the model's input shape in, one
     ``PredictionResult(crop, probabilities)`` each out, probabilities float32 (K,) in the order of
