@@ -37,6 +37,7 @@ from fer_keras.errors import ConfigError, DataError, FerKerasError, run_main
 from fer_keras.evaluation import evaluate_model_on_data
 from fer_keras.faces import BACKENDS, get_detector
 from fer_keras.files import ensure_writable_dir
+from fer_keras.model_files import TRUST_HELP
 from fer_keras.predict import predict, progress_to_stderr
 from fer_keras.runs import RunFolder
 
@@ -111,9 +112,7 @@ def _max_pixels_flag(parser: argparse.ArgumentParser) -> None:
 
 
 def _trust_flag(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--trust-model", action="store_true", help="also load model files that can run code: "
-                        "HDF5 (.h5, Lambda layers), SavedModel folders, .keras with Lambda layers, TFLite with "
-                        "custom ops. Only for files from a source you trust (README: Trust model)")
+    parser.add_argument("--trust-model", action="store_true", help=TRUST_HELP)
 
 
 def _preprocess(args: argparse.Namespace):
