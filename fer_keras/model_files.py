@@ -29,7 +29,7 @@ from fer_keras.errors import ConfigError
 TRUST_HINT = "pass --trust-model (Python: trusted=True) only if you trust its source"
 #: The help of every command's ``--trust-model`` flag.
 TRUST_HELP = ("also load model files that can run code: HDF5 (.h5, Lambda layers), SavedModel folders, .keras with "
-              "Lambda layers, TFLite with custom ops. Only for files from a source you trust (README: Trust model)")
+              "Lambda layers, TFLite with custom ops. Only for files from a source you trust (docs/usage.md: Trust model)")
 _HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 _TFLITE_IDENTIFIER = b"TFL3"
 #: Python packages a safe ``.keras`` config may name (classes: any module below them).
