@@ -44,6 +44,7 @@ import numpy as np
 import tensorflow as tf
 
 from fer_keras import markdown
+from fer_keras.data.pipeline import InputSpec
 from fer_keras.export import TFLiteModel, export_model
 from fer_keras.model_files import load_keras, load_saved_model
 from fer_keras.models import build_model
@@ -130,7 +131,7 @@ def build_models(names, threads, tmp: Path) -> dict:
         arch, shape, mode = MODELS[name]
         tf.keras.utils.set_random_seed(0)
         model = build_model(arch, shape, 7)
-        paths = export_model(model, tmp / name, input_mode=mode, tflite=True)
+        paths = export_model(model, tmp / name, InputSpec(shape, mode), tflite=True)
         out[name] = {"model": model, "paths": paths, "mode": mode, "shape": shape,
                      "tflite": TFLiteModel(paths["tflite"], threads),
                      "tflite_dynamic": TFLiteModel(paths["tflite_dynamic"], threads)}

@@ -291,8 +291,7 @@ def _run_experiment(config, resume, log, time_budget, extend_epochs, runs, scrat
     dedup.pop("report")
     results["test_deduplicated"] = {"removed": int(in_training.sum()), **dedup}
 
-    scaling = {k: v for k, v in inputs.scaling.items() if k != "mode"}
-    paths = export_model(model, run.model_dir, input_mode=inputs.mode, class_names=class_names, **scaling)
+    paths = export_model(model, run.model_dir, inputs)
     sample = next(iter(images_only(test_ds).take(1))).numpy()
     # the same faces as raw uint8 (test_ds is not shuffled), in the model's channel count
     raw = parts["test"].images[:len(sample)]
@@ -301,7 +300,7 @@ def _run_experiment(config, resume, log, time_budget, extend_epochs, runs, scrat
     train_seconds = sum(r.get("train_seconds", r.get("seconds", 0.0)) for r in history)
     metrics = {
         **results,
-        "export_check": check_exports(model, paths, sample, pixels=raw, input_mode=inputs.mode, **scaling),
+        "export_check": check_exports(model, paths, sample, pixels=raw, inputs=inputs),
         "training": {"epochs": len(history), "seconds": round(epoch_seconds, 1),
                      "best_epoch": result["best_epoch"], "status": result["status"],
                      # training images per second of training wall time (validation excluded)

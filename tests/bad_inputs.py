@@ -274,12 +274,13 @@ def flex_tflite(path: Path, marker: Path) -> Path:
 def run_folder(root: Path, model=None, saved_model: bool = True) -> Path:
     """A finished-looking run folder: ``config.json`` + ``model/model.keras`` (+ ``model/saved_model``)."""
     from fer_keras.config import ExperimentConfig
+    from fer_keras.data.pipeline import InputSpec
     from fer_keras.export import export_model
     from fer_keras.files import write_json
 
     model = model or tiny_model()
     if saved_model:
-        export_model(model, root / "model", input_mode="unit")
+        export_model(model, root / "model", InputSpec(model.input_shape[1:], "unit"))
     else:
         (root / "model").mkdir(parents=True, exist_ok=True)
         model.save(root / "model" / "model.keras")

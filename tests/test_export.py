@@ -7,6 +7,7 @@ import pytest
 import tensorflow as tf
 
 from fer_keras.data.pipeline import scale, to_pixels
+from fer_keras.data.pipeline import InputSpec
 from fer_keras.export import (TFLiteModel, check_exports, export_model, saved_model_predict,
                               UINT8_SIGNATURE)
 from fer_keras.models import build_model
@@ -37,11 +38,12 @@ def _model(name, shape):
 @pytest.mark.slow
 def test_exports_agree_with_keras(tmp_path, name, shape, mode):
     model = _model(name, shape)
-    paths = export_model(model, tmp_path, input_mode=mode, tflite=True)
+    inputs = InputSpec(shape, mode)
+    paths = export_model(model, tmp_path, inputs, tflite=True)
     assert set(paths) == {"keras", "saved_model", "tflite", "tflite_dynamic", "labels", "info"}
     pixels = np.random.default_rng(3).integers(0, 256, (6, *shape), dtype=np.uint8)
     images = scale(to_pixels(pixels, shape), mode).numpy()
-    diffs = check_exports(model, paths, images, pixels, mode)
+    diffs = check_exports(model, paths, images, pixels, inputs)
     for key in ("keras", "saved_model", "saved_model_uint8", "tflite"):
         assert diffs[f"{key}_max_abs_diff"] < FLOAT_TOL, (key, diffs)
     assert diffs["tflite_dynamic_max_abs_diff"] < QUANTISED_TOL, diffs
@@ -56,7 +58,7 @@ def test_exports_agree_with_keras(tmp_path, name, shape, mode):
 
 def test_uint8_signature_resizes_and_scales(tmp_path):
     model = _model("dcnn", (48, 48, 1))
-    paths = export_model(model, tmp_path, input_mode="unit")
+    paths = export_model(model, tmp_path, InputSpec((48, 48, 1), "unit"))
     pixels = np.random.default_rng(4).integers(0, 256, (3, 96, 80, 1), dtype=np.uint8)  # any size
     got = saved_model_predict(paths["saved_model"], pixels, UINT8_SIGNATURE, trusted=True)
     want = model.predict(to_pixels(pixels, (48, 48, 1)) / 255.0, verbose=0)
@@ -67,7 +69,7 @@ def test_uint8_signature_resizes_and_scales(tmp_path):
 @pytest.mark.slow
 def test_dataset_standardisation_is_baked_in(tmp_path):
     model = _model("ghostface", (32, 32, 3))
-    paths = export_model(model, tmp_path, input_mode="standardize", standardize="dataset", mean=120.0, std=60.0)
+    paths = export_model(model, tmp_path, InputSpec((32, 32, 3), "standardize", "dataset", 120.0, 60.0))
     pixels = np.random.default_rng(5).integers(0, 256, (2, 32, 32, 3), dtype=np.uint8)
     got = saved_model_predict(paths["saved_model"], pixels, UINT8_SIGNATURE, trusted=True)
     want = model.predict((pixels.astype(np.float32) - 120.0) / 60.0, verbose=0)

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from fer_keras.data.labels import CLASS_NAMES
+from fer_keras.data.pipeline import InputSpec
 from fer_keras.export import TFLiteModel, export_model, read_model_info
 
 from tiny_models import tiny_model
@@ -31,7 +32,7 @@ print(json.dumps(out))
 @pytest.mark.slow
 def test_saved_model_returns_class_names_to_plain_tensorflow(tmp_path):
     names = ["happiness", "sadness", "neutral"]
-    paths = export_model(tiny_model(classes=3), tmp_path, input_mode="unit", class_names=names, tflite=True)
+    paths = export_model(tiny_model(classes=3), tmp_path, InputSpec((48, 48, 1), "unit", class_names=names), tflite=True)
     done = subprocess.run([sys.executable, "-c", PLAIN_TF, str(paths["saved_model"])], capture_output=True,
                           text=True, timeout=300, env={"TF_CPP_MIN_LOG_LEVEL": "3", "PATH": "/usr/bin:/bin"})
     assert done.returncode == 0, done.stderr[-2000:]

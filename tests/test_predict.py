@@ -21,6 +21,7 @@ def models(tmp_path_factory):
     """A run folder (config.json + model/ export), a lone .keras file and a .tflite file."""
     import tensorflow as tf
 
+    from fer_keras.data.pipeline import InputSpec
     from fer_keras.export import export_model
     from fer_keras.models import build_model
     from fer_keras.files import write_json
@@ -29,7 +30,7 @@ def models(tmp_path_factory):
     tf.keras.utils.set_random_seed(0)
     model = build_model("dcnn")
     run = root / "run"
-    paths = export_model(model, run / "model", input_mode="unit", tflite=True)
+    paths = export_model(model, run / "model", InputSpec((48, 48, 1), "unit"), tflite=True)
     names = [f"class{i}" for i in range(7)]  # names come from the run's config, not the defaults
     write_json(run / "config.json", {"config": {"data": "fer2013.csv", "model": "dcnn", "standardize": "image"},
                                      "resolved": {"input_mode": "unit", "class_names": names}})

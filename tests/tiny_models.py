@@ -19,12 +19,13 @@ def tiny_run(folder: Path, data: str | None = "path/to/fer2013", class_names=CLA
              tflite: bool = False) -> Path:
     """A finished-looking run folder: config.json (``data`` as given; None = the demo set) + model/ exports."""
     from fer_keras.config import ExperimentConfig
+    from fer_keras.data.pipeline import InputSpec
     from fer_keras.export import export_model
     from fer_keras.files import write_json
 
     folder = Path(folder)
     model = tiny_model(shape, len(class_names))
-    export_model(model, folder / "model", input_mode="unit", class_names=class_names, tflite=tflite)
+    export_model(model, folder / "model", InputSpec(shape, "unit", class_names=class_names), tflite=tflite)
     write_json(folder / "config.json", {
         "config": ExperimentConfig.from_dict({"data": data, "model": "dcnn"}).to_dict(),
         "resolved": {"input_shape": list(shape), "input_mode": "unit", "class_names": list(class_names),

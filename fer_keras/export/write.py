@@ -39,7 +39,7 @@ import tensorflow as tf
 
 from fer_keras.adversarial import base_model
 from fer_keras.data.labels import CLASS_NAMES
-from fer_keras.data.pipeline import scale, to_pixels
+from fer_keras.data.pipeline import InputSpec
 from fer_keras.errors import ConfigError, FerKerasError
 from fer_keras.export.files import (KERAS_FILE, LABELS_FILE, MODEL_INFO_FILE, SAVED_MODEL_DIR, TFLITE_DYNAMIC_FILE,
                                     TFLITE_FILE, UINT8_SIGNATURE)
@@ -49,19 +49,17 @@ from fer_keras.model_files import load_keras
 from fer_keras.precision import float32_model
 
 
-def export_model(model: tf.keras.Model, out_dir: str | Path, *, input_mode: str | None = None,
-                 standardize: str = "image", mean: float | None = None, std: float | None = None,
-                 tflite: bool = False, class_names=None) -> dict[str, Path]:
+def export_model(model: tf.keras.Model, out_dir: str | Path, inputs: InputSpec | None = None, *,
+                 tflite: bool = False) -> dict[str, Path]:
     """Write the exports listed in the module docstring into ``out_dir``; return their paths.
 
     Args:
         model: a Keras model (or NSL wrapper; its base model is exported).
-        input_mode: ``"unit"`` or ``"standardize"`` (:func:`fer_keras.models.input_mode`); when
-            given, the SavedModel also gets the ``serving_uint8`` signature.
-        standardize, mean, std: as in :func:`fer_keras.data.pipeline.scale` (pixels 0..255 units).
+        inputs: how the model's input is prepared from pixels and its class names
+            (:class:`~fer_keras.data.pipeline.InputSpec`); with it the SavedModel also gets the
+            ``serving_uint8`` signature. Without it: no uint8 signature, and the class names are
+            the seven FER2013 classes for a 7-way head, else ``class_0`` ... ``class_{K-1}``.
         tflite: also write ``model.tflite`` and ``model_dynamic.tflite``.
-        class_names: the K class names in output order (default: the seven FER2013 classes for a
-            7-way head, else ``class_0`` ... ``class_{K-1}``).
 
     Returns: ``{"keras", "saved_model", "labels", "info"[, "tflite", "tflite_dynamic"]}`` -> path.
     """
@@ -71,9 +69,15 @@ def export_model(model: tf.keras.Model, out_dir: str | Path, *, input_mode: str 
     out_dir.mkdir(parents=True, exist_ok=True)
     height, width, channels = model.input_shape[1:]
     outputs = model.output_shape[-1]
-    if class_names is None:  # the seven FER2013 classes, or numbered ones for other heads
-        class_names = CLASS_NAMES if outputs == len(CLASS_NAMES) else [f"class_{i}" for i in range(outputs)]
-    class_names = [str(c) for c in class_names]
+    if inputs is None:  # the seven FER2013 classes, or numbered ones for other heads
+        class_names = list(CLASS_NAMES) if outputs == len(CLASS_NAMES) else [f"class_{i}" for i in range(outputs)]
+        input_mode, standardize, mean, std = None, "image", None, None
+    else:
+        if tuple(inputs.shape) != (height, width, channels):
+            raise ConfigError(f"input spec for {inputs.shape} but the model takes {(height, width, channels)}")
+        inputs.prepare(np.zeros((1, 1, 1, channels), np.uint8))  # a bad standardize / mean / std fails now
+        class_names, input_mode = list(inputs.class_names), inputs.mode
+        standardize, mean, std = inputs.standardize, inputs.mean, inputs.std
     if len(class_names) != model.output_shape[-1]:
         raise ConfigError(f"{len(class_names)} class names for a model with {model.output_shape[-1]} outputs")
     names = {"keras": KERAS_FILE, "saved_model": SAVED_MODEL_DIR, "labels": LABELS_FILE, "info": MODEL_INFO_FILE}
@@ -92,13 +96,10 @@ def export_model(model: tf.keras.Model, out_dir: str | Path, *, input_mode: str 
             return outputs(model(image, training=False))
 
         signatures = {"serving_default": serve}
-        if input_mode is not None:
-            scale(tf.zeros((1, 1, 1, 1)), input_mode, standardize, mean, std)  # validate settings now
-
+        if inputs is not None:
             @tf.function(input_signature=[tf.TensorSpec([None, None, None, channels], tf.uint8, name="pixels")])
             def serve_uint8(pixels):
-                x = scale(to_pixels(pixels, (height, width, channels)), input_mode, standardize, mean, std)
-                return outputs(model(x, training=False))
+                return outputs(model(inputs.prepare(pixels), training=False))
 
             signatures[UINT8_SIGNATURE] = serve_uint8
         tf.saved_model.save(model, str(tmp / SAVED_MODEL_DIR), signatures=signatures)
@@ -168,15 +169,14 @@ def convert_tflite(saved_model_dir: str | Path, quantise: bool = False) -> bytes
 
 
 def check_exports(model: tf.keras.Model, paths: dict[str, Path], images: np.ndarray,
-                  pixels: np.ndarray | None = None, input_mode: str | None = None,
-                  standardize: str = "image", mean: float | None = None,
-                  std: float | None = None) -> dict[str, float]:
+                  pixels: np.ndarray | None = None, inputs: InputSpec | None = None) -> dict[str, float]:
     """Max absolute probability difference of each export against ``model``.
 
     ``images``: prepared float32 (B, H, W, C), fed to the Keras model, ``serving_default`` and the
-    TFLite files. ``pixels``: optional uint8 (B, h, w, c) 0..255; with ``input_mode`` (and the
-    scaling settings) the ``serving_uint8`` signature on ``pixels`` is compared with the Keras
-    model on the same pixels prepared by :mod:`fer_keras.data.pipeline`.
+    TFLite files. ``pixels``: optional uint8 (B, h, w, c) 0..255; with ``inputs`` (the
+    :class:`~fer_keras.data.pipeline.InputSpec` it was exported with) the ``serving_uint8``
+    signature on ``pixels`` is compared with the Keras model on the same pixels prepared by
+    ``inputs.prepare``.
     Keys: ``<export>_max_abs_diff`` for keras, saved_model, [saved_model_uint8, tflite, tflite_dynamic].
     """
     model = base_model(model)
@@ -186,8 +186,8 @@ def check_exports(model: tf.keras.Model, paths: dict[str, Path], images: np.ndar
         "saved_model_max_abs_diff": np.abs(saved_model_predict(paths["saved_model"], images, trusted=True)
                                            - expected).max(),
     }
-    if pixels is not None and input_mode is not None:
-        prepared = scale(to_pixels(pixels, model.input_shape[1:]), input_mode, standardize, mean, std)
+    if pixels is not None and inputs is not None:
+        prepared = inputs.prepare(pixels)
         got = saved_model_predict(paths["saved_model"], pixels, UINT8_SIGNATURE, trusted=True)
         diffs["saved_model_uint8_max_abs_diff"] = np.abs(got - model.predict(prepared, verbose=0)).max()
     for key in ("tflite", "tflite_dynamic"):
@@ -196,23 +196,20 @@ def check_exports(model: tf.keras.Model, paths: dict[str, Path], images: np.ndar
     return {k: float(v) for k, v in diffs.items()}
 
 
-def export_checked(model: tf.keras.Model, out_dir: str | Path, spec, tflite: bool = True, check_images: int = 32,
-                   seed: int = 0) -> dict:
-    """:func:`export_model` with the input preparation and class names of ``spec`` (an
-    :class:`~fer_keras.data.pipeline.InputSpec`), then :func:`check_exports` on ``check_images``
-    random faces. Returns ``{"paths": {...}, "check": {export: max abs probability difference}}``."""
+def export_checked(model: tf.keras.Model, out_dir: str | Path, inputs: InputSpec, tflite: bool = True,
+                   check_images: int = 32, seed: int = 0) -> dict:
+    """:func:`export_model` with the input preparation and class names of ``inputs``, then
+    :func:`check_exports` on ``check_images`` random faces. Returns ``{"paths": {...}, "check": {export: max abs probability difference}}``."""
     out_dir = Path(out_dir)
     created = not out_dir.exists()
     out_dir = ensure_writable_dir(out_dir, "--out")
-    scaling = {k: v for k, v in spec.scaling.items() if k != "mode"}
     try:
-        paths = export_model(model, out_dir, input_mode=spec.mode, tflite=tflite, class_names=spec.class_names,
-                             **scaling)
+        paths = export_model(model, out_dir, inputs, tflite=tflite)
     except FerKerasError:
         if created:  # e.g. out of disk space: leave no empty --out folder behind
             with contextlib.suppress(OSError):
                 out_dir.rmdir()
         raise
-    pixels = np.random.default_rng(seed).integers(0, 256, (check_images, *spec.shape), dtype=np.uint8)
-    check = check_exports(model, paths, spec.prepare(pixels).numpy(), pixels=pixels, input_mode=spec.mode, **scaling)
+    pixels = np.random.default_rng(seed).integers(0, 256, (check_images, *inputs.shape), dtype=np.uint8)
+    check = check_exports(model, paths, inputs.prepare(pixels).numpy(), pixels=pixels, inputs=inputs)
     return {"paths": {k: str(v) for k, v in paths.items()}, "check": check}

@@ -128,10 +128,9 @@ def package_run(run_dir: str | os.PathLike, name: str, *, root: str | os.PathLik
     root = Path(root) if root is not None else pretrained.ROOT  # read now: tests point it elsewhere
     root.mkdir(parents=True, exist_ok=True)
     metrics = run.run.metrics() or {}
-    config, resolved, spec = run.config, run.run.resolved, run.input_spec
+    config, resolved, inputs = run.config, run.run.resolved, run.input_spec
     if config.data.path is None:
         log(f"warning: {run.run_dir} was trained on the synthetic demo set; its predictions mean nothing for real faces")
-    scaling = {k: v for k, v in spec.scaling.items() if k != "mode"}
     training = metrics.get("training", {})
     card_data = {
         "name": name,
@@ -140,7 +139,7 @@ def package_run(run_dir: str | os.PathLike, name: str, *, root: str | os.PathLik
         "architecture": config.model.name,
         "parameters": int(run.model.count_params()),
         "class_names": list(run.class_names),
-        "input": {**spec.to_dict(), "dtype": "float32",
+        "input": {**inputs.to_dict(), "dtype": "float32",
                   "pixels": "0..255 before preparation; gray faces for 1 channel, RGB for 3"},
         "output": {"name": "probabilities", "shape": [None, len(run.class_names)], "dtype": "float32"},
         "files": {"keras": KERAS_FILE, "tflite": TFLITE_FILE, "labels": LABELS_FILE},
@@ -160,8 +159,7 @@ def package_run(run_dir: str | os.PathLike, name: str, *, root: str | os.PathLik
     }
     with tempfile.TemporaryDirectory(dir=root, prefix=f".{name}-") as tmp:
         tmp = Path(tmp)
-        exported = export_model(run.model, tmp / "export", input_mode=run.input_mode, tflite=True,
-                                class_names=run.class_names, **scaling)
+        exported = export_model(run.model, tmp / "export", inputs, tflite=True)
         folder = tmp / name
         folder.mkdir()
         exported["keras"].replace(folder / KERAS_FILE)
@@ -171,7 +169,7 @@ def package_run(run_dir: str | os.PathLike, name: str, *, root: str | os.PathLik
         if data is not None:
             card_data["evaluation"] = {"data": Path(data).name, "usage": usage}
             for form, file in FORMS.items():
-                model = Classifier(folder / file, run.input_mode, run.class_names, **scaling)
+                model = Classifier(folder / file)  # prepared as its card (written above) says
                 for tta in TTA_MODES:
                     result = evaluate_model_on_data(model, data, usage=usage, tta=tta, log=log)
                     card_data["evaluation"][form if tta == "none" else f"{form}_{tta.replace('+', '_')}_tta"] = {
