@@ -6,6 +6,7 @@ import tensorflow as tf
 
 from fer_keras import privacy
 from fer_keras.data.dataset import FaceData
+from fer_keras.data.pipeline import InputSpec
 
 NAMES = ("a", "b", "c", "d")
 
@@ -63,7 +64,7 @@ def noise_data():
 
 def test_audit_tells_an_overfit_model_from_an_untrained_one(noise_data):
     members, nonmembers, overfit = noise_data
-    kw = dict(input_shape=(16, 16, 1), mode="unit", attacks=privacy.DEFAULT_ATTACKS)
+    kw = dict(inputs=InputSpec((16, 16, 1), "unit"), attacks=privacy.DEFAULT_ATTACKS)
     attacked = privacy.audit(overfit, members, nonmembers, **kw)
     untrained = privacy.audit(_mlp(1), members, nonmembers, **kw)
     for result in (attacked, untrained):
@@ -81,7 +82,7 @@ def test_audit_tells_an_overfit_model_from_an_untrained_one(noise_data):
 
 def test_model_logits_are_exact_for_softmax_models(noise_data):
     members, _, model = noise_data
-    logits = privacy.model_logits(model, members, input_shape=(16, 16, 1))
+    logits = privacy.model_logits(model, members)  # default: the model's input shape, pixels / 255
     probs = model.predict(members.images / 255.0, verbose=0)
     np.testing.assert_allclose(tf.nn.softmax(logits).numpy(), probs, atol=1e-5)
     loss = privacy.cross_entropy(logits, members.labels)

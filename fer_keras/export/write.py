@@ -199,7 +199,8 @@ def check_exports(model: tf.keras.Model, paths: dict[str, Path], images: np.ndar
 def export_checked(model: tf.keras.Model, out_dir: str | Path, inputs: InputSpec, tflite: bool = True,
                    check_images: int = 32, seed: int = 0) -> dict:
     """:func:`export_model` with the input preparation and class names of ``inputs``, then
-    :func:`check_exports` on ``check_images`` random faces. Returns ``{"paths": {...}, "check": {export: max abs probability difference}}``."""
+    :func:`check_exports` on ``check_images`` random faces. Returns ``{"paths": {...}, "check":
+    {export: max abs probability difference}}``."""
     out_dir = Path(out_dir)
     created = not out_dir.exists()
     out_dir = ensure_writable_dir(out_dir, "--out")

@@ -46,7 +46,7 @@ from scipy.special import logsumexp, softmax
 from fer_keras._compat import import_tf_privacy
 from fer_keras.adversarial import base_model
 from fer_keras.data.dataset import FaceData
-from fer_keras.data.pipeline import images_only, make_dataset
+from fer_keras.data.pipeline import InputSpec, images_only
 from fer_keras.errors import ConfigError, DataError
 from fer_keras.models.registry import softmax_head
 
@@ -143,10 +143,10 @@ def sample_members_nonmembers(train: FaceData, held_out: FaceData, n: int = 2000
 # Model outputs -> AttackInputData
 
 
-def model_logits(model: tf.keras.Model, data: FaceData, *, input_shape=None, mode: str = "unit",
-                 standardize: str = "image", mean: float | None = None, std: float | None = None,
+def model_logits(model: tf.keras.Model, data: FaceData, inputs: InputSpec | None = None,
                  batch_size: int = 100) -> np.ndarray:
-    """(N, K) float64 logits of ``model`` (plain or NSL-wrapped) on ``data``.
+    """(N, K) float64 logits of ``model`` (plain or NSL-wrapped) on ``data``, its faces prepared as
+    ``inputs`` says (default: the model's input shape, pixels / 255).
 
     fer_keras models end in a softmax Dense layer (:func:`fer_keras.models.softmax_head`): then the
     exact pre-softmax logits are computed in float64 from the features it takes and its weights (no
@@ -155,9 +155,8 @@ def model_logits(model: tf.keras.Model, data: FaceData, *, input_shape=None, mod
     which changes neither the softmax, the loss nor the entropy).
     """
     model = base_model(model)
-    shape = tuple(input_shape or model.input_shape[1:])
-    ds = images_only(make_dataset(data, shape, batch_size, mode=mode, standardize=standardize,
-                                  mean=mean, std=std, cache=False))
+    inputs = inputs or InputSpec(model.input_shape[1:], "unit")
+    ds = images_only(inputs.dataset(data, batch_size, cache=False))
     try:
         head = softmax_head(model)
     except ConfigError:
@@ -192,11 +191,12 @@ def make_attack_input(logits_in, labels_in, logits_out, labels_out):
         entropy_train=_entropy(logits_in, labels_in), entropy_test=_entropy(logits_out, labels_out))
 
 
-def attack_inputs(model: tf.keras.Model, members: FaceData, nonmembers: FaceData, **pipeline):
-    """``AttackInputData`` for ``model`` on ``members`` / ``nonmembers``; ``pipeline``: the
-    preprocessing keywords of :func:`model_logits` (input_shape, mode, standardize, mean, std)."""
-    return make_attack_input(model_logits(model, members, **pipeline), members.labels,
-                             model_logits(model, nonmembers, **pipeline), nonmembers.labels)
+def attack_inputs(model: tf.keras.Model, members: FaceData, nonmembers: FaceData,
+                  inputs: InputSpec | None = None):
+    """``AttackInputData`` for ``model`` on ``members`` / ``nonmembers`` (faces prepared as ``inputs``
+    says, see :func:`model_logits`)."""
+    return make_attack_input(model_logits(model, members, inputs), members.labels,
+                             model_logits(model, nonmembers, inputs), nonmembers.labels)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -338,11 +338,11 @@ def audit_outputs(logits_in, labels_in, logits_out, labels_out, *, reference_log
 
 def audit(model: tf.keras.Model, members: FaceData, nonmembers: FaceData, reference: FaceData | None = None,
           *, attacks: Sequence[str] = DEFAULT_ATTACKS, target_fpr: float = DEFAULT_TARGET_FPR,
-          min_reference: int = 20, seed: int = 0, keep_roc: bool = True, **pipeline) -> dict:
+          min_reference: int = 20, seed: int = 0, keep_roc: bool = True, inputs: InputSpec | None = None) -> dict:
     """Membership-inference audit of ``model`` on ``members`` vs ``nonmembers``.
 
     ``reference`` (optional) is population data for the per-class thresholds of the loss and
-    entropy attacks; ``pipeline`` are the preprocessing keywords of :func:`model_logits`.
+    entropy attacks; ``inputs`` says how faces are prepared for the model (:func:`model_logits`).
     Returns ``{"members", "nonmembers", "reference", "target_fpr", "attacks": {name: {"auc",
     "advantage", "tpr_at_1%_fpr", "tpr_at_0.1%_fpr", "at_target_fpr", "best_accuracy", "roc"}}}``;
     each operating point holds ``tp, fp, tn, fn`` (% of all audited images, summing to 100), the
@@ -350,8 +350,8 @@ def audit(model: tf.keras.Model, members: FaceData, nonmembers: FaceData, refere
     """
     ref_logits = ref_labels = None
     if reference is not None and len(reference):
-        ref_logits, ref_labels = model_logits(model, reference, **pipeline), reference.labels
-    return audit_outputs(model_logits(model, members, **pipeline), members.labels,
-                         model_logits(model, nonmembers, **pipeline), nonmembers.labels,
+        ref_logits, ref_labels = model_logits(model, reference, inputs), reference.labels
+    return audit_outputs(model_logits(model, members, inputs), members.labels,
+                         model_logits(model, nonmembers, inputs), nonmembers.labels,
                          reference_logits=ref_logits, reference_labels=ref_labels, attacks=attacks,
                          target_fpr=target_fpr, min_reference=min_reference, seed=seed, keep_roc=keep_roc)

@@ -197,7 +197,7 @@ def train_setting(name: str, config: MIAConfig, parts: dict, log: Callable = pri
 
 
 def test_accuracy(model, data: FaceData, inputs: InputSpec) -> float:
-    logits = privacy.model_logits(model, data, input_shape=inputs.shape, **inputs.scaling)
+    logits = privacy.model_logits(model, data, inputs)
     return float(np.mean(logits.argmax(1) == data.labels))
 
 
@@ -251,7 +251,6 @@ def run_study(config: MIAConfig, model_dir: str | Path | None = None, log: Calla
     run.settings_dir.mkdir()
     run.models_dir.mkdir()
     rows, summary, curves = [], {}, {a: {} for a in audit.attacks}
-    pipeline = {"input_shape": inputs.shape, **inputs.scaling}
     for name in (loaded or audit.settings):
         if loaded:
             model, info = loaded[name]
@@ -263,7 +262,7 @@ def run_study(config: MIAConfig, model_dir: str | Path | None = None, log: Calla
         acc = test_accuracy(model, parts["test"], inputs)
         member_acc = test_accuracy(model, sets.members, inputs)  # on training images: how far it memorised
         result = privacy.audit(model, sets.members, sets.nonmembers, sets.reference, attacks=audit.attacks,
-                               target_fpr=audit.target_fpr, seed=config.seed, **pipeline)
+                               target_fpr=audit.target_fpr, seed=config.seed, inputs=inputs)
         epsilon = info.get("dp_accounting", {}).get("epsilon")
         rows += privacy.table_rows(name, acc, result, epsilon, member_accuracy=member_acc)
         loss_attack = result["attacks"].get("threshold")
