@@ -77,7 +77,7 @@ def bench_training(steps: int, jit: bool) -> dict:
     for adversarial in (False, True):
         model = build_model("dcnn")
         if adversarial:
-            model = wrap_adversarial(model, 0.3, 0.12)
+            model = wrap_adversarial(model)
         compile_model(model, "adam", 1e-3, jit_compile=jit)
         train = ds if adversarial else as_xy(ds)
         model.fit(train, epochs=1, steps_per_epoch=3, verbose=0)  # trace + warm up

@@ -1,6 +1,7 @@
 """Neural Structured Learning adversarial regularisation for any fer_keras model.
 
-``wrap_adversarial(model, multiplier=0.3, step=0.12)`` returns
+``wrap_adversarial(model)`` (Study A's multiplier 0.3 and step 0.12: the defaults of
+:class:`~fer_keras.config.AdversarialConfig`) or ``wrap_adversarial(model, config.adversarial)`` returns
 ``nsl.keras.AdversarialRegularization(model, label_keys=["label"], adv_config=...)``, which
 trains on feature dicts ``{"image": x, "label": one_hot}`` (as made by
 :func:`fer_keras.data.pipeline.make_dataset`). The base model's input must be named ``image``.
@@ -8,6 +9,7 @@ Step sizes are in the model's input units ([0, 1] for DCNN, standardised units f
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 
 import tensorflow as tf
@@ -40,12 +42,16 @@ def nsl_config(settings: AdversarialConfig):
                                            adv_grad_norm=settings.grad_norm)
 
 
-def wrap_adversarial(model: tf.keras.Model, multiplier: float = 0.3, step: float = 0.12,
-                     grad_norm: str = "l2") -> tf.keras.Model:
-    """Wrap ``model`` (input named ``image``) in NSL's AdversarialRegularization."""
+def wrap_adversarial(model: tf.keras.Model, settings: AdversarialConfig | None = None, **changes) -> tf.keras.Model:
+    """Wrap ``model`` (input named ``image``) in NSL's AdversarialRegularization with ``settings``
+    (default: :class:`~fer_keras.config.AdversarialConfig`'s), and any of its fields given as
+    keywords changed, e.g. ``wrap_adversarial(model, multiplier=0.12, step=0.01)``."""
     if model.input_names != ["image"]:
         raise ConfigError(f"model {model.name!r} must have one input named 'image' (has {model.input_names})")
-    settings = AdversarialConfig(True, multiplier, step, grad_norm)
+    unknown = set(changes) - {f.name for f in dataclasses.fields(AdversarialConfig)}
+    if unknown:
+        raise TypeError(f"wrap_adversarial() got unexpected keyword(s) {', '.join(sorted(unknown))}")
+    settings = dataclasses.replace(settings or AdversarialConfig(), **changes)
     _quiet_label_warning()
     nsl = import_nsl()
     return nsl.keras.AdversarialRegularization(model, label_keys=["label"], adv_config=nsl_config(settings))

@@ -326,7 +326,7 @@ def _wrap_and_compile(model: tf.keras.Model, config: ExperimentConfig, lr) -> tf
     """``model`` NSL-wrapped if ``config`` says so, compiled as ``config`` trains."""
     adv, opt, t = config.adversarial, config.optimizer, config.training
     if adv.enabled:
-        model = wrap_adversarial(model, adv.multiplier, adv.step, adv.grad_norm)
+        model = wrap_adversarial(model, adv)
     return compile_model(model, opt.name, lr, opt.momentum, t.jit_compile, t.label_smoothing)
 
 

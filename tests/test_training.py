@@ -45,6 +45,19 @@ def test_plain_model_reports_same_names():
         "loss", "categorical_crossentropy", "categorical_accuracy"}
 
 
+def test_wrap_takes_the_settings_object_and_keyword_changes():
+    from fer_keras.config import AdversarialConfig
+
+    default = wrap_adversarial(_tiny_model()).adv_config
+    assert (default.multiplier, default.adv_neighbor_config.adv_step_size) == (0.3, 0.12)  # Study A's, stated once
+    prose = wrap_adversarial(_tiny_model(), AdversarialConfig(multiplier=0.12, step=0.01)).adv_config
+    assert (prose.multiplier, prose.adv_neighbor_config.adv_step_size) == (0.12, 0.01)
+    changed = wrap_adversarial(_tiny_model(), AdversarialConfig(multiplier=0.12), step=0.05).adv_config
+    assert (changed.multiplier, changed.adv_neighbor_config.adv_step_size) == (0.12, 0.05)
+    with pytest.raises(TypeError, match="stepsize"):
+        wrap_adversarial(_tiny_model(), stepsize=0.05)
+
+
 def test_wrap_checks_settings_and_input_name():
     with pytest.raises(ConfigError, match="--grad-norm 'l3'"):
         wrap_adversarial(_tiny_model(), grad_norm="l3")
