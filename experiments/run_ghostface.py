@@ -16,11 +16,11 @@ Writes one run folder under --out (config, history, metrics, report, figures, mo
 """
 import fer_keras  # noqa: F401  (selects Keras 2 before TensorFlow loads)
 from fer_keras.errors import run_main
-from fer_keras.studies.presets import train_from_command_line
+from fer_keras.training.command_line import train_from_command_line
 
 
 def main(argv=None):
-    return train_from_command_line("run_ghostface.py", __doc__, argv)
+    return train_from_command_line("B", __doc__, argv)
 
 
 if __name__ == "__main__":

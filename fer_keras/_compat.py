@@ -99,7 +99,7 @@ class _RemovedEstimator(types.ModuleType):
     def __getattr__(self, name):
         raise AttributeError(
             f"tf.estimator.{name}: tf.estimator was removed in TensorFlow 2.16, so NSL's estimator "
-            "helpers are unavailable; use nsl.keras (fer_keras.adversarial) instead."
+            "helpers are unavailable; use nsl.keras (fer_keras.nsl) instead."
         )
 
 

@@ -34,7 +34,7 @@ import numpy as np
 import tensorflow as tf
 
 from fer_keras._compat import import_nsl
-from fer_keras.adversarial import base_model
+from fer_keras.nsl import base_model
 from fer_keras.config import GRAD_NORMS
 from fer_keras.errors import ConfigError
 

@@ -198,7 +198,7 @@ class AugmentConfig:
 
 @dataclasses.dataclass
 class AdversarialConfig:
-    """Neural Structured Learning adversarial regularisation (see :mod:`fer_keras.adversarial`)."""
+    """Neural Structured Learning adversarial regularisation (see :mod:`fer_keras.nsl`)."""
 
     enabled: bool = setting(True, "NSL adversarial regularisation (--no-adversarial: the same model, "
                             "trained plainly)", flag="--adversarial")

@@ -13,7 +13,7 @@ from sklearn.metrics import classification_report, confusion_matrix, precision_r
 from tqdm.auto import tqdm
 
 from fer_keras import plots
-from fer_keras.adversarial import base_model
+from fer_keras.nsl import base_model
 from fer_keras.classifier import load_classifier
 from fer_keras.config import TTA_MODES, check_tta
 from fer_keras.data import load_dataset

@@ -9,17 +9,12 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import sys
 import types
 import typing
 from typing import Any, Iterable
 
 from fer_keras.config import build_config, section_types
-from fer_keras.errors import ConfigError, FerKerasError
-from fer_keras.experiment import run_experiment
-
-#: Flags that may accompany --resume (they do not change what the run trains).
-RESUME_FLAGS = {"resume", "time_budget", "training__epochs", "out"}
+from fer_keras.errors import FerKerasError
 
 
 def _plain_type(hint):
@@ -132,64 +127,9 @@ def _dests(cls) -> set[str]:
     return {dest for dest, _, _ in _fields(cls)}
 
 
-def add_run_flags(parser: argparse.ArgumentParser) -> None:
-    """``--resume RUN_DIR`` and ``--time-budget MINUTES``, for scripts that train one run."""
-    parser.add_argument("--resume", default=None, metavar="RUN_DIR", help="continue an interrupted run folder "
-                        "exactly (its saved settings are used; --epochs may extend a constant-LR run; other "
-                        "settings are refused)")
-    parser.add_argument("--time-budget", type=float, default=None, metavar="MINUTES", help="stop at an epoch "
-                        "boundary before training would run over MINUTES (checkpoint kept; continue with --resume)")
-
-
-def given_flags(parser: argparse.ArgumentParser, argv: list[str] | None = None) -> set[str]:
-    """The dests of the flags written on the command line ``argv`` (default: ``sys.argv[1:]``)."""
-    argv = sys.argv[1:] if argv is None else argv
-    given = set()
-    for token in argv:
-        if token.startswith("--"):
-            action = parser._option_string_actions.get(token.split("=", 1)[0])
-            if action is not None:
-                given.add(action.dest)
-    return given
-
-
-def check_resume_flags(parser: argparse.ArgumentParser, argv: list[str] | None = None) -> None:
-    """With --resume, refuse (one line) flags that would change the run being resumed."""
-    given = given_flags(parser, argv)
-    extra = sorted(given - RESUME_FLAGS - {"help"})
-    if "resume" in given and extra:
-        flags = ", ".join(sorted(_flag_of(parser, d) for d in extra))
-        raise ConfigError(f"--resume continues a run with its saved settings; {flags} would change it. "
-                          "Drop them, or start a new run with them")
-
-
-def _flag_of(parser: argparse.ArgumentParser, dest: str) -> str:
-    for action in parser._actions:
-        if action.dest == dest and action.option_strings:
-            return action.option_strings[0]
-    return "--" + dest.split("__")[-1].replace("_", "-")
-
-
 def float_list(text: str) -> list[float]:
     """argparse type for comma-separated numbers such as ``0,0.2,0.4``."""
     try:
         return [float(v) for v in text.split(",") if v.strip()]
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r}: give comma-separated numbers, e.g. 0,0.2,0.4") from None
-
-
-def train_and_report(config, args: argparse.Namespace, parser: argparse.ArgumentParser,
-                     argv: list[str] | None = None):
-    """Run (or resume, from ``args.resume``) the experiment of ``config``; print where the results
-    are, or how to continue a run the time budget stopped. Returns the run folder (None on a
-    multi-worker run's non-chief worker)."""
-    check_resume_flags(parser, argv)
-    extend = args.training__epochs if args.resume and "training__epochs" in given_flags(parser, argv) else None
-    run = run_experiment(config, resume=args.resume, time_budget=args.time_budget, extend_epochs=extend)
-    if run is None:
-        print("This worker's part is done; the chief worker writes the run folder")
-    elif run.finished:
-        print(f"Results in {run.path} (metrics.json, history.csv, log.txt, figures/, model/)")
-    else:
-        print(f"Not finished: continue with --resume {run.path}")
-    return run

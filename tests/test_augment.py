@@ -124,7 +124,7 @@ def test_config_settings_validate_and_old_configs_load():
 
 
 def test_augmented_samples_figure(tmp_path, demo_small):
-    from fer_keras.experiment import _augmented_samples
+    from fer_keras.training.experiment import _augmented_samples
 
     aug = make_augmenter("randaugment+mixup", mixup_fraction=0.5)
     path = tmp_path / "augmented_samples.png"

@@ -55,7 +55,7 @@ STEP = textwrap.dedent("""
     import fer_keras
     import numpy as np
     import tensorflow as tf
-    from fer_keras.adversarial import base_model, wrap_adversarial
+    from fer_keras.nsl import base_model, wrap_adversarial
     from fer_keras.data import make_demo
     from fer_keras.data.pipeline import TrainingStream
     from fer_keras.distribute import make_strategy, synchronize_batch_norm
@@ -212,7 +212,7 @@ def test_two_workers_train_one_run_folder_with_equal_weights_and_resume_it(tmp_p
     there is one run folder with metrics, both workers' weights are equal, their temporary folders
     are gone, and the model equals a single-device run's (the batches were split, not duplicated)."""
     from fer_keras.config import ExperimentConfig
-    from fer_keras.experiment import run_experiment
+    from fer_keras.training.experiment import run_experiment
     import tensorflow as tf
 
     out = tmp_path / "runs"

@@ -10,7 +10,7 @@ import tensorflow as tf
 
 from fer_keras.config import ExperimentConfig, TrainingConfig
 from fer_keras.errors import ConfigError
-from fer_keras.experiment import run_experiment
+from fer_keras.training.experiment import run_experiment
 from fer_keras.flags import config_from_args
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -109,9 +109,9 @@ def test_ghostface_nsl_run_at_small_input(tmp_path):
 
 
 def test_run_ghostface_defaults_are_the_study_recipe():
-    from fer_keras.studies.presets import experiment_parser
+    from fer_keras.training.command_line import experiment_parser
 
-    parser, defaults = experiment_parser("run_ghostface.py", "", [])
+    parser, defaults = experiment_parser("B", "", [])
     recipe = config_from_args(parser.parse_args([]), defaults)
     assert (recipe.model.name, recipe.optimizer.name, recipe.optimizer.lr) == ("ghostface", "sgd", 0.1)
     assert (recipe.training.batch_size, recipe.resolved_epochs) == (16, 8)  # demo set: 8 epochs
@@ -121,7 +121,7 @@ def test_run_ghostface_defaults_are_the_study_recipe():
 
 def test_jit_is_refused_for_ghostface_on_a_cpu_before_any_run_folder(tmp_path):
     from fer_keras.config import ExperimentConfig
-    from fer_keras.experiment import run_experiment
+    from fer_keras.training.experiment import run_experiment
 
     config = ExperimentConfig(name="g", out=str(tmp_path / "runs")).replace(
         model__name="ghostface", model__input_size=32, adversarial__enabled=False, training__jit_compile=True,
@@ -133,7 +133,7 @@ def test_jit_is_refused_for_ghostface_on_a_cpu_before_any_run_folder(tmp_path):
 
 def test_a_new_run_stopped_by_a_mistake_before_its_first_checkpoint_leaves_no_folder(tmp_path):
     from fer_keras.config import ExperimentConfig
-    from fer_keras.experiment import run_experiment
+    from fer_keras.training.experiment import run_experiment
 
     config = ExperimentConfig(name="n", out=str(tmp_path / "runs")).replace(
         model__noise_layers=1, adversarial__enabled=False, training__epochs=1, data__demo_images_per_class=4)
@@ -151,7 +151,7 @@ def test_jit_needs_nondeterministic_ops():
 def test_init_from_copies_a_run_s_weights_and_refuses_another_architecture(tmp_path, nsl_run):
     import numpy as np
 
-    from fer_keras.experiment import copy_weights
+    from fer_keras.training.experiment import copy_weights
     from fer_keras.models import build_model
     from fer_keras.training import checkpointed_randomness
 
@@ -174,7 +174,7 @@ def test_init_from_copies_a_run_s_weights_and_refuses_another_architecture(tmp_p
 def test_init_from_counts_held_out_images_the_source_trained_on(nsl_run, tmp_path, monkeypatch):
     from fer_keras import pretrained
     from fer_keras.data.prepare import prepare_data
-    from fer_keras.experiment import held_out_seen_by
+    from fer_keras.training.experiment import held_out_seen_by
     from fer_keras.pretrained.packaging import package_run
 
     config = _config(nsl_run.path, split="80/10/10")  # held-out images drawn from all rows, Training too

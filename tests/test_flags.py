@@ -5,7 +5,8 @@ import argparse
 import pytest
 
 from fer_keras.config import ExperimentConfig
-from fer_keras.flags import add_config_flags, config_from_args, given_flags
+from fer_keras.flags import add_config_flags, config_from_args
+from fer_keras.training.command_line import given_flags
 
 
 def _parser(defaults=None, skip=()):

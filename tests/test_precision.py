@@ -41,7 +41,7 @@ def test_softmax_is_float32_under_bf16_and_the_float32_copy_gives_the_same_proba
 
 
 def test_a_bf16_run_trains_and_exports_float32(tmp_path):
-    from fer_keras.experiment import run_experiment
+    from fer_keras.training.experiment import run_experiment
 
     config = ExperimentConfig(name="bf16", out=str(tmp_path)).replace(
         adversarial__enabled=True, training__epochs=1, training__batch_size=16, training__precision="mixed_bfloat16",

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from fer_keras.adversarial import base_model, wrap_adversarial
+from fer_keras.nsl import base_model, wrap_adversarial
 from fer_keras.data.pipeline import as_xy, make_dataset
 from fer_keras.errors import ConfigError
 from fer_keras.export import check_exports, export_model
@@ -179,10 +179,10 @@ def test_full_disk_during_a_checkpoint_is_one_line_and_leaves_no_temporary_files
 
 
 def test_resume_refuses_flags_that_would_change_the_run():
-    from fer_keras.flags import check_resume_flags
-    from fer_keras.studies.presets import experiment_parser
+    from fer_keras.training.command_line import check_resume_flags
+    from fer_keras.training.command_line import experiment_parser
 
-    parser, _ = experiment_parser("run_nsl.py", "", [])
+    parser, _ = experiment_parser("A", "", [])
     check_resume_flags(parser, ["--resume", "runs/x", "--time-budget", "30", "--epochs", "40"])  # allowed
     check_resume_flags(parser, ["--lr", "0.5"])  # no resume: anything goes
     with pytest.raises(ConfigError, match=r"--lr, --model would change it") as info:
@@ -193,7 +193,7 @@ def test_resume_refuses_flags_that_would_change_the_run():
 @pytest.mark.slow
 def test_resume_may_extend_only_a_constant_lr_run(tmp_path):
     from fer_keras.config import ExperimentConfig
-    from fer_keras.experiment import run_experiment
+    from fer_keras.training.experiment import run_experiment
 
     config = ExperimentConfig.from_dict({"demo_images_per_class": 4, "epochs": 1, "batch_size": 16,
                                          "lr_schedule": "cosine", "adversarial": False, "out": str(tmp_path)})

@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from fer_keras.adversarial import base_model
+from fer_keras.nsl import base_model
 from fer_keras.data.labels import CLASS_NAMES
 from fer_keras.data.pipeline import InputSpec
 from fer_keras.errors import ConfigError, FerKerasError

@@ -44,7 +44,7 @@ import tensorflow as tf
 from scipy.special import logsumexp, softmax
 
 from fer_keras._compat import import_tf_privacy
-from fer_keras.adversarial import base_model
+from fer_keras.nsl import base_model
 from fer_keras.data.dataset import FaceData
 from fer_keras.data.pipeline import InputSpec, images_only
 from fer_keras.errors import ConfigError, DataError

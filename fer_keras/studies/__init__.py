@@ -1,7 +1,7 @@
 """The two studies' orchestration, on top of the library (nothing in fer_keras outside this package
 imports it; a test keeps it so).
 
-* :mod:`~fer_keras.studies.presets`: the named recipes (Study A, Study B per augmentation, the
+* :mod:`~fer_keras.training.presets`: the named recipes (Study A, Study B per augmentation, the
   shipped model), each an exact command line.
 * :mod:`~fer_keras.studies.published`: the studies' own figures.
 * :mod:`~fer_keras.studies.mia`: Study B's membership-inference grid (train per defence, audit, table).

@@ -14,7 +14,7 @@ from pathlib import Path
 from fer_keras import markdown, plots
 from fer_keras.config import parse_augment
 from fer_keras.errors import ConfigError
-from fer_keras.experiment import run_experiment
+from fer_keras.training.experiment import run_experiment
 from fer_keras.files import atomic_write_text, write_json
 from fer_keras.runs import RunFolder
 

@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _fake_run(path, model, tag):
-    """A run folder as fer_keras.experiment writes it, on the synthetic demo set."""
+    """A run folder as fer_keras.training.experiment writes it, on the synthetic demo set."""
     config = ExperimentConfig.from_dict({"model": "dcnn", "demo_images_per_class": 10, "eval_limit": 70,
                                          "seed": int(tag)})
     run = path / f"run{tag}"

@@ -14,7 +14,7 @@ from fer_keras import pretrained
 from fer_keras.data.labels import CLASS_NAMES
 from fer_keras.markdown import num as _num
 from fer_keras.markdown import pct as _pct
-from fer_keras.studies.presets import preset_flags
+from fer_keras.training.presets import preset_flags
 from fer_keras.studies.published import STUDY_A, STUDY_A_MODELS, STUDY_B, STUDY_B_MODEL, STUDY_BUDGETS
 
 #: Training cost of one image as a multiple of its forward MACs: forward + backward (2x) = 3x,
@@ -155,7 +155,7 @@ def test_in_selection(run: dict) -> bool:
 
 def held_out_seen(run: dict) -> bool:
     """Did the run's ``--init-from`` model train on its validation or test images, or could that
-    not be checked (``resolved.init_from``, :func:`fer_keras.experiment.held_out_seen_by`)?"""
+    not be checked (``resolved.init_from``, :func:`fer_keras.training.experiment.held_out_seen_by`)?"""
     init = run["resolved"].get("init_from")
     return bool(init) and bool(init.get("not_checked") or init.get("val_images_it_trained_on")
                                or init.get("test_images_it_trained_on"))

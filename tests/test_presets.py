@@ -4,7 +4,8 @@ import pytest
 
 from fer_keras.errors import ConfigError
 from fer_keras.flags import config_from_args
-from fer_keras.studies.presets import PRESETS, STUDY_RECIPES, command, experiment_parser, preset_config
+from fer_keras.training.command_line import experiment_parser
+from fer_keras.training.presets import PRESETS, SCRIPTS, STUDY_RECIPES, command, preset_config
 
 
 @pytest.mark.parametrize("name", sorted(PRESETS))
@@ -28,14 +29,14 @@ def test_the_studies_recipes():
 
 
 def test_script_starts_from_a_preset_and_flags_override_it():
-    parser, defaults = experiment_parser("run_nsl.py", "", ["--preset", "shipped-fer2013", "--epochs", "40"])
+    parser, defaults = experiment_parser("A", "", ["--preset", "shipped-fer2013", "--epochs", "40"])
     args = parser.parse_args(["--preset", "shipped-fer2013", "--epochs", "40"])
     config = config_from_args(args, defaults)
     assert config.model.name == "dcnn" and config.evaluation.tta == "flip" and config.training.epochs == 40
     assert not config.adversarial.enabled and config.optimizer.schedule == "step"
     assert config.optimizer.lr_drops == (20, 26) and config.training.batch_size == 50
     with pytest.raises(ConfigError, match="--preset 'study-b': run_nsl.py runs the presets"):
-        experiment_parser("run_nsl.py", "", ["--preset", "study-b"])
+        experiment_parser("A", "", ["--preset", "study-b"])
 
 
 def _parsed(command_line: str, data: str):
@@ -44,12 +45,14 @@ def _parsed(command_line: str, data: str):
 
     argv = shlex.split(command_line)[2:]
     argv[argv.index("--data") + 1] = data
-    parser, defaults = experiment_parser(shlex.split(command_line)[1].split("/")[-1], "", argv)
+    script = shlex.split(command_line)[1].split("/")[-1]
+    study = next(s for s, name in SCRIPTS.items() if name == script)
+    parser, defaults = experiment_parser(study, "", argv)
     return config_from_args(parser.parse_args(argv), defaults)
 
 
 def test_a_config_is_written_as_its_preset_plus_the_flags_it_changed():
-    from fer_keras.studies.presets import closest_preset, preset_command, preset_flags
+    from fer_keras.training.presets import closest_preset, preset_command, preset_flags
 
     plain = preset_config("study-a-plain", "data/fer2013")
     assert closest_preset(plain) == ("study-a-plain", []) and preset_command(plain) == command("study-a-plain")

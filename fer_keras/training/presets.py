@@ -13,13 +13,12 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import shlex
-import sys
 from pathlib import Path
 
 from fer_keras import pretrained
 from fer_keras.config import ExperimentConfig
 from fer_keras.errors import ConfigError
-from fer_keras.flags import add_config_flags, add_run_flags, changed_flags, config_from_args, train_and_report
+from fer_keras.flags import add_config_flags, changed_flags, config_from_args
 
 #: Study A's script's base config: the DCNN with NSL (multiplier 0.3, step 0.12), Adam 1e-3,
 #: batch 50, 30 epochs on real data, basic augmentation (rotation and zoom).
@@ -31,56 +30,64 @@ STUDY_B_BASE = ExperimentConfig(name="ghostface").replace(
     model__name="ghostface", adversarial__enabled=False, optimizer__name="sgd", optimizer__lr=0.1,
     optimizer__momentum=0.9, training__batch_size=16, training__full_epochs=100, training__early_stopping=10,
     training__reduce_lr=5)
-#: Script -> its base config.
-BASES = {"run_nsl.py": STUDY_A_BASE, "run_ghostface.py": STUDY_B_BASE}
+#: Study -> its base config, and the script in experiments/ that trains it.
+BASES = {"A": STUDY_A_BASE, "B": STUDY_B_BASE}
+SCRIPTS = {"A": "run_nsl.py", "B": "run_ghostface.py"}
 
 
 @dataclasses.dataclass(frozen=True)
 class Preset:
-    """A recipe: ``script`` (in experiments/) run with ``flags`` on ``data`` (fer2013 or rafdb)."""
+    """A recipe: ``flags`` on the base config of ``study`` ("A" or "B"), for ``data`` (fer2013 or rafdb)."""
 
     name: str
     title: str
-    script: str
+    study: str
     flags: str
     data: str = "fer2013"
+
+    @property
+    def script(self) -> str:
+        """The training script in experiments/ that runs it."""
+        return SCRIPTS[self.study]
 
 
 PRESETS: dict[str, Preset] = {}
 
 
-def register_preset(name: str, title: str, script: str, flags: str, data: str = "fer2013") -> Preset:
+def register_preset(name: str, title: str, study: str, flags: str, data: str = "fer2013") -> Preset:
     if name in PRESETS:
         raise ValueError(f"preset {name!r} is registered twice")
-    PRESETS[name] = Preset(name, title, script, flags, data)
+    if study not in BASES:
+        raise ValueError(f"preset {name!r}: study {study!r} is not one of {', '.join(BASES)}")
+    PRESETS[name] = Preset(name, title, study, flags, data)
     return PRESETS[name]
 
 
 _THREE = "--labels happiness,sadness,neutral"
-register_preset("study-a", "Study A, 7 classes, 30 epochs", "run_nsl.py", "--multiplier 0.3 --step 0.12 --epochs 30")
-register_preset("study-a-100", "Study A, 7 classes, 100 epochs", "run_nsl.py", "--epochs 100")
-register_preset("study-a-3class", "Study A, 3 classes, 30 epochs", "run_nsl.py", f"{_THREE} --epochs 30")
-register_preset("study-a-3class-100", "Study A, 3 classes, 100 epochs", "run_nsl.py", f"{_THREE} --epochs 100")
-register_preset("study-a-plain", "Study A, plain DCNN (comparison), 30 epochs", "run_nsl.py",
+register_preset("study-a", "Study A, 7 classes, 30 epochs", "A", "--multiplier 0.3 --step 0.12 --epochs 30")
+register_preset("study-a-100", "Study A, 7 classes, 100 epochs", "A", "--epochs 100")
+register_preset("study-a-3class", "Study A, 3 classes, 30 epochs", "A", f"{_THREE} --epochs 30")
+register_preset("study-a-3class-100", "Study A, 3 classes, 100 epochs", "A", f"{_THREE} --epochs 100")
+register_preset("study-a-plain", "Study A, plain DCNN (comparison), 30 epochs", "A",
                 "--no-adversarial --epochs 30")
 register_preset("study-a-prose", "Study A, its prose's NSL setting (multiplier 0.12, step 0.01), 30 epochs",
-                "run_nsl.py", "--multiplier 0.12 --step 0.01 --epochs 30")
+                "A", "--multiplier 0.12 --step 0.01 --epochs 30")
 for _aug, _suffix in (("basic", ""), ("basic+randaugment", "-randaugment"), ("basic+mixup", "-mixup"),
                       ("basic+randaugment+mixup", "-randaugment-mixup")):
-    register_preset(f"study-b{_suffix}", f"Study B, GhostFace {_aug}, 100 epochs", "run_ghostface.py",
+    register_preset(f"study-b{_suffix}", f"Study B, GhostFace {_aug}, 100 epochs", "B",
                     f"--augment {_aug}", data="rafdb")
 register_preset("dcnn-cosine-fer2013", "Study A's DCNN, plain, cosine LR, flip + crop, label smoothing 0.1, batch "
-                "64, flip TTA, 30 epochs (shipped until the step-LR recipe beat it on validation)", "run_nsl.py", "--no-adversarial --model dcnn --epochs 30 --batch-size 64 "
+                "64, flip TTA, 30 epochs (shipped until the step-LR recipe beat it on validation)", "A", "--no-adversarial --model dcnn --epochs 30 --batch-size 64 "
                 "--lr-schedule cosine --warmup-epochs 1 --label-smoothing 0.1 --augment basic+flip+crop --tta flip "
                 "--drop-test-duplicates")
 register_preset("shipped-fer2013", "The shipped FER2013 model's first stage: Study A's plain DCNN settings (batch 50, "
                 "Adam 1e-3, basic augmentation) plus flips and a /10 learning-rate drop after epochs 20 and 26, flip TTA, "
                 "30 epochs (the shipped model is 24 more epochs from it: --init-from RUN --epochs 24 --lr-drops 18,22)",
-                "run_nsl.py",
+                "A",
                 "--no-adversarial --model dcnn --epochs 30 --augment basic+flip --lr-schedule step --lr-drops 20,26 "
                 "--tta flip --drop-test-duplicates")
 register_preset("compact-vgg-fer2013", "The compact VGG with dcnn-cosine-fer2013's recipe (a quarter of the DCNN's "
-                "multiply-adds), 40 epochs", "run_nsl.py", "--no-adversarial --model vgg --epochs 40 --batch-size 64 "
+                "multiply-adds), 40 epochs", "A", "--no-adversarial --model vgg --epochs 40 --batch-size 64 "
                 "--lr-schedule cosine --warmup-epochs 1 --label-smoothing 0.1 --augment basic+flip+crop --tta flip "
                 "--drop-test-duplicates")
 
@@ -93,7 +100,7 @@ _B_FER = ("--input-size 112 --optimizer adam --lr 1e-3 --lr-schedule cosine --wa
 for _aug, _suffix in (("basic", ""), ("basic+randaugment", "-randaugment"), ("basic+mixup", "-mixup"),
                       ("basic+randaugment+mixup", "-randaugment-mixup")):
     register_preset(f"study-b-fer2013{_suffix}", f"Study B's GhostFace on FER2013 at a CPU budget, {_aug}: 112 px, "
-                    "Adam 1e-3 cosine, batch 64, 30 epochs, best validation epoch", "run_ghostface.py",
+                    "Adam 1e-3 cosine, batch 64, 30 epochs, best validation epoch", "B",
                     f"{_B_FER} --augment {_aug}")
 
 #: The presets of the studies' full-scale recipes, in the report's order.
@@ -110,7 +117,7 @@ def get_preset(name: str) -> Preset:
 def preset_config(name: str, data: str | None = None) -> ExperimentConfig:
     """The config preset ``name``'s command line gives (on ``data``, default: none = the demo set)."""
     preset = get_preset(name)
-    base = BASES[preset.script]
+    base = BASES[preset.study]
     parser = argparse.ArgumentParser(prog=preset.script, exit_on_error=False)
     add_config_flags(parser, base)
     try:
@@ -167,31 +174,3 @@ def preset_command(config: ExperimentConfig) -> str | None:
         return command(name)
     preset = get_preset(name)
     return f"python experiments/{preset.script} --data path/to/{preset.data} {_written(name, flags)}"
-
-
-def experiment_parser(script: str, description: str, argv: list[str] | None = None, skip=()):
-    """The argument parser of training script ``script`` and the config its defaults come from:
-    the script's base, or the preset named by ``--preset`` in ``argv`` (read first). Returns
-    ``(parser, defaults)``; :func:`fer_keras.flags.config_from_args` gives the run's config."""
-    argv = sys.argv[1:] if argv is None else argv
-    names = [n for n, p in PRESETS.items() if p.script == script]
-    peek = argparse.ArgumentParser(add_help=False)
-    peek.add_argument("--preset", default=None)
-    chosen = peek.parse_known_args(argv)[0].preset
-    if chosen is not None and chosen not in names:
-        raise ConfigError(f"--preset {chosen!r}: {script} runs the presets {', '.join(names)}")
-    defaults = preset_config(chosen) if chosen else BASES[script]
-    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--preset", default=None, choices=names, help="start from a named recipe (its flags: "
-                        "fer_keras/studies/presets.py); flags given too override it")
-    add_config_flags(parser, defaults, skip)
-    add_run_flags(parser)
-    return parser, defaults
-
-
-def train_from_command_line(script: str, description: str, argv: list[str] | None = None):
-    """The whole of a training script: flags (from ``--preset`` or the script's base) -> config ->
-    one run folder (or the resumed one); returns the run folder."""
-    parser, defaults = experiment_parser(script, description, argv)
-    args = parser.parse_args(argv)
-    return train_and_report(config_from_args(args, defaults), args, parser, argv)

@@ -23,7 +23,7 @@ import numpy as np
 import tensorflow as tf
 
 from fer_keras import plots, pretrained
-from fer_keras.adversarial import base_model, wrap_adversarial
+from fer_keras.nsl import base_model, wrap_adversarial
 from fer_keras.augment import make_augmenter
 from fer_keras.config import ExperimentConfig
 from fer_keras.data import FaceData
