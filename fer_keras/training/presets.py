@@ -1,7 +1,8 @@
 """Named experiment presets: the studies' recipes and the shipped model's, by name.
 
-Each preset *is* a command line: a training script and the flags that, on that script's base
-config, give the recipe. :func:`preset_config` builds the config by parsing exactly those flags,
+Each preset *is* a command line: the flags that, on its study's base config (Study A's DCNN +
+NSL, run by ``experiments/run_nsl.py``; Study B's GhostFace, by ``experiments/run_ghostface.py``),
+give the recipe. :func:`preset_config` builds the config by parsing exactly those flags,
 so the commands shown in the docs and in ``docs/RESULTS.md`` (:func:`command`) cannot drift from
 what the scripts run. The scripts take ``--preset NAME`` as their starting point.
 
