@@ -61,10 +61,10 @@ def bench_training(steps: int, jit: bool) -> dict:
     import numpy as np
     import tensorflow as tf
 
-    from fer_keras.nsl import wrap_adversarial
     from fer_keras.data import FaceData
     from fer_keras.data.pipeline import as_xy, make_dataset
     from fer_keras.models import build_model
+    from fer_keras.nsl import wrap_adversarial
     from fer_keras.profiler import count_macs
     from fer_keras.training import compile_model
 
@@ -136,11 +136,11 @@ def _peak_rss_kib() -> int:
 
 def memory_child(path: str, steps: int) -> None:
     """Runs in a child process: a full-data NSL run shortened to ``steps`` training steps."""
-    from fer_keras.nsl import wrap_adversarial
     from fer_keras.config import DataConfig
     from fer_keras.data.pipeline import make_dataset
     from fer_keras.data.prepare import prepare_data
     from fer_keras.models import build_model
+    from fer_keras.nsl import wrap_adversarial
     from fer_keras.training import compile_model
 
     parts = prepare_data(DataConfig(path=path), log=lambda *a: None)

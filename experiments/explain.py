@@ -15,12 +15,12 @@ import argparse
 from pathlib import Path
 
 import fer_keras  # noqa: F401  (selects Keras 2 before TensorFlow loads)
+from fer_keras.data import load_dataset
+from fer_keras.data.hygiene import duplicates_of
 from fer_keras.errors import run_main
 from fer_keras.files import ensure_writable_dir, write_json
 from fer_keras.model_files import TRUST_HELP
 from fer_keras.runs import FIGURES_DIR, RunModel
-from fer_keras.data import load_dataset
-from fer_keras.data.hygiene import duplicates_of
 from fer_keras.studies.galleries import explain_run, label_conflicts
 
 

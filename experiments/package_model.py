@@ -18,8 +18,8 @@ import fer_keras  # noqa: F401  (selects Keras 2 before TensorFlow loads)
 from fer_keras.errors import ConfigError, run_main
 from fer_keras.pretrained.packaging import package_run, started_from
 from fer_keras.runs import TIMING_FILE
-from fer_keras.training.presets import preset_command
 from fer_keras.studies.report import load_run
+from fer_keras.training.presets import preset_command
 
 
 def main(argv=None):

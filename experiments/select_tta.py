@@ -8,10 +8,12 @@ Writes runs/<run>/tta_validation.json (collected by experiments/report.py --coll
 full-data table shows the chosen mode with its validation and test accuracy).
 """
 import argparse
+from pathlib import Path
 
 import fer_keras  # noqa: F401  (selects Keras 2 before TensorFlow loads)
 from fer_keras.errors import run_main
 from fer_keras.evaluation import select_tta
+from fer_keras.runs import TTA_FILE
 
 
 def main(argv=None):
@@ -21,7 +23,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     result = select_tta(args.run, args.data)
     print(f"Selected {result['selected']!r} on validation ({result['modes'][result['selected']]['accuracy']:.2%}); "
-          f"test {result['test']['accuracy']:.2%}; results in {args.run}/tta_validation.json")
+          f"test {result['test']['accuracy']:.2%}; results in {Path(args.run) / TTA_FILE}")
 
 
 if __name__ == "__main__":

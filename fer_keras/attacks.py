@@ -34,9 +34,9 @@ import numpy as np
 import tensorflow as tf
 
 from fer_keras._compat import import_nsl
-from fer_keras.nsl import base_model
 from fer_keras.config import GRAD_NORMS
 from fer_keras.errors import ConfigError
+from fer_keras.nsl import base_model
 
 #: Default epsilons: 0, 1, 2, 4 and 8 grey levels of a [0, 1] input.
 DEFAULT_EPSILONS = (0.0, 1 / 255, 2 / 255, 4 / 255, 8 / 255)

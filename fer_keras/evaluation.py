@@ -13,7 +13,6 @@ from sklearn.metrics import classification_report, confusion_matrix, precision_r
 from tqdm.auto import tqdm
 
 from fer_keras import plots
-from fer_keras.nsl import base_model
 from fer_keras.classifier import load_classifier
 from fer_keras.config import TTA_MODES, check_tta
 from fer_keras.data import load_dataset
@@ -22,7 +21,8 @@ from fer_keras.data.labels import class_id
 from fer_keras.data.pipeline import as_xy, images_only
 from fer_keras.errors import ConfigError, DataError
 from fer_keras.files import atomic_write_text, ensure_writable_dir, write_json
-from fer_keras.runs import TTA_FILE, RunFolder
+from fer_keras.nsl import base_model
+from fer_keras.runs import CONFUSION_FIGURE, TTA_FILE, RunFolder
 from fer_keras.tta import average_probabilities, views
 
 #: The order in which Study A printed NSL's evaluate figures.
@@ -152,7 +152,7 @@ def evaluate_model_on_data(model, data, *, usage: str | None = None, tta: str = 
         write_json(out / EVALUATION_FILE, {k: v for k, v in result.items() if k != "report"})
         atomic_write_text(out / "classification_report.txt", result["report"])
         title = f"Confusion matrix ({usage or 'all rows'}{'' if tta == 'none' else f', {tta} TTA'})"
-        plots.confusion_matrix(result["confusion_matrix"], names, Path(out) / "confusion_matrix.png", title=title)
+        plots.confusion_matrix(result["confusion_matrix"], names, Path(out) / CONFUSION_FIGURE, title=title)
         log(f"wrote {out / EVALUATION_FILE}, classification_report.txt, confusion_matrix.png")
     return result
 

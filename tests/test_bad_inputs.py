@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 
 import bad_inputs as bad
-from fer_keras.errors import run_main
 from fer_keras.cli import main
 from fer_keras.data import load_fer2013
+from fer_keras.errors import run_main
 
 from toys import exit_2_one_line
 

@@ -7,13 +7,13 @@ import numpy as np
 import pytest
 
 from fer_keras import pretrained
-from fer_keras.pretrained.packaging import package_run
+from fer_keras.classifier import Classifier
+from fer_keras.classifier import load_classifier
 from fer_keras.cli import main
 from fer_keras.data.labels import CLASS_NAMES
 from fer_keras.errors import ConfigError, DataError
 from fer_keras.evaluation import evaluate_model_on_data
-from fer_keras.classifier import Classifier
-from fer_keras.classifier import load_classifier
+from fer_keras.pretrained.packaging import package_run
 
 from tiny_models import tiny_run
 

@@ -55,10 +55,10 @@ STEP = textwrap.dedent("""
     import fer_keras
     import numpy as np
     import tensorflow as tf
-    from fer_keras.nsl import base_model, wrap_adversarial
     from fer_keras.data import make_demo
     from fer_keras.data.pipeline import TrainingStream
     from fer_keras.distribute import make_strategy, synchronize_batch_norm
+    from fer_keras.nsl import base_model, wrap_adversarial
     from fer_keras.training import compile_model, fit
 
     mirrored, single = make_strategy("mirrored"), make_strategy("none")

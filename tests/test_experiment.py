@@ -10,8 +10,8 @@ import tensorflow as tf
 
 from fer_keras.config import ExperimentConfig, TrainingConfig
 from fer_keras.errors import ConfigError
-from fer_keras.training.experiment import run_experiment
 from fer_keras.flags import config_from_args
+from fer_keras.training.experiment import run_experiment
 
 ROOT = Path(__file__).resolve().parents[1]
 RUN_FILES = ["config.json", "history.csv", "metrics.json", "classification_report.txt",
@@ -151,9 +151,9 @@ def test_jit_needs_nondeterministic_ops():
 def test_init_from_copies_a_run_s_weights_and_refuses_another_architecture(tmp_path, nsl_run):
     import numpy as np
 
-    from fer_keras.training.experiment import copy_weights
     from fer_keras.models import build_model
     from fer_keras.training import checkpointed_randomness
+    from fer_keras.training.experiment import copy_weights
 
     with checkpointed_randomness():  # as run_experiment builds models
         model = build_model("dcnn", (48, 48, 1), 7)
@@ -174,8 +174,8 @@ def test_init_from_copies_a_run_s_weights_and_refuses_another_architecture(tmp_p
 def test_init_from_counts_held_out_images_the_source_trained_on(nsl_run, tmp_path, monkeypatch):
     from fer_keras import pretrained
     from fer_keras.data.prepare import prepare_data
-    from fer_keras.training.experiment import held_out_seen_by
     from fer_keras.pretrained.packaging import package_run
+    from fer_keras.training.experiment import held_out_seen_by
 
     config = _config(nsl_run.path, split="80/10/10")  # held-out images drawn from all rows, Training too
     parts = prepare_data(config.data, config.seed, log=lambda *a: None)

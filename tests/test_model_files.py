@@ -15,8 +15,8 @@ import pytest
 
 import bad_inputs as bad
 from fer_keras import model_files
-from fer_keras.runs import resolve_model
 from fer_keras.errors import ConfigError
+from fer_keras.runs import resolve_model
 
 from toys import exit_2_one_line
 

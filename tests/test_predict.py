@@ -10,9 +10,9 @@ import cv2
 import numpy as np
 import pytest
 
+from fer_keras.classifier import Classifier
 from fer_keras.data.labels import CLASS_NAMES
 from fer_keras.errors import ConfigError, FerKerasError
-from fer_keras.classifier import Classifier
 from fer_keras.predict import predict
 
 
@@ -23,8 +23,8 @@ def models(tmp_path_factory):
 
     from fer_keras.data.pipeline import InputSpec
     from fer_keras.export import export_model
-    from fer_keras.models import build_model
     from fer_keras.files import write_json
+    from fer_keras.models import build_model
 
     root = tmp_path_factory.mktemp("models")
     tf.keras.utils.set_random_seed(0)

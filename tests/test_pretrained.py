@@ -7,9 +7,9 @@ import pytest
 
 from fer_keras import pretrained
 from fer_keras.classifier import load_classifier
-from fer_keras.pretrained.packaging import package_run
 from fer_keras.data.labels import CLASS_NAMES
 from fer_keras.errors import ConfigError
+from fer_keras.pretrained.packaging import package_run
 
 from tiny_models import tiny_run
 

@@ -11,9 +11,9 @@ import pytest
 
 import fer_keras
 from fer_keras import pretrained, recognizer
-from fer_keras.pretrained.packaging import package_run
 from fer_keras.data.labels import CLASS_NAMES
 from fer_keras.errors import ConfigError, DataError
+from fer_keras.pretrained.packaging import package_run
 from fer_keras.recognizer import FER_NAMES, DemoModelWarning, EmotionRecognizer, display_names, load_classifier
 
 from tiny_models import tiny_run

@@ -3,10 +3,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from fer_keras.nsl import base_model, wrap_adversarial
 from fer_keras.data.pipeline import as_xy, make_dataset
 from fer_keras.errors import ConfigError
 from fer_keras.export import check_exports, export_model
+from fer_keras.nsl import base_model, wrap_adversarial
 from fer_keras.runs import read_history
 from fer_keras.training import compile_model, fit, set_seed
 

@@ -3,8 +3,8 @@ from pathlib import Path
 
 from fer_keras.data.dataset import FaceData, split, stratified_indices
 from fer_keras.data.demo import make_demo
-from fer_keras.data.images import MAX_PIXELS
 from fer_keras.data.fer2013 import load_fer2013, read_fer2013_csv, read_image_folders, write_fer2013_csv
+from fer_keras.data.images import MAX_PIXELS
 from fer_keras.data.labels import CLASS_NAMES, parse_labels
 from fer_keras.data.rafdb import load_rafdb
 

@@ -37,7 +37,6 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from fer_keras.nsl import base_model
 from fer_keras.data.labels import CLASS_NAMES
 from fer_keras.data.pipeline import InputSpec
 from fer_keras.errors import ConfigError, FerKerasError
@@ -46,6 +45,7 @@ from fer_keras.export.files import (KERAS_FILE, LABELS_FILE, MODEL_INFO_FILE, SA
 from fer_keras.export.run import saved_model_predict, tflite_predict
 from fer_keras.files import atomic_write_text, ensure_writable_dir, write_json
 from fer_keras.model_files import load_keras
+from fer_keras.nsl import base_model
 from fer_keras.precision import float32_model
 
 

@@ -8,13 +8,13 @@
 The grid of trained models (noise layers x augmentation) that Study B audits is
 :mod:`fer_keras.studies.mia`.
 """
+from fer_keras.markdown import round_to_total
 from fer_keras.privacy.audit import (CONFUSION_KEYS, DEFAULT_ATTACKS, DEFAULT_TARGET_FPR, LOW_FPRS, AuditSets,
                                      attack_inputs, attack_type, audit, audit_outputs, balanced_counts,
                                      best_accuracy_point, confusion_percentages, cross_entropy, make_attack_input,
                                      model_logits, per_class_point, sample_members_nonmembers, tpr_at_fpr)
 from fer_keras.privacy.dp import DPSettings, compile_dp, dp_epsilon
 from fer_keras.privacy.tables import TABLE_COLUMNS, table_csv, table_markdown, table_rows
-from fer_keras.markdown import round_to_total
 
 __all__ = ["CONFUSION_KEYS", "DEFAULT_ATTACKS", "DEFAULT_TARGET_FPR", "LOW_FPRS", "TABLE_COLUMNS", "AuditSets",
            "DPSettings", "attack_inputs", "attack_type", "audit", "audit_outputs", "balanced_counts",

@@ -44,11 +44,11 @@ import tensorflow as tf
 from scipy.special import logsumexp, softmax
 
 from fer_keras._compat import import_tf_privacy
-from fer_keras.nsl import base_model
 from fer_keras.data.dataset import FaceData
 from fer_keras.data.pipeline import InputSpec, images_only
 from fer_keras.errors import ConfigError, DataError
 from fer_keras.models.registry import softmax_head
+from fer_keras.nsl import base_model
 
 MIA_PACKAGE = "privacy.privacy_tests.membership_inference_attack"
 #: Attacks run by default: the loss threshold, the entropy threshold and logistic regression.

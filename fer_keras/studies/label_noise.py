@@ -14,9 +14,9 @@ from pathlib import Path
 from fer_keras import markdown, plots
 from fer_keras.config import parse_augment
 from fer_keras.errors import ConfigError
-from fer_keras.training.experiment import run_experiment
 from fer_keras.files import atomic_write_text, write_json
 from fer_keras.runs import RunFolder
+from fer_keras.training.experiment import run_experiment
 
 SWEEP_FIELDS = ("noise", "mode", "augment", "test_accuracy", "macro_f1", "flipped_images",
                 "fraction_true", "fraction_noisy", "run")

@@ -34,8 +34,8 @@ from fer_keras.data.dataset import FaceData
 from fer_keras.data.pipeline import InputSpec, as_xy, make_dataset
 from fer_keras.data.prepare import prepare_data
 from fer_keras.errors import ConfigError
-from fer_keras.model_files import load_keras
 from fer_keras.files import atomic_write_text, write_json
+from fer_keras.model_files import load_keras
 from fer_keras.models import get_spec
 from fer_keras.runs import MODELS_DIR, SETTINGS_DIR, SUMMARY_FILE, TABLE_CSV_FILE, TABLE_MD_FILE, RunFolder
 from fer_keras.training import compile_model, schedule_for, set_seed

@@ -23,7 +23,6 @@ import numpy as np
 import tensorflow as tf
 
 from fer_keras import plots, pretrained
-from fer_keras.nsl import base_model, wrap_adversarial
 from fer_keras.augment import make_augmenter
 from fer_keras.config import ExperimentConfig
 from fer_keras.data import FaceData
@@ -37,8 +36,9 @@ from fer_keras.errors import ConfigError, FerKerasError
 from fer_keras.evaluation import evaluate, memorisation, predict_probabilities, scores
 from fer_keras.export import check_exports, export_model
 from fer_keras.files import atomic_write_text, write_json
-from fer_keras.models import get_spec
 from fer_keras.model_files import load_keras
+from fer_keras.models import get_spec
+from fer_keras.nsl import base_model, wrap_adversarial
 from fer_keras.precision import precision_policy, resolve_precision
 from fer_keras.runs import CONFUSION_FIGURE, CURVES_FIGURE, LABEL_NOISE_FILE, RunFolder, resolve_model
 from fer_keras.training import checkpointed_randomness, compile_model, fit, read_state, schedule_for, set_seed

@@ -1,8 +1,8 @@
 """Study A's DCNN: exact parameter count, layer by layer, and its variants."""
 import pytest
 
-from fer_keras.models import MODEL_NAMES, build_model
 from fer_keras.errors import ConfigError
+from fer_keras.models import MODEL_NAMES, build_model
 
 # SPEC.md: conv / BN / ... / dense / BN / dense parameter counts of the study's printed summary.
 STUDY_COUNTS = [1664, 256, 102464, 256, 73856, 512, 147584, 512, 295168, 1024, 590080, 1024,

@@ -6,10 +6,10 @@ import pytest
 
 from fer_keras.config import ExperimentConfig
 from fer_keras.errors import ConfigError
-from fer_keras.training.experiment import run_experiment
 from fer_keras.runs import read_history
 from fer_keras.studies.report import README_END, README_START, collect_run, find_runs, parse_time_log, write_report
 from fer_keras.studies.report.render import replace_between_markers
+from fer_keras.training.experiment import run_experiment
 
 TIME_LOG = """some TensorFlow noise on stderr
 \tCommand being timed: "python experiments/run_nsl.py --no-adversarial --epochs 1"

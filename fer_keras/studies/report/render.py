@@ -13,13 +13,13 @@ from fer_keras.markdown import round_to_total
 from fer_keras.markdown import table as _table
 from fer_keras.models import build_model, get_spec
 from fer_keras.runs import CONFIG_FILE, CONFUSION_FIGURE, CURVES_FIGURE, FIGURES_DIR
-from fer_keras.training.presets import STUDY_RECIPES, command, get_preset, preset_config
 from fer_keras.studies.published import STUDY_A, STUDY_B, STUDY_B_MIA
 from fer_keras.studies.report.load import DEFAULT_PATTERNS, find_runs, model_profile
 from fer_keras.studies.report.tables import (NSL_COST_FACTOR, TRAIN_FLOPS_PER_MAC, accuracy_rows, cost_rows, full_data,
                                              full_data_rows, per_class_rows, scale_rows, selection_warnings,
                                              split_label, study_b_rows, training_label, xla_lines)
 from fer_keras.studies.robustness import comparison_rows
+from fer_keras.training.presets import STUDY_RECIPES, command, get_preset, preset_config
 
 README_START, README_END = "<!-- results:start -->", "<!-- results:end -->"
 #: The report's own figures, in a folder beside RESULTS.md.
