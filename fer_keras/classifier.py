@@ -25,6 +25,7 @@ from fer_keras.data.pipeline import InputSpec
 from fer_keras.errors import ConfigError, FerKerasError
 from fer_keras.export import TFLiteModel, export_checked, read_model_info
 from fer_keras.models import REGISTRY
+from fer_keras.precision import resolve_precision, with_precision
 from fer_keras.runs import RunFolder, resolve_model
 from fer_keras.tta import average_probabilities
 
@@ -40,11 +41,14 @@ class Classifier:
     to :attr:`input_shape`); returns float32 (N, K), rows summing to 1, in the order of
     :attr:`class_names`. ``path`` is a model file or folder (not a pretrained name; see
     :func:`load_classifier`); ``input_mode`` ... ``std`` override what its files say.
+    ``precision``: a Keras model computes in ``float32`` (default), ``mixed_bfloat16`` (fast on
+    CPUs with AMX), ``mixed_float16`` (GPUs) or ``auto`` (:mod:`fer_keras.precision`); its
+    probabilities stay float32.
     """
 
     def __init__(self, path: str | os.PathLike, input_mode: str | None = None, class_names=None,
                  standardize: str | None = None, mean: float | None = None, std: float | None = None,
-                 trusted: bool = False):
+                 trusted: bool = False, precision: str = "float32"):
         self.path, self.trusted = Path(path), trusted
         if not self.path.exists():
             raise ConfigError(f"model {path}: no such file or folder; pass a run folder, .keras, SavedModel or .tflite")
@@ -52,6 +56,10 @@ class Classifier:
         self.model_path = resolve_model(self.path)  # a run folder -> its Keras model, never its SavedModel
         kind = model_files.model_format(self.model_path)
         name = run.config.model.name if run is not None and run.kind == "train" else None
+        self.precision = resolve_precision(precision)
+        if self.precision != "float32" and kind != "keras":
+            raise ConfigError(f"--precision {precision}: only a Keras model (a pretrained name, run folder or .keras) "
+                              f"can compute in another precision; {self.model_path} is a {kind} file")
         if kind == "tflite":
             self._run = TFLiteModel(self.model_path, trusted=trusted)
             shape = self._run.input_shape
@@ -67,6 +75,8 @@ class Classifier:
         else:
             model = model_files.load_keras(self.model_path, trusted)
             shape, name = model.input_shape[1:], name or model.name
+            if self.precision != "float32":
+                model = with_precision(model, self.precision)
             self._run = lambda x: model(x, training=False).numpy()
         saved = _saved_input(run, self.model_path)
         mode = input_mode or saved.get("mode") or (REGISTRY[name].input_mode if name in REGISTRY else None)
@@ -120,7 +130,7 @@ def load_classifier(model=pretrained.DEFAULT_MODEL, input_mode: str | None = Non
     """A :class:`Classifier` for ``model``: a pretrained name, a run folder, ``.keras``, SavedModel,
     ``.tflite`` or a Classifier (returned as is). ``None`` = :data:`fer_keras.pretrained.DEFAULT_MODEL`.
 
-    ``kwargs`` go to the Classifier (``standardize``, ``mean``, ``std``, ``trusted``). Warns
+    ``kwargs`` go to the Classifier (``standardize``, ``mean``, ``std``, ``trusted``, ``precision``). Warns
     (:class:`DemoModelWarning`) for a run trained on the synthetic demo set.
     """
     if isinstance(model, Classifier):

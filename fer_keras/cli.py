@@ -28,7 +28,7 @@ import numpy as np
 
 from fer_keras import pretrained
 from fer_keras.classifier import load_classifier
-from fer_keras.config import TTA_MODES
+from fer_keras.config import PRECISIONS, TTA_MODES
 from fer_keras.data import load_dataset
 from fer_keras.data.face_crops import crop_folder
 from fer_keras.data.hygiene import check_hygiene, summary_lines, write_hygiene
@@ -111,6 +111,12 @@ def _max_pixels_flag(parser: argparse.ArgumentParser) -> None:
                         "pixels (width x height) as unreadable, without decoding them (default: %(default)s)")
 
 
+def _precision_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--precision", default="float32", choices=PRECISIONS, help="compute a Keras model in "
+                        "float32, mixed_bfloat16 (CPUs with AMX), mixed_float16 (GPUs) or auto (what this machine "
+                        "does fastest); probabilities stay float32 (default: %(default)s)")
+
+
 def _trust_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--trust-model", action="store_true", help=TRUST_HELP)
 
@@ -138,6 +144,7 @@ def _predict_flags(parser: argparse.ArgumentParser) -> None:
         "{\"image name as predictions.json names it\": [[x, y, width, height], ...]}; images it does not name are "
         "detected as usual")
     _max_pixels_flag(parser)
+    _precision_flag(parser)
     _trust_flag(parser)
 
 
@@ -202,10 +209,10 @@ _WARNINGS: list[str] = []
 def _classifier(args: argparse.Namespace, **kwargs):
     """The model of ``--model`` (default: the pretrained one, said on stderr); its warnings are
     printed when the command has succeeded (:func:`main`), never beside an error."""
-
-
     if args.trust_model:
         kwargs["trusted"] = True
+    if getattr(args, "precision", "float32") != "float32":
+        kwargs["precision"] = args.precision
     if args.model is None:
         try:
             where = pretrained.path(pretrained.DEFAULT_MODEL, "keras")
@@ -231,6 +238,7 @@ def _evaluate_flags(parser: argparse.ArgumentParser) -> None:
     add("--out", default="evaluation", help="folder for evaluation.json, classification_report.txt and "
         "confusion_matrix.png (default: %(default)s)")
     _max_pixels_flag(parser)
+    _precision_flag(parser)
     _trust_flag(parser)
 
 

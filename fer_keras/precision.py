@@ -68,6 +68,24 @@ def float32_model(model: tf.keras.Model) -> tf.keras.Model:
     return copy
 
 
+def with_precision(model: tf.keras.Model, name: str) -> tf.keras.Model:
+    """``model`` computing under the dtype policy ``name`` (resolved, e.g. ``auto``): a copy with the
+    same weights whose layers compute in ``name`` except the output layer, which stays float32 (as
+    the builders make it, so probabilities are float32); for float32, :func:`float32_model`."""
+    name = resolve_precision(name)
+    if name == "float32":
+        return float32_model(model)
+    config = _float32_config(model.get_config())
+    outputs = {entry[0] for entry in config.get("output_layers", [])} or {config["layers"][-1]["config"]["name"]}
+    for layer in config["layers"]:
+        if layer["class_name"] != "InputLayer":
+            layer["config"]["dtype"] = "float32" if layer["config"]["name"] in outputs else name
+    with precision_policy(name):  # layers made inside custom layers take the global policy
+        copy = type(model).from_config(config)
+    copy.set_weights(model.get_weights())
+    return copy
+
+
 def _float32_config(obj):
     """A Keras config with every mixed dtype policy replaced by ``"float32"``."""
     if isinstance(obj, list):

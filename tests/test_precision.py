@@ -80,3 +80,42 @@ def test_a_bf16_run_stopped_and_resumed_matches_an_uninterrupted_one(tmp_path, m
     monkeypatch.setattr(sys, "argv", ["run_nsl.py", "--resume", str(stopped)])
     run_main(run_nsl.main)
     assert history(tmp_path / "stopped")[1] == history(tmp_path / "straight")[1]
+
+
+def test_classifier_computes_in_bf16_with_float32_probabilities():
+    from fer_keras.classifier import load_classifier
+
+    faces = np.random.default_rng(0).integers(0, 256, (4, 48, 48, 1), dtype=np.uint8)
+    exact = load_classifier("fer2013-dcnn")(faces)
+    bf16 = load_classifier("fer2013-dcnn", precision="mixed_bfloat16")
+    got = bf16(faces)
+    assert got.dtype == np.float32 and np.allclose(got.sum(1), 1, atol=1e-5)
+    assert np.abs(got - exact).max() < 0.05 and not np.array_equal(got, exact)  # bf16 rounds, a little
+    assert bf16.precision == "mixed_bfloat16" and (got.argmax(1) == exact.argmax(1)).mean() >= 0.75
+
+
+def test_with_precision_keeps_the_output_layer_float32():
+    from fer_keras.models import build_model
+    from fer_keras.precision import with_precision
+
+    model = build_model("dcnn")
+    mixed = with_precision(model, "mixed_bfloat16")
+    assert mixed.layers[1].compute_dtype == "bfloat16" and mixed.layers[-1].compute_dtype == "float32"
+    assert all(np.array_equal(a, b) for a, b in zip(mixed.get_weights(), model.get_weights()))
+    assert with_precision(mixed, "float32").layers[1].compute_dtype == "float32"
+
+
+def test_precision_of_a_tflite_model_is_one_line(tmp_path, capsys):
+    from fer_keras import pretrained
+    from fer_keras.cli import main
+
+    tflite = pretrained.path("fer2013-dcnn", "tflite")
+    face = tmp_path / "face.png"
+    import cv2
+    cv2.imwrite(str(face), np.full((48, 48), 128, np.uint8))
+    with pytest.raises(SystemExit) as exit_info:
+        main(["predict", str(face), "--model", str(tflite), "--detector", "none", "--precision", "mixed_bfloat16",
+              "--out", str(tmp_path / "out")])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--precision mixed_bfloat16: only a Keras model" in err[0] and "tflite" in err[0]
