@@ -41,7 +41,7 @@ from fer_keras.data.fer2013 import MAX_LINE_BYTES, csv_header, parse_csv_row
 from fer_keras.data.images import IMAGE_EXTENSIONS, MAX_PIXELS, decode_image
 from fer_keras.data.labels import CLASS_NAMES
 from fer_keras.errors import ConfigError, DataError
-from fer_keras.faces import WholeImage, get_detector
+from fer_keras.faces import CROP_MARGIN, WholeImage, get_detector
 from fer_keras.files import ensure_writable_dir
 from fer_keras.recognizer import face_crops, probability_dict
 
@@ -258,7 +258,7 @@ class FaceRecords(beam.PTransform):
     """
 
     def __init__(self, source: str, handler: FerModelHandler, class_names, input_shape, *,
-                 detector: tuple[str, dict] = ("haar", {}), margin: float = 0.2, align: bool = True,
+                 detector: tuple[str, dict] = ("haar", {}), margin: float = CROP_MARGIN, align: bool = True,
                  max_pixels: int | None = MAX_PIXELS):
         super().__init__()
         self.source, self.handler, self.class_names, self.input_shape = source, handler, list(class_names), input_shape
@@ -331,7 +331,7 @@ def _check_source(pattern: str, source: str, images_only: bool) -> None:
 
 
 def run(source: str, out: str, model=None, *, detector: str = "auto", detector_kwargs: dict | None = None,
-        margin: float = 0.2, align: bool = True, batch_size: int = 64, tta: str = "none",
+        margin: float = CROP_MARGIN, align: bool = True, batch_size: int = 64, tta: str = "none",
         input_mode: str | None = None, class_names=None, trusted: bool = False, max_pixels: int | None = MAX_PIXELS,
         beam_args=(), classifier: Classifier | None = None, log: Callable = print) -> dict:
     """Classify every face of ``source`` on Beam and write JSON lines to ``out`` (a prefix or folder,

@@ -35,7 +35,7 @@ from fer_keras.data.hygiene import check_hygiene, summary_lines, write_hygiene
 from fer_keras.data.images import MAX_PIXELS
 from fer_keras.errors import ConfigError, DataError, FerKerasError, run_main
 from fer_keras.evaluation import evaluate_model_on_data
-from fer_keras.faces import BACKENDS, get_detector
+from fer_keras.faces import BACKENDS, CROP_MARGIN, get_detector
 from fer_keras.files import ensure_writable_dir
 from fer_keras.model_files import TRUST_HELP
 from fer_keras.predict import predict, progress_to_stderr
@@ -67,7 +67,7 @@ def _detector_flags(parser: argparse.ArgumentParser) -> None:
         "(RetinaFace, MTCNN; default 0.9)")
     add("--detector-weights", default=None, metavar="ONNX", help="RetinaFace weights file to use instead of "
         "the shipped ones")
-    add("--margin", type=float, default=0.2, help="crop margin on each side, as a share of the face box "
+    add("--margin", type=float, default=CROP_MARGIN, help="crop margin on each side, as a share of the face box "
         "(default: %(default)s)")
     add("--no-align", action="store_true", help="do not rotate faces so the eyes are level")
     add("--detect-side", type=int, default=None, metavar="PIXELS", help="search frames shrunk so the longer "

@@ -26,7 +26,7 @@ from fer_keras.classifier import Classifier, load_classifier
 from fer_keras.config import check_tta
 from fer_keras.data.images import IMAGE_EXTENSIONS, MAX_PIXELS, image_problem, read_image
 from fer_keras.errors import ConfigError, DataError
-from fer_keras.faces import Detector, Face, FaceTracker, get_detector
+from fer_keras.faces import CROP_MARGIN, Detector, Face, FaceTracker, get_detector
 from fer_keras.files import (atomic_write_bytes, atomic_write_text, ensure_writable_dir, lock_folder, release_lock,
                              write_json)
 from fer_keras.recognizer import classify_faces, probability_dict
@@ -115,7 +115,7 @@ def _frames(source: Path, every: int, skip: Path | None = None, max_pixels: int 
 
 def predict(source: str | os.PathLike, model: str | os.PathLike | Classifier, detector: str | Detector = "auto",
             out: str | os.PathLike | None = None, *, fmt: str = "json", every: int = 1, batch_size: int = 64,
-            margin: float = 0.2, align: bool = True, annotate: bool = True, input_mode: str | None = None,
+            margin: float = CROP_MARGIN, align: bool = True, annotate: bool = True, input_mode: str | None = None,
             class_names=None, log: Callable = print, progress: bool | None = None, trusted: bool = False,
             max_pixels: int | None = MAX_PIXELS, tta: str = "none", boxes: dict | None = None) -> dict:
     """Expressions of every face in an image file, a video file or a folder of them.

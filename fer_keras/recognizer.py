@@ -26,7 +26,7 @@ from fer_keras.config import check_tta
 from fer_keras.data.images import read_image, to_rgb
 from fer_keras.data.labels import class_id
 from fer_keras.errors import ConfigError, DataError
-from fer_keras.faces import boxes_to_faces, crop_face, crop_margin, get_detector
+from fer_keras.faces import CROP_MARGIN, boxes_to_faces, crop_face, crop_margin, get_detector
 from fer_keras.pretrained import DEFAULT_MODEL
 
 #: The ``fer`` package's class names, in the project's class order (anger ... neutral).
@@ -80,7 +80,7 @@ def as_image(image) -> np.ndarray:
     return to_rgb(pixels)
 
 
-def face_crops(images, detector, input_shape, *, margin: float = 0.2, align: bool = True, boxes=None
+def face_crops(images, detector, input_shape, *, margin: float = CROP_MARGIN, align: bool = True, boxes=None
                ) -> tuple[list[list], list[np.ndarray]]:
     """The faces of each RGB/gray uint8 image (None: no image, no faces) and their crops for a model
     taking ``input_shape`` (H, W, C): per image its :class:`~fer_keras.faces.Face` list, and the crops
@@ -99,7 +99,7 @@ def face_crops(images, detector, input_shape, *, margin: float = 0.2, align: boo
     return found, crops
 
 
-def classify_faces(images, detector, classifier, *, margin: float = 0.2, align: bool = True, batch_size: int = 64,
+def classify_faces(images, detector, classifier, *, margin: float = CROP_MARGIN, align: bool = True, batch_size: int = 64,
                    tta: str = "none", boxes=None) -> list[list[tuple]]:
     """Detect the faces of each RGB/gray uint8 image (None: no image, no faces) and classify them
     all together, ``batch_size`` crops per model call. ``boxes``: per image, None (detect) or the
@@ -139,7 +139,7 @@ class EmotionRecognizer:
             ``"none"`` matches the exported SavedModel / TFLite.
     """
 
-    def __init__(self, model=DEFAULT_MODEL, detector="auto", names: str = "project", *, margin: float = 0.2,
+    def __init__(self, model=DEFAULT_MODEL, detector="auto", names: str = "project", *, margin: float = CROP_MARGIN,
                  align: bool = True, batch_size: int = 64, min_score: float | None = None,
                  input_mode: str | None = None, class_names=None, tta: str = "none"):
         if batch_size < 1:

@@ -31,7 +31,7 @@ from fer_keras.data.fer2013 import SPLIT_FOLDERS
 from fer_keras.data.images import IMAGE_EXTENSIONS, MAX_PIXELS, image_problem, read_image
 from fer_keras.data.labels import CLASS_NAMES, class_id
 from fer_keras.errors import ConfigError, DataError
-from fer_keras.faces import Detector, crop_face, get_detector
+from fer_keras.faces import CROP_MARGIN, Detector, crop_face, get_detector
 from fer_keras.files import atomic_write_bytes, atomic_write_text, ensure_writable_dir, read_json, write_json
 
 CACHE_FILE = ".crop_cache.json"
@@ -41,7 +41,7 @@ UNLABELLED = "unlabelled"
 
 
 def crop_folder(src: str | os.PathLike, out: str | os.PathLike, detector: str | Detector = "auto", *,
-                size: int = 48, color: str = "gray", margin: float = 0.2, align: bool = True,
+                size: int = 48, color: str = "gray", margin: float = CROP_MARGIN, align: bool = True,
                 keep: str = "largest", split: str = "train", use_cache: bool = True,
                 log: Callable = print, progress: bool | None = None, max_pixels: int | None = MAX_PIXELS) -> dict:
     """Crop the faces of every photo below ``src`` into ``out``; return the summary dict.
