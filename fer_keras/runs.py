@@ -210,6 +210,7 @@ class RunFolder:
     figures_dir = property(lambda self: self.path / FIGURES_DIR)
     checkpoint_dir = property(lambda self: self.path / CHECKPOINT_DIR)
     state_file = property(lambda self: self.path / CHECKPOINT_DIR / STATE_FILE)
+    best_weights_dir = property(lambda self: self.path / CHECKPOINT_DIR / BEST_DIR)
     model_dir = property(lambda self: self.path / MODEL_DIR)
     model_file = property(lambda self: self.path / MODEL_DIR / KERAS_FILE)
     saved_model_dir = property(lambda self: self.path / MODEL_DIR / SAVED_MODEL_DIR)

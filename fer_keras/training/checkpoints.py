@@ -22,7 +22,7 @@ import tensorflow as tf
 from fer_keras.errors import ConfigError, FerKerasError
 from fer_keras.files import write_json
 from fer_keras.nsl import base_model
-from fer_keras.runs import CHECKPOINT_DIR, STATE_FILE
+from fer_keras.runs import CHECKPOINT_DIR, STATE_FILE, RunFolder
 
 
 class OutOfSpaceError(FerKerasError, OSError):
@@ -171,10 +171,10 @@ def _checkpoint_mb(folder: Path) -> float:
     return max(sizes, default=0) / 2**20 or 30.0
 
 
-def read_state(run_dir: str | Path) -> dict | None:
+def read_state(run_dir: str | Path | RunFolder) -> dict | None:
     """The run's ``checkpoints/state.json`` (None before the first finished epoch); a damaged one
     is a one-line ConfigError."""
-    path = Path(run_dir) / CHECKPOINT_DIR / STATE_FILE
+    path = (run_dir if isinstance(run_dir, RunFolder) else RunFolder(run_dir)).state_file
     if not path.is_file():
         return None
     try:

@@ -257,7 +257,7 @@ def _run_experiment(config, resume, log, time_budget, extend_epochs, runs, scrat
 
     t = config.training
     try:
-        result = fit(model, train_stream, val_ds, epochs, run.path, t.early_stopping, t.reduce_lr,
+        result = fit(model, train_stream, val_ds, epochs, run, t.early_stopping, t.reduce_lr,
                      restore_best=t.restore_best, time_budget=time_budget, log=log)
     except KeyboardInterrupt:
         log(f"Interrupted. Continue with: --resume {source.path if source is not None else run.path}")

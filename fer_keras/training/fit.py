@@ -13,7 +13,7 @@ import tensorflow as tf
 from fer_keras.data.pipeline import TrainingStream, as_xy
 from fer_keras.distribute import any_worker, is_distributed, split_batches
 from fer_keras.files import atomic_write_text, write_json
-from fer_keras.runs import BEST_DIR, CHECKPOINT_DIR, HISTORY_FILE, STATE_FILE, read_history
+from fer_keras.runs import RunFolder, read_history
 from fer_keras.training.checkpoints import (BestWeights, Checkpointer, ResumableEarlyStopping, ResumableReduceLROnPlateau,
                                           layer_generators, read_state, restore_checkpoint)
 from fer_keras.training.schedule import current_lr
@@ -138,10 +138,10 @@ class FitResult(dict):
 
 
 def fit(model: tf.keras.Model, train: TrainingStream | tf.data.Dataset, val: tf.data.Dataset | None,
-        epochs: int, run_dir: str | Path, early_stopping: int | None = None, reduce_lr: int | None = None,
+        epochs: int, run_dir: str | Path | RunFolder, early_stopping: int | None = None, reduce_lr: int | None = None,
         restore_best: bool | None = None, time_budget: float | None = None, verbose: int | None = None,
         log: Callable = print, monitor: str | None = None) -> FitResult:
-    """Fit on ``{"image", "label"}`` batches, checkpointing every epoch in ``run_dir/checkpoints``.
+    """Fit on ``{"image", "label"}`` batches, checkpointing every epoch in the run folder ``run_dir`` (a :class:`~fer_keras.runs.RunFolder` or its path).
 
     Calling again with the same ``run_dir`` (and the same model, data and settings) after an
     interruption resumes from the last finished epoch. With a :class:`TrainingStream` the resumed
@@ -158,8 +158,8 @@ def fit(model: tf.keras.Model, train: TrainingStream | tf.data.Dataset, val: tf.
         time_budget: minutes this call may train; stops at an epoch boundary before running over.
     Returns: a :class:`FitResult` with ``history`` (the rows of ``history.csv``), ``status``, ``best_epoch``.
     """
-    run_dir = Path(run_dir)
-    ckpt_dir = run_dir / CHECKPOINT_DIR
+    run = run_dir if isinstance(run_dir, RunFolder) else RunFolder(run_dir)
+    ckpt_dir = run.checkpoint_dir
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     monitor = monitor or ("val_loss" if val is not None else "loss")
     restore_best = bool(early_stopping) if restore_best is None else restore_best
@@ -175,7 +175,7 @@ def fit(model: tf.keras.Model, train: TrainingStream | tf.data.Dataset, val: tf.
 
     checkpoint = tf.train.Checkpoint(model=model, optimizer=model.optimizer,
                                      random=tf.train.Checkpoint(**layer_generators(model)))
-    state = read_state(run_dir)
+    state = read_state(run)
     start = 0
     if state is not None:
         restore_checkpoint(checkpoint, ckpt_dir, state, model)
@@ -190,10 +190,10 @@ def fit(model: tf.keras.Model, train: TrainingStream | tf.data.Dataset, val: tf.
     if reduce_lr:
         resumables.append(ResumableReduceLROnPlateau(monitor, factor=0.5, patience=reduce_lr,
                                                      resume_state=saved.get(ResumableReduceLROnPlateau.KEY)))
-    best = BestWeights(ckpt_dir / BEST_DIR, monitor, resume_state=saved.get(BestWeights.KEY)) if restore_best else None
+    best = BestWeights(run.best_weights_dir, monitor, resume_state=saved.get(BestWeights.KEY)) if restore_best else None
     if best is not None:
         resumables.append(best)
-    result = FitResult(history=read_history(run_dir / HISTORY_FILE), status="finished", best_epoch=None)
+    result = FitResult(history=read_history(run.history_file), status="finished", best_epoch=None)
     if start >= epochs or (state or {}).get("stop_training") and not (state or {}).get("time_budget"):
         if best is not None:
             best.on_train_begin()  # puts the saved best value and epoch back
@@ -216,20 +216,20 @@ def fit(model: tf.keras.Model, train: TrainingStream | tf.data.Dataset, val: tf.
         data, val = split_batches(data), val if val is None else split_batches(val)
     if verbose is None:
         verbose = 1 if sys.stdout.isatty() else 0
-    callbacks = [HistoryWriter(run_dir / HISTORY_FILE), *resumables, budget]
+    callbacks = [HistoryWriter(run.history_file), *resumables, budget]
     if verbose == 0 and stream is not None:
         callbacks.append(ProgressLog(epochs, steps, images, log))
     callbacks.append(Checkpointer(ckpt_dir, checkpoint, resumables))
     model.fit(data, validation_data=val, epochs=epochs, initial_epoch=start, steps_per_epoch=steps,
               callbacks=callbacks, verbose=verbose)
     if budget.reached:
-        state = read_state(run_dir)
+        state = read_state(run)
         state["time_budget"] = True
-        write_json(ckpt_dir / STATE_FILE, state)
+        write_json(run.state_file, state)
         result["status"] = "time_budget"
     elif early_stopping and resumables[0].stopped_epoch:
         result["status"] = "early_stopped"
     if best is not None and result["status"] != "time_budget":
         result["best_epoch"] = best.restore(model)
-    result["history"] = read_history(run_dir / HISTORY_FILE)
+    result["history"] = read_history(run.history_file)
     return result
