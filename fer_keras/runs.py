@@ -75,6 +75,8 @@ MODELS_DIR = "models"
 # crop-framing measurements
 FRAMING_STUDY = "framing"  # config.json's "study" entry
 FRAMING_FIGURE = "framing.png"  # in figures/
+# ensembles of trained models (fer_keras.studies.ensemble): config.json, metrics.json, table.md
+ENSEMBLE_STUDY = "ensemble"  # config.json's "study" entry
 
 
 def environment() -> dict[str, Any]:
@@ -246,9 +248,9 @@ class RunFolder:
     @property
     def kind(self) -> str:
         """``"privacy"`` for a membership-inference run, ``"framing"`` for a crop-framing
-        measurement, else ``"train"``."""
-        if self.saved.get("study") == FRAMING_STUDY:
-            return "framing"
+        measurement, ``"ensemble"`` for an ensemble's scores, else ``"train"``."""
+        if self.saved.get("study") in (FRAMING_STUDY, ENSEMBLE_STUDY):
+            return self.saved["study"]
         return "privacy" if (self.path / SUMMARY_FILE).is_file() or self.models_dir.is_dir() else "train"
 
     @property
