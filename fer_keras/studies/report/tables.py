@@ -313,11 +313,20 @@ def full_data_rows(runs):
                      "dropped" if r["config"].data.drop_test_duplicates else "kept", _tta_cell(r.get("tta_selection"))])
     return header, rows
 
+def _best_row(run: dict) -> dict:
+    """The history row of the epoch whose weights were tested (the best one, else the last)."""
+    best = run.get("metrics", {}).get("training", {}).get("best_epoch")
+    rows = run["history"]
+    return next((h for h in rows if int(h["epoch"]) == best), rows[-1] if rows else {}) if best is not None else (
+        rows[-1] if rows else {})
+
+
 def study_b_rows(runs, profiles):
     """Study B's accuracy table on full-data GhostFace runs (FER2013 standing in for RAF-DB), one row
     per run, the study's RAF-DB row for the same augmentation beside it."""
     header = ["run", "augmentation", "input", "params", "MACs (M)", "epochs (best)", "wall h, CPU %",
-              "test loss", "test accuracy %", "macro F1 %", "Study B on RAF-DB: loss / accuracy %"]
+              "validation accuracy % (best epoch)", "test loss", "test accuracy %", "macro F1 %",
+              "Study B on RAF-DB: loss / accuracy %"]
     rows = []
     for r in runs:
         m, t, cfg = r.get("metrics"), r.get("timing", {}), r["config"]
@@ -332,6 +341,7 @@ def study_b_rows(runs, profiles):
                      f"{p['params']:,}", f"{p['macs'] / 1e6:.1f}",
                      f"{m['training']['epochs']}" + (f" ({best + 1})" if best is not None else ""),
                      f"{t['wall_seconds'] / 3600:.2f}, {t['cpu_percent']:.0f}" if t else "-",
+                     _pct(_best_row(r).get("val_categorical_accuracy")),
                      _num(m.get("evaluate", {}).get("loss")), _pct(plain.get("accuracy")), _pct(plain.get("macro_f1")),
                      f"{study[0]:.3f} / {_pct(study[1])}" if study else "-"])
     return header, rows
