@@ -57,5 +57,10 @@ def test_every_published_run_folder_still_loads(folder):
         from fer_keras.studies.framing import FramingConfig
 
         assert FramingConfig.from_dict(run.saved["config"]).margins and run.metrics()["choice"]["detector_order"]
+    elif run.kind == "ensemble":
+        from fer_keras.studies.ensemble import EnsembleConfig
+
+        metrics = run.metrics()
+        assert EnsembleConfig(**run.saved["config"]).models and sum(metrics["weights"].values()) > 0.99
     else:
         assert MIAConfig.from_dict(run.saved["config"]).audit.settings

@@ -20,18 +20,19 @@ SPEED_DIR = "speed"
 DEFAULT_PATTERNS = ("docs/runs/*", f"docs/runs/{SPEED_DIR}/*")
 #: Run folders the report reads; others under docs/runs (crop-framing measurements) are shown where
 #: they are documented (docs/faces.md).
-REPORTED_KINDS = ("train", "privacy")
+REPORTED_KINDS = ("train", "privacy", "ensemble")
 
 
 def load_run(folder: str | Path) -> dict:
-    """One run folder as a dict: ``kind`` ("train" or "privacy"), ``name``, ``config`` (an
-    ExperimentConfig, or a MIAConfig for a privacy run), ``resolved``, ``environment``, ``images``,
+    """One run folder as a dict: ``kind`` ("train", "privacy" or "ensemble"), ``name``, ``config`` (an
+    ExperimentConfig, a MIAConfig for a privacy run, the saved dict for an ensemble), ``resolved``, ``environment``, ``images``,
     ``speed`` (a speed probe, see :data:`SPEED_DIR`) and whichever of ``metrics``, ``history``,
     ``robustness``, ``label_noise``, ``timing``, ``profile``, ``privacy`` (summary.json),
     ``tta_selection`` (tta_validation.json) exist."""
     folder = RunFolder.open(folder, "--runs")
     kind = folder.kind
-    config = folder.config if kind == "train" else MIAConfig.from_dict(folder.saved["config"])
+    config = (folder.config if kind == "train" else folder.saved["config"] if kind == "ensemble"
+              else MIAConfig.from_dict(folder.saved["config"]))
     run = {"name": folder.name, "path": folder.path, "config": config, "kind": kind,
            "speed": folder.path.parent.name == SPEED_DIR, "resolved": folder.resolved,
            "environment": folder.environment,

@@ -157,6 +157,24 @@ def curves_lines(runs, out_dir: Path | None) -> list[str]:
     return ["### Training curves and confusion matrices", "", *lines] if lines else []
 
 
+def ensemble_lines(runs) -> list[str]:
+    """Each ensemble run's table: members and ensemble, weights chosen on validation, test scored once."""
+    lines = []
+    for r in (r for r in runs if r["kind"] == "ensemble" and r.get("metrics")):
+        m, t = r["metrics"], r.get("timing", {})
+        header = ["model", "weight", "validation accuracy %", "test accuracy %", "test minus Training copies %",
+                  "test macro F1 %"]
+        rows = [[Path(name).name, f"{m['weights'][name]:.2f}" if name in m["weights"] else "-",
+                 _pct(x["val"]["accuracy"]), _pct(x["test"]["accuracy"]), _pct(x["test_deduplicated"]["accuracy"]),
+                 _pct(x["test"]["macro_f1"])] for name, x in m["results"].items()]
+        lines += [f"**{r['name']}** (`experiments/ensemble.py`, TTA {m['tta']}; weights chosen on the members' "
+                  f"shared validation split, {r['images'].get('val', '?'):,} faces, test "
+                  f"{r['images'].get('test', '?'):,} faces scored once"
+                  + (f"; {t['wall_seconds']:.0f} s at {t['cpu_percent']:.0f} % CPU" if t else "") + "):", "",
+                  *_table(header, rows), ""]
+    return ["### Ensembles", "", *lines] if lines else []
+
+
 def precision_lines(runs) -> list[str]:
     """The float32 / mixed-precision parity table (:func:`precision_rows`), when such a pair exists."""
     header, rows = precision_rows(runs)
@@ -231,7 +249,7 @@ def results_markdown(runs: list[dict], profiles: dict, out_dir: Path | None = No
             "Parameters and MACs of the run's model built from its config (`fer_keras.profiler`); the study's budget "
             "beside it (Study B counts FLOPs as multiply-adds, at 224x224x3).", "",
             *_table(*cost_rows(train, profiles)), "",
-            *precision_lines(train),
+            *precision_lines(train), *ensemble_lines(runs),
             "### Robustness", "", *robustness_lines(train), "",
             "### Privacy (membership inference)", "", *privacy_lines(runs), "",
             "### Full recipes", "", *recipes_lines(train, profiles), "",
