@@ -213,16 +213,17 @@ def test_precision_pairs_are_the_runs_that_differ_only_in_precision():
     from fer_keras.config import ExperimentConfig
     from fer_keras.studies.report.tables import precision_rows
 
-    def run(name, precision, ips, val, lr=1e-3):
-        config = ExperimentConfig(data=None).replace(training__precision=precision, optimizer__lr=lr)
+    def run(name, precision, ips, val, lr=1e-3, seed=42):
+        config = ExperimentConfig(data=None).replace(training__precision=precision, optimizer__lr=lr, seed=seed)
         return {"name": name, "kind": "train", "config": config, "timing": {"wall_seconds": 600, "cpu_percent": 180},
                 "metrics": {"accuracy": 0.6, "training": {"epochs": 2, "images_per_second": ips}},
                 "history": [{"val_categorical_accuracy": v} for v in val]}
 
     runs = [run("a", "float32", 50.0, [0.5, 0.6]), run("b", "mixed_bfloat16", 90.0, [0.51, 0.59]),
-            run("c", "mixed_bfloat16", 80.0, [0.4, 0.5], lr=5e-4)]  # another learning rate: no twin
+            run("c", "mixed_bfloat16", 80.0, [0.4, 0.5], lr=5e-4),  # another learning rate: no twin
+            run("d", "float32", 48.0, [0.49, 0.61], seed=43)]  # another seed: the spread, after the pair
     header, rows = precision_rows(runs)
-    assert [r[0] for r in rows] == ["a", "b"]
+    assert [r[0] for r in rows] == ["a", "b", "d"]
     table = {r[0]: dict(zip(header, r)) for r in rows}
     assert table["b"]["training images/s (ratio)"] == "90.0 (1.80x)"
     assert table["b"]["validation accuracy % after each epoch"] == "51.00 / 59.00"

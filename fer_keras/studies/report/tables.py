@@ -106,29 +106,36 @@ def scale_rows(runs, profiles):
     return header, rows
 
 
-def _twin_key(run: dict, section: str, field: str) -> str:
-    """The run's config without its output folder and ``section.field``: runs with equal keys differ only there."""
+def _twin_key(run: dict, *fields: str) -> str:
+    """The run's config without its output folder and ``fields`` (``"section.field"`` or a top-level
+    ``"field"``): runs with equal keys differ only there."""
     values = run["config"].to_dict()
     values.pop("out")
-    values[section].pop(field)
+    for field in fields:
+        section, _, name = field.rpartition(".")
+        (values[section] if section else values).pop(name)
     return json.dumps(values, sort_keys=True)
 
 
 def precision_rows(runs):
     """Pairs of finished runs that differ only in ``--precision`` (float32 and a mixed one): training
-    images/s, validation accuracy after each epoch, test accuracy, wall time and CPU share of each."""
-    header = ["run", "precision", "epochs", "training images/s (ratio)", "validation accuracy % after each epoch",
-              "test accuracy %", "wall s, CPU %"]
+    images/s, validation accuracy after each epoch, test accuracy, wall time and CPU share of each;
+    float32 runs of the same recipe with another seed follow, for the seed-to-seed spread."""
+    header = ["run", "precision", "seed", "epochs", "training images/s (ratio)",
+              "validation accuracy % after each epoch", "test accuracy %", "wall s, CPU %"]
     rows = []
     done = [r for r in runs if r.get("metrics") and r["kind"] == "train"]
     for mixed in (r for r in done if r["config"].training.precision != "float32"):
         for base in (r for r in done if r["config"].training.precision == "float32"
-                     and _twin_key(r, "training", "precision") == _twin_key(mixed, "training", "precision")):
+                     and _twin_key(r, "training.precision") == _twin_key(mixed, "training.precision")):
             ref = base["metrics"]["training"]["images_per_second"]
-            for r in (base, mixed):
+            seeds = [r for r in done if r is not base and r["config"].training.precision == "float32"
+                     and _twin_key(r, "seed") == _twin_key(base, "seed")]
+            for r in (base, mixed, *seeds):
                 t = r.get("timing", {})
                 ips = r["metrics"]["training"]["images_per_second"]
-                rows.append([r["name"], r["config"].training.precision, r["metrics"]["training"]["epochs"],
+                rows.append([r["name"], r["config"].training.precision, r["config"].seed,
+                             r["metrics"]["training"]["epochs"],
                              f"{ips:.1f} ({ips / ref:.2f}x)",
                              " / ".join(_pct(h.get("val_categorical_accuracy")) for h in r["history"]),
                              _pct((r["metrics"].get("without_tta") or r["metrics"])["accuracy"]),
@@ -139,7 +146,7 @@ def precision_rows(runs):
 def xla_lines(runs, profiles) -> list[str]:
     """One line per pair of runs that differ only in ``jit_compile``: images/s and GFLOP/s of each."""
     def key(r):
-        return _twin_key(r, "training", "jit_compile")
+        return _twin_key(r, "training.jit_compile")
 
     def last_epoch(r):
         history, train = r.get("history"), r.get("resolved", {}).get("images", {}).get("train")
