@@ -83,10 +83,11 @@ class Classifier:
         if mode is None:
             raise ConfigError(f"model {path}: cannot tell how it expects its input; pass input_mode "
                               "(--input-mode unit for pixels/255, standardize for mean 0 / std 1)")
-        self.input_spec = InputSpec(tuple(int(v) for v in shape), mode, standardize or saved.get("standardize") or "image",
-                              mean if mean is not None else saved.get("mean"),
-                              std if std is not None else saved.get("std"),
-                              tuple(class_names or saved.get("class_names") or CLASS_NAMES))
+        self.input_spec = InputSpec(tuple(int(v) for v in shape), mode,
+                                    standardize or saved.get("standardize") or "image",
+                                    mean if mean is not None else saved.get("mean"),
+                                    std if std is not None else saved.get("std"),
+                                    tuple(class_names or saved.get("class_names") or CLASS_NAMES))
         probe = self(np.zeros((1, *self.input_shape), np.uint8))
         if probe.shape[1] != len(self.class_names):
             raise ConfigError(f"model {path} has {probe.shape[1]} outputs but {len(self.class_names)} class names; "

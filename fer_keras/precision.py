@@ -62,10 +62,7 @@ def float32_model(model: tf.keras.Model) -> tf.keras.Model:
     if all(layer.compute_dtype in (None, "float32") for layer in model.submodules
            if isinstance(layer, tf.keras.layers.Layer)):
         return model
-    with precision_policy("float32"):  # layers made inside custom layers take the global policy
-        copy = type(model).from_config(_float32_config(model.get_config()))
-    copy.set_weights(model.get_weights())
-    return copy
+    return _rebuilt(model, _float32_config(model.get_config()), "float32")
 
 
 def with_precision(model: tf.keras.Model, name: str) -> tf.keras.Model:
@@ -80,7 +77,13 @@ def with_precision(model: tf.keras.Model, name: str) -> tf.keras.Model:
     for layer in config["layers"]:
         if layer["class_name"] != "InputLayer":
             layer["config"]["dtype"] = "float32" if layer["config"]["name"] in outputs else name
-    with precision_policy(name):  # layers made inside custom layers take the global policy
+    return _rebuilt(model, config, name)
+
+
+def _rebuilt(model: tf.keras.Model, config: dict, policy: str) -> tf.keras.Model:
+    """A copy of ``model`` built from ``config`` under the global ``policy`` (layers made inside
+    custom layers take it), with ``model``'s weights."""
+    with precision_policy(policy):
         copy = type(model).from_config(config)
     copy.set_weights(model.get_weights())
     return copy
