@@ -17,13 +17,14 @@ from typing import Callable
 
 import numpy as np
 
-from fer_keras import markdown, pretrained
+from fer_keras import markdown
 from fer_keras.config import ExperimentConfig, check_tta
 from fer_keras.data.prepare import prepare_data
 from fer_keras.errors import ConfigError
 from fer_keras.evaluation import scores
 from fer_keras.files import atomic_write_text, write_json
 from fer_keras.runs import ENSEMBLE_STUDY, METRICS_FILE, TABLE_MD_FILE, RunFolder
+from fer_keras.training.experiment import trained_config
 
 #: Weights are searched on a grid of this step (sums of 1) for up to this many members; with more,
 #: one member's weight at a time (coordinate ascent) from equal weights.
@@ -31,17 +32,13 @@ WEIGHT_STEP, GRID_MEMBERS = 0.05, 3
 
 
 def training_config(model: str) -> ExperimentConfig:
-    """The config a member was trained with: its run folder's, or its card's (pretrained name)."""
-    if pretrained.is_name(model):
-        config = pretrained.card(model).get("training", {}).get("config")
-        if config is None:
-            raise ConfigError(f"model {model}: its card does not record how it was trained; cannot rebuild its split")
-        return ExperimentConfig.from_dict(config)
-    run = RunFolder.find(model)
-    if run is None or run.kind != "train":
+    """The config a member was trained with (:func:`~fer_keras.training.experiment.trained_config`),
+    or a one-line ConfigError when it is not recorded."""
+    config = trained_config(model)
+    if config is None:
         raise ConfigError(f"model {model}: give a pretrained name or a training run folder (a bare model file "
                           "does not say which faces it trained on, so validation could not be trusted)")
-    return run.config
+    return config
 
 
 def _split_key(config: ExperimentConfig) -> tuple:

@@ -92,6 +92,16 @@ def copy_weights(source: str, model: tf.keras.Model, weights: list | None = None
     model.set_weights(theirs)
 
 
+def trained_config(source: str) -> ExperimentConfig | None:
+    """The config a model was trained with: a training run folder's, or a pretrained model's card's;
+    None for a bare model file (or a card that does not record it)."""
+    if pretrained.is_name(source):
+        saved = pretrained.card(source).get("training", {}).get("config")
+        return ExperimentConfig.from_dict(saved) if saved else None
+    run = RunFolder.find(source)
+    return run.config if run is not None and run.kind == "train" else None
+
+
 def held_out_seen_by(source: str, config: ExperimentConfig, parts: dict) -> dict:
     """How many of this run's validation and test images the ``--init-from`` model trained on.
 
@@ -101,12 +111,7 @@ def held_out_seen_by(source: str, config: ExperimentConfig, parts: dict) -> dict
     known: a bare model file, or a source trained on another data set, named in ``"not_checked"``).
     """
     record = {"source": source, "val_images_it_trained_on": None, "test_images_it_trained_on": None}
-    if pretrained.is_name(source):
-        saved = pretrained.card(source).get("training", {}).get("config")
-        donor = ExperimentConfig.from_dict(saved) if saved else None
-    else:
-        run = RunFolder.find(source)
-        donor = run.config if run is not None and run.kind == "train" else None
+    donor = trained_config(source)
     if donor is None:
         return {**record, "not_checked": "a model file without its run's config"}
     name = lambda path: Path(path).name if path else "the demo set"  # noqa: E731
