@@ -45,7 +45,7 @@ def check_tta(tta: str) -> str:
         raise ConfigError(f"tta must be one of {', '.join(TTA_MODES)}, not {tta!r}")
     return tta
 #: The single augmentation parts, in the order they are applied (see :mod:`fer_keras.augment`).
-AUGMENT_PARTS = ("basic", "flip", "crop", "randaugment", "mixup")
+AUGMENT_PARTS = ("basic", "flip", "crop", "randaugment", "erase", "mixup")
 #: The augmentation settings the scripts suggest (any '+' combination of AUGMENT_PARTS is valid).
 AUGMENTS = ("none", "basic", "randaugment", "mixup", "randaugment+mixup", "basic+randaugment",
             "basic+mixup", "basic+randaugment+mixup", "basic+flip+crop")
@@ -167,7 +167,7 @@ class ModelConfig:
 class AugmentConfig:
     """Training augmentation (see :mod:`fer_keras.augment`)."""
 
-    name: str = setting("basic", "training augmentation: none, basic, flip, crop, randaugment, mixup or a '+' "
+    name: str = setting("basic", "training augmentation: none, basic, flip, crop, randaugment, erase, mixup or a '+' "
                         "combination such as basic+randaugment+mixup (default: %(default)s)", flag="--augment",
                         metavar="|".join(AUGMENTS[:5]))
     mixup_fraction: float = setting(0.25, "share of training images MixUp mixes (default: %(default)s)")
@@ -221,6 +221,7 @@ class OptimizerConfig:
     name: str = setting("adam", "default: %(default)s", flag="--optimizer", choices=OPTIMIZERS)
     lr: float = setting(1e-3, "learning rate (default: %(default)s)")
     momentum: float = setting(0.9, "SGD momentum (default: %(default)s)")
+    nesterov: bool = setting(False, "SGD with Nesterov momentum (--no-nesterov: classical momentum)")
     schedule: str = setting("constant", "cosine: decay to lr/100 at the last step; step: divide by 10 after each "
                             "of --lr-drops (default: %(default)s)", flag="--lr-schedule", choices=LR_SCHEDULES)
     warmup_epochs: float = setting(0.0, "cosine: linear warm-up epochs (default: %(default)s)")
@@ -233,6 +234,8 @@ class OptimizerConfig:
             raise ConfigError(f"--optimizer {self.name!r}: use adam or sgd")
         if self.lr <= 0:
             raise ConfigError(f"--lr must be positive (got {self.lr})")
+        if self.nesterov and self.name != "sgd":
+            raise ConfigError("--nesterov is a setting of --optimizer sgd")
         if self.schedule not in LR_SCHEDULES:
             raise ConfigError(f"--lr-schedule {self.schedule!r}: use one of {', '.join(LR_SCHEDULES)}")
         if self.warmup_epochs < 0:
@@ -279,6 +282,25 @@ class TrainingConfig:
             raise ConfigError(f"--label-smoothing {self.label_smoothing:g}: must be in [0, 1)")
         if self.jit_compile and self.deterministic:
             raise ConfigError("--jit needs --no-deterministic: XLA has no deterministic MaxPool gradient")
+
+
+@dataclasses.dataclass
+class DistilConfig:
+    """Knowledge distillation from a teacher (see :mod:`fer_keras.training.distil`)."""
+
+    teacher: str | None = setting(None, "learn from a teacher's probabilities on the training faces: an ensemble "
+                                  "run folder (experiments/ensemble.py), a pretrained name or a training run "
+                                  "folder, trained on this run's split", metavar="MODEL")
+    temperature: float = setting(2.0, "the teacher's softmax temperature (default: %(default)s)",
+                                 flag="--distil-temperature")
+    label_weight: float = setting(0.5, "share of the one-hot label in each training target; the rest is the "
+                                  "teacher's (default: %(default)s)", flag="--distil-label-weight")
+
+    def __post_init__(self):
+        if self.temperature <= 0:
+            raise ConfigError(f"--distil-temperature must be positive (got {self.temperature:g})")
+        if not 0 <= self.label_weight <= 1:
+            raise ConfigError(f"--distil-label-weight must be between 0 and 1 (got {self.label_weight:g})")
 
 
 @dataclasses.dataclass
@@ -332,6 +354,7 @@ class ExperimentConfig:
     adversarial: AdversarialConfig = _section(AdversarialConfig)
     optimizer: OptimizerConfig = _section(OptimizerConfig)
     training: TrainingConfig = _section(TrainingConfig)
+    distil: DistilConfig = _section(DistilConfig)
     evaluation: EvaluationConfig = _section(EvaluationConfig)
 
     def __post_init__(self):

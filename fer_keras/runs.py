@@ -12,6 +12,7 @@ A training run (``experiments/run_nsl.py``, ``run_ghostface.py``) writes::
     RUN/model/model.keras            + model/saved_model/, labels.txt, model_info.json (fer_keras.export)
     RUN/label_noise.json, RUN/robustness.json   (label-noise runs; robustness audits)
     RUN/tta_validation.json          test-time augmentation modes scored on validation (select_tta)
+    RUN/teacher_probabilities.npy    a distilled run's teacher probabilities of its training faces (N, K)
     RUN/timing.json, RUN/profile.json   /usr/bin/time figures and model cost, added when collected for the docs
 
 A privacy run (``experiments/run_mia.py``) has the same ``config.json`` schema (its config under
@@ -25,7 +26,8 @@ has that schema too, with ``"study": "framing"`` in ``config.json``, plus ``tabl
 ``config.json["resolved"]`` holds what the run derived from its config: ``epochs``,
 ``input_shape``, ``input_mode``, ``class_names``, ``dataset_mean``/``dataset_std`` (standardised
 models with ``standardize="dataset"``), ``images`` and ``class_counts`` per split, ``splits``,
-``distribution`` (the ``--strategy``, its workers and replicas: :mod:`fer_keras.distribute`).
+``distribution`` (the ``--strategy``, its workers and replicas: :mod:`fer_keras.distribute`),
+``distil`` (a distilled run's teacher: :mod:`fer_keras.training.distil`).
 :class:`RunFolder` reads and writes all of it; every other module asks it. Folders written
 before the configs were nested (flat ``config``) load too.
 """
@@ -57,6 +59,7 @@ REPORT_FILE = "classification_report.txt"
 LABEL_NOISE_FILE = "label_noise.json"
 ROBUSTNESS_FILE = "robustness.json"
 TTA_FILE = "tta_validation.json"
+TEACHER_FILE = "teacher_probabilities.npy"  # a distilled run's teacher, on its training faces
 FIGURES_DIR = "figures"
 CURVES_FIGURE = "training_curves.png"
 CONFUSION_FIGURE = "confusion_matrix.png"

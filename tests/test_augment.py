@@ -139,3 +139,25 @@ def test_cli_bad_augment_is_one_line(tmp_path):
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines()[-1].startswith("error: --augment 'cutmix': use none or")
     assert not any(tmp_path.iterdir())
+
+
+def test_random_erasing_fills_one_box_per_chosen_face_repeatably():
+    """About half the faces get one rectangle of noise (2-40 % of the face), the rest are untouched;
+    the same seed gives the same boxes, another seed other boxes; labels pass through."""
+    aug = make_augmenter("erase")
+    x, y = _batch(n=400)
+    seed = tf.constant([3, 4], tf.int64)
+    out, labels = aug(x, y, seed=seed)
+    out = out.numpy()
+    changed = np.abs(out - x.numpy()) > 0  # noise can equal a pixel only by chance
+    erased = changed.any(axis=(1, 2, 3))
+    assert 0.4 < erased.mean() < 0.6 and np.array_equal(labels.numpy(), y.numpy())
+    for face in np.flatnonzero(erased)[:50]:
+        rows, cols = np.flatnonzero(changed[face].any(axis=(1, 2))), np.flatnonzero(changed[face].any(axis=(0, 2)))
+        box = (rows[-1] - rows[0] + 1) * (cols[-1] - cols[0] + 1)
+        assert changed[face].sum() >= 0.95 * box  # one filled rectangle
+        assert box <= 0.45 * 24 * 24
+    assert 0.0 <= out.min() and out.max() <= 255.0
+    np.testing.assert_array_equal(aug(x, y, seed=seed)[0].numpy(), out)
+    assert not np.array_equal(aug(x, y, seed=tf.constant([3, 5], tf.int64))[0].numpy(), out)
+    assert parse_augment("erase+basic") == ("basic", "erase")

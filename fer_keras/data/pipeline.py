@@ -192,14 +192,19 @@ class TrainingStream:
     the stateless seed ``(seed, e * steps_per_epoch + i)``. :meth:`epochs` gives the batches of
     epochs ``start .. stop - 1`` as one dataset, which ``model.fit`` reads with
     ``steps_per_epoch`` and ``initial_epoch=start``. Elements are ``{"image", "label"}`` dicts as
-    from :func:`make_dataset`.
+    from :func:`make_dataset`; labels are one-hot, or the rows of ``targets`` (N, K) when given
+    (soft targets, e.g. a teacher's: :mod:`fer_keras.training.distil`).
     """
 
     def __init__(self, data: FaceData, input_shape, batch_size: int, *, mode: str = "unit",
                  augment: Callable | None = None, seed: int = 42, standardize: str = "image",
-                 mean: float | None = None, std: float | None = None):
+                 mean: float | None = None, std: float | None = None, targets: np.ndarray | None = None):
         if len(data) == 0:
             raise ConfigError("cannot train on 0 images")
+        if targets is not None and targets.shape != (len(data), len(data.class_names)):
+            raise ConfigError(f"training targets of shape {targets.shape}: need one row of "
+                              f"{len(data.class_names)} per training image ({len(data)})")
+        self.targets = targets
         scale(tf.zeros((1, 1, 1, 1)), mode, standardize, mean, std)
         self.data, self.batch_size, self.seed = data, int(batch_size), int(seed)
         self.images_per_epoch = len(data)
@@ -209,7 +214,7 @@ class TrainingStream:
     def epochs(self, start: int, stop: int) -> tf.data.Dataset:
         """The batches of epochs ``start`` to ``stop - 1``, in order."""
         images = tf.constant(self.data.images)
-        labels = tf.constant(self.data.one_hot())
+        labels = tf.constant(self.data.one_hot() if self.targets is None else self.targets, tf.float32)
         n, steps, seed = len(self.data), self.steps_per_epoch, self.seed
 
         def epoch_batches(epoch):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -41,9 +42,12 @@ def training_config(model: str) -> ExperimentConfig:
     return config
 
 
-def _split_key(config: ExperimentConfig) -> tuple:
+def split_key(config: ExperimentConfig) -> tuple:
+    """What decides which faces a run trained on: data set (folder or file name), split, validation share,
+    classes, de-duplication, limit, seed."""
     d = config.data
-    return d.split, d.val_fraction, d.labels, d.drop_test_duplicates, d.limit, config.seed
+    return (Path(d.path).name if d.path else None, d.split, d.val_fraction, d.labels, d.drop_test_duplicates,
+            d.limit, config.seed)
 
 
 def choose_weights(probabilities: list[np.ndarray], labels: np.ndarray, step: float = WEIGHT_STEP) -> np.ndarray:
@@ -78,6 +82,19 @@ def choose_weights(probabilities: list[np.ndarray], labels: np.ndarray, step: fl
     return best
 
 
+def probabilities(classifier, faces: np.ndarray, tta: str = "none", batch_size: int = 256) -> np.ndarray:
+    """A :class:`~fer_keras.classifier.Classifier`'s probabilities (N, K) of raw ``faces``, in batches."""
+    return np.concatenate([classifier(faces[i:i + batch_size], tta=tta) for i in range(0, len(faces), batch_size)])
+
+
+def members_of(run: RunFolder) -> tuple[dict[str, float], str]:
+    """An ensemble run folder's members with their weights (chosen on validation), and its TTA."""
+    metrics = run.metrics()
+    if metrics is None or "weights" not in metrics:
+        raise ConfigError(f"{run.path}: an ensemble run without its weights ({METRICS_FILE}); run it again")
+    return {m: float(w) for m, w in metrics["weights"].items()}, metrics.get("tta", "none")
+
+
 @dataclasses.dataclass
 class EnsembleConfig:
     """Which models, which data, how each face is viewed (``tta``), where the run folder goes."""
@@ -104,7 +121,7 @@ def run_ensemble(config: EnsembleConfig, log: Callable = print) -> RunFolder:
     from fer_keras.classifier import load_classifier
 
     configs = [training_config(m) for m in config.models]
-    keys = {_split_key(c) for c in configs}
+    keys = {split_key(c) for c in configs}
     if len(keys) != 1:
         raise ConfigError(f"--models {' '.join(config.models)}: trained on different splits ({sorted(keys)}); "
                           "an ensemble's validation would then hold some member's training faces")
@@ -119,7 +136,7 @@ def run_ensemble(config: EnsembleConfig, log: Callable = print) -> RunFolder:
     run = RunFolder.create(config.out, "ensemble")
     run.lock()
     try:
-        run.write_config(config, {"members": {m: {"split": list(_split_key(c)), "model": c.model.name}
+        run.write_config(config, {"members": {m: {"split": list(split_key(c)), "model": c.model.name}
                                               for m, c in zip(config.models, configs)},
                                   "images": {k: len(v) for k, v in parts.items() if k != "train"}},
                          study=ENSEMBLE_STUDY)
@@ -127,9 +144,7 @@ def run_ensemble(config: EnsembleConfig, log: Callable = print) -> RunFolder:
         for split in ("val", "test"):
             for model, classifier in zip(config.models, classifiers):
                 log(f"{model}: {split} ({len(parts[split]):,} faces, TTA {config.tta}) ...")
-                probs[split, model] = np.concatenate([
-                    classifier(parts[split].images[i:i + config.batch_size], tta=config.tta)
-                    for i in range(0, len(parts[split]), config.batch_size)])
+                probs[split, model] = probabilities(classifier, parts[split].images, config.tta, config.batch_size)
         weights = choose_weights([probs["val", m] for m in config.models], parts["val"].labels)
         members = {**{m: np.eye(len(config.models))[i] for i, m in enumerate(config.models)}, "ensemble": weights}
         in_training = extras["test_in_training"]

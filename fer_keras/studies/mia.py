@@ -186,7 +186,8 @@ def train_setting(name: str, config: MIAConfig, parts: dict, log: Callable = pri
     else:
         steps = -(-len(parts["train"]) // batch)
         lr = schedule_for(opt, steps, epochs)
-        compile_model(model, opt.name, lr, opt.momentum, label_smoothing=config.training.label_smoothing)
+        compile_model(model, opt.name, lr, opt.momentum, label_smoothing=config.training.label_smoothing,
+                      nesterov=opt.nesterov)
     train = make_dataset(parts["train"], inputs.shape, batch, training=True, augment=augment, seed=config.seed,
                          **inputs.scaling)
     start = time.time()

@@ -5,7 +5,8 @@ data (:func:`fer_keras.data.prepare.prepare_data`) -> tf.data -> model from the 
 export. The run folder holds everything needed to compare or reproduce it; its layout is
 described in :mod:`fer_keras.runs`. With ``data.label_noise`` > 0 it also holds
 ``label_noise.json`` (which training labels were flipped, and how the trained model predicts
-those images). Under a ``training.strategy`` other than ``none`` (:mod:`fer_keras.distribute`)
+those images); with ``distil.teacher``, the teacher's probabilities of the training faces
+(:mod:`fer_keras.training.distil`). Under a ``training.strategy`` other than ``none`` (:mod:`fer_keras.distribute`)
 the model is built and trained in the strategy's scope, then evaluated and exported by the
 chief alone, from a copy built outside it.
 """
@@ -42,6 +43,7 @@ from fer_keras.nsl import base_model, wrap_adversarial
 from fer_keras.precision import precision_policy, resolve_precision
 from fer_keras.runs import CONFUSION_FIGURE, CURVES_FIGURE, LABEL_NOISE_FILE, RunFolder, resolve_model
 from fer_keras.training import checkpointed_randomness, compile_model, fit, read_state, schedule_for, set_seed
+from fer_keras.training.distil import training_targets
 
 
 def _tee(log: Callable, path: Path) -> Callable:
@@ -211,12 +213,16 @@ def _run_experiment(config, resume, log, time_budget, extend_epochs, runs, scrat
     if config.model.init_from:  # a resumed run keeps the check made when it started
         init = source.resolved.get("init_from") if source is not None else \
             held_out_seen_by(config.model.init_from, config, parts)
+    targets = teacher = None
+    if config.distil.teacher:
+        targets, teacher = training_targets(config, run, parts["train"], log)
     run.write_config(config, {
         "epochs": epochs, "input_shape": list(shape), "input_mode": spec.input_mode,
         "class_names": list(class_names), "dataset_mean": mean, "dataset_std": std,
         "images": {k: len(v) for k, v in parts.items()},
         "class_counts": {k: v.class_counts() for k, v in parts.items()}, "splits": splits,
-        "distribution": record(strategy, config.training.strategy), **({"init_from": init} if init else {})})
+        "distribution": record(strategy, config.training.strategy), **({"init_from": init} if init else {}),
+        **({"distil": teacher} if teacher else {})})
     log(f"Run folder: {run.path}")
     log("Images: " + ", ".join(f"{k} {len(v):,}" for k, v in parts.items())
         + f"; classes: {', '.join(class_names)}")
@@ -233,7 +239,8 @@ def _run_experiment(config, resume, log, time_budget, extend_epochs, runs, scrat
     if augment is not None and resume is None and chief:
         _augmented_samples(parts["train"], augment, shape, config.seed, figures / "augmented_samples.png")
     batch = config.training.batch_size
-    train_stream = TrainingStream(parts["train"], shape, batch, augment=augment, seed=config.seed, **inputs.scaling)
+    train_stream = TrainingStream(parts["train"], shape, batch, augment=augment, seed=config.seed, targets=targets,
+                                  **inputs.scaling)
     val_ds, test_ds = inputs.dataset(parts["val"], batch), inputs.dataset(parts["test"], batch)
 
     precision = resolve_precision(config.training.precision)
@@ -255,6 +262,8 @@ def _run_experiment(config, resume, log, time_budget, extend_epochs, runs, scrat
         f"{epochs} epochs, batch {batch}, {opt.name} lr {opt.lr:g} ({opt.schedule}"
         f"{' /10 after epochs ' + ','.join(map(str, opt.lr_drops)) if opt.lr_drops else ''})"
         + (f", label smoothing {config.training.label_smoothing:g}" if config.training.label_smoothing else "")
+        + (f", distilled from {config.distil.teacher} (T {config.distil.temperature:g}, label weight "
+           f"{config.distil.label_weight:g})" if teacher else "")
         + (f", augment {config.augment.name}" if config.augment.name != "none" else "")
         + (f", {precision}" if precision != "float32" else ""))
     if distributed:
@@ -332,7 +341,7 @@ def _wrap_and_compile(model: tf.keras.Model, config: ExperimentConfig, lr) -> tf
     adv, opt, t = config.adversarial, config.optimizer, config.training
     if adv.enabled:
         model = wrap_adversarial(model, adv)
-    return compile_model(model, opt.name, lr, opt.momentum, t.jit_compile, t.label_smoothing)
+    return compile_model(model, opt.name, lr, opt.momentum, t.jit_compile, t.label_smoothing, opt.nesterov)
 
 
 def _local_copy(weights: list, config: ExperimentConfig, spec, shape, num_classes: int, lr):

@@ -1,0 +1,101 @@
+"""Knowledge distillation: a student trained on its teacher's probabilities of the training faces.
+
+The teacher is an ensemble run folder (``experiments/ensemble.py``: its members, weighted as
+chosen on validation, each viewing the faces with the ensemble's TTA), a pretrained name or a
+training run folder. Its probabilities of every training face (un-augmented, computed once and
+kept in the run folder so a resumed run trains on the very same targets) are softened with a
+temperature ``T`` and mixed with the one-hot label::
+
+    target = w * one_hot + (1 - w) * softmax(log(p_teacher) / T)
+
+The student is trained on these targets with the usual cross-entropy (augmentation, MixUp and
+label smoothing apply on top), which is the distillation loss of Hinton et al. with the
+temperature on the teacher's side only (our models end in a softmax). The teacher must have been
+trained on the student's split: a teacher that saw validation faces would carry them into the
+student's selection.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from fer_keras import pretrained
+from fer_keras.config import ExperimentConfig
+from fer_keras.data import FaceData
+from fer_keras.errors import ConfigError
+from fer_keras.files import atomic_open
+from fer_keras.runs import ENSEMBLE_STUDY, TEACHER_FILE, RunFolder
+
+
+def teacher_members(teacher: str) -> tuple[dict[str, float], str]:
+    """``{model: weight}`` and the TTA of ``teacher``: an ensemble run folder's members, or one model."""
+    from fer_keras.studies.ensemble import members_of
+
+    run = None if pretrained.is_name(teacher) else RunFolder.find(teacher)
+    if run is not None and run.kind == ENSEMBLE_STUDY:
+        return members_of(run)
+    if run is None and not pretrained.is_name(teacher):
+        raise ConfigError(f"--teacher {teacher}: give an ensemble run folder, a pretrained name or a training run "
+                          "folder (a bare model file does not say which faces it trained on)")
+    return {teacher: 1.0}, "none"
+
+
+def check_split(members, config: ExperimentConfig) -> None:
+    """A one-line ConfigError unless every member was trained on ``config``'s split."""
+    from fer_keras.studies.ensemble import split_key, training_config
+
+    for member in members:
+        if split_key(training_config(member)) != split_key(config):
+            raise ConfigError(f"--teacher member {member}: trained on another split than this run (split, "
+                              "validation share, classes, de-duplication, limit and seed must match), so it may "
+                              "have trained on this run's validation faces")
+
+
+def teacher_probabilities(teacher: str, config: ExperimentConfig, train: FaceData, log=print) -> tuple[np.ndarray, dict]:
+    """The teacher's probabilities (N, K) of the raw ``train`` faces, and a record of how they were made
+    (members, weights, TTA, the teacher's accuracy on these faces' labels)."""
+    from fer_keras.classifier import load_classifier
+    from fer_keras.studies.ensemble import probabilities
+
+    members, tta = teacher_members(teacher)
+    check_split(members, config)
+    total = np.zeros((len(train), len(train.class_names)), np.float64)
+    for member, weight in members.items():
+        if weight == 0:
+            continue
+        classifier = load_classifier(member)
+        if list(classifier.class_names) != list(train.class_names):
+            raise ConfigError(f"--teacher member {member}: classes {', '.join(classifier.class_names)}, this "
+                              f"run's are {', '.join(train.class_names)}")
+        log(f"Teacher {member} (weight {weight:.2f}, TTA {tta}): {len(train):,} training faces ...")
+        total += weight * probabilities(classifier, train.images, tta)
+    probs = (total / total.sum(axis=1, keepdims=True)).astype(np.float32)
+    accuracy = float(np.mean(probs.argmax(1) == train.labels))
+    return probs, {"teacher": teacher, "members": members, "tta": tta, "train_accuracy": round(accuracy, 4)}
+
+
+def soft_targets(one_hot: np.ndarray, teacher: np.ndarray, temperature: float, label_weight: float) -> np.ndarray:
+    """``label_weight * one_hot + (1 - label_weight) * softmax(log(teacher) / temperature)``; (N, K) float32."""
+    logits = np.log(np.clip(teacher.astype(np.float64), 1e-12, 1.0)) / temperature
+    soft = np.exp(logits - logits.max(axis=1, keepdims=True))
+    soft /= soft.sum(axis=1, keepdims=True)
+    return (label_weight * one_hot + (1 - label_weight) * soft).astype(np.float32)
+
+
+def training_targets(config: ExperimentConfig, run: RunFolder, train: FaceData, log=print) -> tuple[np.ndarray, dict]:
+    """The student's training targets (N, K) and the teacher's record; the teacher's probabilities
+    are read from the run folder when an earlier start of the run kept them, else computed and kept."""
+    kept = run.file(TEACHER_FILE)
+    record = run.resolved.get("distil") if kept.is_file() else None
+    if record is not None:
+        probs = np.load(kept, allow_pickle=False)
+        if probs.shape != (len(train), len(train.class_names)):
+            raise ConfigError(f"{kept}: probabilities of {probs.shape[0]} faces, the run has {len(train)}; "
+                              "start a new run")
+        log(f"Teacher probabilities read from {kept}")
+    else:
+        probs, record = teacher_probabilities(config.distil.teacher, config, train, log)
+        with atomic_open(kept) as f:
+            np.save(f, probs, allow_pickle=False)
+        log(f"Teacher accuracy on the training faces: {record['train_accuracy']:.2%}")
+    d = config.distil
+    return soft_targets(train.one_hot(), probs, d.temperature, d.label_weight), record

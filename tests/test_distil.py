@@ -1,0 +1,65 @@
+"""Distillation: soft targets, a student trained from a teacher run's probabilities (kept for an exact
+resume), and teachers from another split refused."""
+import json
+
+import numpy as np
+import pytest
+
+from fer_keras.config import ExperimentConfig
+from fer_keras.data.prepare import prepare_data
+from fer_keras.errors import ConfigError
+from fer_keras.runs import TEACHER_FILE
+from fer_keras.training.distil import soft_targets
+from fer_keras.training.experiment import run_experiment
+
+
+def _config(tmp_path, **changes):
+    """A tiny demo-set config with ``section__field`` changes."""
+    base = ExperimentConfig.from_dict({"demo_images_per_class": 8, "epochs": 2, "batch_size": 16, "model": "small_cnn",
+                                       "adversarial": False, "out": str(tmp_path / "runs")})
+    return base.replace(**changes)
+
+
+def test_soft_targets_mix_the_label_with_the_tempered_teacher():
+    one_hot = np.eye(3, dtype=np.float32)[[0, 2]]
+    teacher = np.array([[0.7, 0.2, 0.1], [0.1, 0.3, 0.6]], np.float32)
+    np.testing.assert_allclose(soft_targets(one_hot, teacher, 1.0, 0.5), 0.5 * one_hot + 0.5 * teacher, atol=1e-6)
+    np.testing.assert_allclose(soft_targets(one_hot, teacher, 3.0, 1.0), one_hot)
+    hot = soft_targets(one_hot, teacher, 1e6, 0.0)  # a very high temperature flattens the teacher
+    np.testing.assert_allclose(hot, np.full_like(hot, 1 / 3), atol=1e-5)
+    warm = soft_targets(one_hot, teacher, 2.0, 0.0)
+    assert np.allclose(warm.sum(1), 1) and warm[0, 0] < 0.7 and warm[0].argmax() == 0  # softer, same order
+
+
+@pytest.fixture(scope="module")
+def teacher_run(tmp_path_factory):
+    return run_experiment(_config(tmp_path_factory.mktemp("teacher"), training__epochs=3), log=lambda *a: None)
+
+
+@pytest.mark.filterwarnings("ignore::fer_keras.classifier.DemoModelWarning")
+def test_student_trains_on_the_teachers_kept_probabilities_and_resumes_with_them(tmp_path, teacher_run):
+    lines = []
+    config = _config(tmp_path, distil__teacher=str(teacher_run.path), distil__temperature=2.0)
+    assert config.distil.teacher == str(teacher_run.path)
+    student = run_experiment(config, log=lines.append, time_budget=1e-6)  # stops after its first epoch
+    kept = np.load(student / TEACHER_FILE)
+    train = prepare_data(config.data, config.seed, log=lambda *a: None)["train"]
+    assert kept.shape == (len(train), 7) and np.allclose(kept.sum(1), 1, atol=1e-5)
+    record = json.loads((student / "config.json").read_text())["resolved"]["distil"]
+    assert record["members"] == {str(teacher_run.path): 1.0}
+    assert record["train_accuracy"] == round(float(np.mean(kept.argmax(1) == train.labels)), 4)
+    assert any("distilled from" in line for line in lines)
+
+    lines.clear()
+    run_experiment(ExperimentConfig(), resume=student, log=lines.append)
+    assert any("Teacher probabilities read from" in line for line in lines)
+    assert len(student.history()) == 2 and (student / "metrics.json").is_file()
+    np.testing.assert_array_equal(np.load(student / TEACHER_FILE), kept)
+
+
+def test_a_teacher_trained_on_another_split_is_refused(tmp_path, teacher_run):
+    with pytest.raises(ConfigError, match=r"--teacher member .* another split"):
+        run_experiment(_config(tmp_path, distil__teacher=str(teacher_run.path), seed=7), log=lambda *a: None)
+    assert not list((tmp_path / "runs").glob("*"))  # nothing left behind
+    with pytest.raises(ConfigError, match="--distil-label-weight"):
+        _config(tmp_path, distil__label_weight=1.5)
