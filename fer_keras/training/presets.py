@@ -92,6 +92,13 @@ register_preset("compact-vgg-fer2013", "The compact VGG with dcnn-cosine-fer2013
                 "--lr-schedule cosine --warmup-epochs 1 --label-smoothing 0.1 --augment basic+flip+crop --tta flip "
                 "--drop-test-duplicates")
 
+#: The accuracy issue's recipe ablation: one choice at a time against this base, on validation (last epoch),
+#: 20 epochs each (the shipped recipe's first stage shortened: /10 after epochs 12 and 16), no TTA.
+register_preset("ablation-fer2013", "Recipe ablation base: Study A's plain DCNN (batch 50, Adam 1e-3, rotation and "
+                "zoom) plus flips, /10 after epochs 12 and 16, 20 epochs, no TTA", "A",
+                "--no-adversarial --model dcnn --epochs 20 --augment basic+flip --lr-schedule step --lr-drops 12,16 "
+                "--drop-test-duplicates")
+
 #: Study B on FER2013 within a CPU budget (RAF-DB's images cannot be had here): 112x112x3 inputs
 #: (FER2013's faces are 48x48; a quarter of the 224 px cost), Adam 1e-3 with cosine decay instead
 #: of SGD 0.1 at batch 16 (which diverged at batch 50 in a 1-epoch probe), 30 epochs, copies of

@@ -227,3 +227,26 @@ def test_precision_pairs_are_the_runs_that_differ_only_in_precision():
     table = {r[0]: dict(zip(header, r)) for r in rows}
     assert table["b"]["training images/s (ratio)"] == "90.0 (1.80x)"
     assert table["b"]["validation accuracy % after each epoch"] == "51.00 / 59.00"
+
+
+def test_ablation_rows_are_the_runs_of_the_ablation_preset_each_with_its_one_change():
+    from fer_keras.studies.report.render import ablation_lines
+    from fer_keras.training.presets import preset_config
+
+    def run(name, **changes):
+        config = preset_config("ablation-fer2013", "path/to/fer2013").replace(**changes)
+        return {"name": name, "kind": "train", "speed": False, "config": config,
+                "metrics": {"accuracy": 0.64, "test_deduplicated": {"accuracy": 0.63}, "training": {"epochs": 20}},
+                "timing": {"wall_seconds": 3600, "cpu_percent": 180},
+                "history": [{"val_categorical_accuracy": 0.65}],
+                "robustness": {"epsilons": [0.0, 1 / 255, 2 / 255], "fgsm": [0.64, 0.31, 0.12]}}
+
+    other = run("other", model__name="vgg")
+    runs = [run("erase", augment__name="basic+flip+erase"), run("base"), other, run("longer", training__epochs=30),
+            run("sgd", optimizer__name="sgd", optimizer__lr=0.01, optimizer__nesterov=True)]
+    lines = ablation_lines(runs)
+    rows = [line for line in lines if line.startswith("| ") and "run |" not in line and "---" not in line]
+    assert rows[0] == "| base | base | 20 | 1.00, 180 | 65.00 | 64.00 | 63.00 | 31.00 | 12.00 |"
+    assert [row.split(" | ")[0] for row in rows[1:]] == ["| `--augment basic+flip+erase`",
+                                                        "| `--optimizer sgd --lr 0.01 --nesterov`"]
+    assert ablation_lines([other]) == []

@@ -15,7 +15,8 @@ from fer_keras.models import build_model, get_spec
 from fer_keras.runs import CONFIG_FILE, CONFUSION_FIGURE, CURVES_FIGURE, FIGURES_DIR
 from fer_keras.studies.published import STUDY_A, STUDY_B, STUDY_B_MIA
 from fer_keras.studies.report.load import DEFAULT_PATTERNS, find_runs, model_profile
-from fer_keras.studies.report.tables import (NSL_COST_FACTOR, TRAIN_FLOPS_PER_MAC, accuracy_rows, cost_rows, full_data,
+from fer_keras.studies.report.tables import (ABLATION_PRESET, NSL_COST_FACTOR, TRAIN_FLOPS_PER_MAC, ablation_rows,
+                                             accuracy_rows, cost_rows, full_data,
                                              full_data_rows, per_class_rows, precision_rows, scale_rows,
                                              selection_warnings,
                                              split_label, study_b_rows, training_label, xla_lines)
@@ -175,6 +176,18 @@ def ensemble_lines(runs) -> list[str]:
     return ["### Ensembles", "", *lines] if lines else []
 
 
+def ablation_lines(runs) -> list[str]:
+    """The recipe ablation table (:func:`ablation_rows`), when its runs exist."""
+    header, rows = ablation_rows(runs)
+    if not rows:
+        return []
+    return ["### Recipe ablation (DCNN, one change at a time)", "",
+            f"Each row is `--preset {ABLATION_PRESET}` plus one change, on full FER2013 (validation = the seeded 10 % "
+            "of Training, test = PublicTest, evaluated once, training copies of held-out faces dropped). Validation "
+            "decides what the recipe keeps; the test column is reported, never used to choose. FGSM on 1,000 "
+            "PublicTest faces (`experiments/run_robustness.py`).", "", *_table(header, rows), ""]
+
+
 def precision_lines(runs) -> list[str]:
     """The float32 / mixed-precision parity table (:func:`precision_rows`), when such a pair exists."""
     header, rows = precision_rows(runs)
@@ -237,7 +250,7 @@ def results_markdown(runs: list[dict], profiles: dict, out_dir: Path | None = No
             *(full_rows[1:] if full_rows else ["No full-data run yet."]), "",
             *peer_lines(out_dir),
             "### Study B on FER2013: GhostFace and its augmentations", "", *study_b_lines(train, profiles), "",
-            *report_figures(train, profiles, out_dir),
+            *report_figures(train, profiles, out_dir), *ablation_lines(train),
             "## Full-data runs in detail", "",
             "### Test figures", "",
             "Loss figures are Keras/NSL `evaluate`'s (with NSL: loss = cross-entropy + adversarial loss). Study B's "

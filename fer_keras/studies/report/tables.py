@@ -322,6 +322,45 @@ def full_data_rows(runs):
                      "dropped" if r["config"].data.drop_test_duplicates else "kept", _tta_cell(r.get("tta_selection"))])
     return header, rows
 
+#: The recipe ablation's base preset (:mod:`fer_keras.training.presets`): its rows are the runs made from it.
+ABLATION_PRESET = "ablation-fer2013"
+
+
+def _attacked(run: dict, attack: str, epsilon: float) -> str:
+    """Accuracy % under ``attack`` at ``epsilon`` (input units) from the run's robustness.json, or '-'."""
+    rob = run.get("robustness")
+    if not rob or attack not in rob:
+        return "-"
+    at = [i for i, e in enumerate(rob["epsilons"]) if abs(e - epsilon) < 1e-6]
+    return _pct(rob[attack][at[0]]) if at else "-"
+
+
+def ablation_rows(runs):
+    """The recipe ablation: the finished full-data runs of :data:`ABLATION_PRESET`, each one change from it
+    (the flags it adds), with validation (last epoch: the recipe keeps no best epoch), PublicTest without
+    TTA, the de-duplicated test, FGSM at 1/255 and 2/255 (robustness.json) and the run's cost."""
+    header = ["change from the base", "run", "epochs", "wall h, CPU %", "validation % (last epoch)",
+              "test % (no TTA)", "test minus Training copies %", "FGSM 1/255 %", "FGSM 2/255 %"]
+    rows = []
+    prefix = f"--preset {ABLATION_PRESET}"
+    for r in runs:
+        m, t = r.get("metrics"), r.get("timing", {})
+        if r["kind"] != "train" or not m or r["speed"] or not full_data(r):
+            continue
+        flags = preset_flags(r["config"]) or ""
+        if (flags != prefix and not flags.startswith(prefix + " ")) or "--model" in flags or "--epochs" in flags:
+            continue  # another recipe, or another model or schedule length: not one choice of the ablation
+        plain, dedup = m.get("without_tta") or m, m.get("test_deduplicated")
+        rows.append([f"`{flags[len(prefix):].strip()}`" if flags != prefix else "base", r["name"],
+                     m["training"]["epochs"],
+                     f"{t['wall_seconds'] / 3600:.2f}, {t['cpu_percent']:.0f}" if t else "-",
+                     _pct((r["history"][-1] if r["history"] else {}).get("val_categorical_accuracy")),
+                     _pct(plain["accuracy"]), _pct(dedup["accuracy"]) if dedup else "-",
+                     _attacked(r, "fgsm", 1 / 255), _attacked(r, "fgsm", 2 / 255)])
+    rows.sort(key=lambda row: row[0] != "base")
+    return header, rows
+
+
 def _best_row(run: dict) -> dict:
     """The history row of the epoch whose weights were tested (the best one, else the last)."""
     best = run.get("metrics", {}).get("training", {}).get("best_epoch")
