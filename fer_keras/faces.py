@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from fer_keras.data.images import MAX_PIXELS, image_problem, read_image, to_rgb  # noqa: F401  (re-exported)
+from fer_keras.data.images import to_rgb
 from fer_keras.errors import ConfigError, FerKerasError
 
 #: Crop margin on each side of a detected face box, as a share of its side: 0, because RetinaFace's

@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 
 from fer_keras.errors import ConfigError, FerKerasError
+from fer_keras.data.images import read_image
 from fer_keras.faces import (BACKENDS, Detector, Face, HaarDetector, MTCNNDetector, RetinaFaceDetector,
-                             available_backends, crop_face, detect_faces, get_detector, read_image)
+                             available_backends, crop_face, detect_faces, get_detector)
 
 #: Where the face is in the portrait (x0, y0, x1, y1), checked by eye: chin to hat brim, ear to ear.
 FACE_REGION = (150, 100, 380, 335)
