@@ -47,7 +47,7 @@ def main(argv=None):
     summary = explain_run(run, test, out, other, args.threshold, args.count, args.layer)
     if args.conflicts:
         data = load_dataset(args.data or run.config.data.path)
-        trained = duplicates_of(data, run.run.prepared_data(args.data)[0]["train"])
+        trained = duplicates_of(data, run.run.prepared_data(args.data, faces=data)[0]["train"])
         summary["label_conflicts"] = label_conflicts(run, data, args.threshold, trained_on=trained)
         c = summary["label_conflicts"]
         print(f"conflicting-label duplicates: {c['groups']} groups, {c['images']} images; flagged as likely label "

@@ -319,12 +319,12 @@ class RunFolder:
         config = self._config_with_data(data)
         return test_split(config.data, config.seed, limit)
 
-    def prepared_data(self, data: str | None = None):
+    def prepared_data(self, data: str | None = None, faces=None):
         """The run's ``(parts, extras)`` re-made from its config, as
         :func:`fer_keras.data.prepare.prepare_data` with ``return_extras=True`` (``data``: the data's
-        path, if it moved)."""
+        path, if it moved; ``faces``: that data set, if already loaded)."""
         config = self._config_with_data(data)
-        return prepare_data(config.data, config.seed, log=lambda *a: None, return_extras=True)
+        return prepare_data(config.data, config.seed, log=lambda *a: None, return_extras=True, faces=faces)
 
     def _config_with_data(self, data: str | None) -> ExperimentConfig:
         return self.config if data is None else self.config.replace(data__path=str(data))

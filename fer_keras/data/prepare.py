@@ -24,9 +24,10 @@ from fer_keras.data.labels import parse_labels
 SPLIT_SEED = 42
 
 
-def prepare_data(data, seed: int = 42, log: Callable = print, return_extras: bool = False):
+def prepare_data(data, seed: int = 42, log: Callable = print, return_extras: bool = False, faces=None):
     """Load, subset, split and limit the data as ``data`` (a DataConfig) says; returns
-    ``{"train", "val", "test"}`` FaceData.
+    ``{"train", "val", "test"}`` FaceData. ``faces``: the data set of ``data.path``, when the caller
+    has already loaded it (it is not read again).
 
     With ``data.label_noise`` > 0 a fraction of the *training* labels is flipped
     (:func:`fer_keras.data.label_noise.flip_labels`, seeded by ``seed``); validation and test
@@ -36,7 +37,9 @@ def prepare_data(data, seed: int = 42, log: Callable = print, return_extras: boo
     occur in the training data as loaded (Training rows of train and val, before
     ``drop_test_duplicates``), for the de-duplicated test figures.
     """
-    if data.path is None:
+    if faces is not None:
+        pass
+    elif data.path is None:
         faces = make_demo(data.demo_images_per_class, seed=0)
         log(f"No --data given: using the bundled synthetic demo set ({len(faces)} drawn 48x48 faces, "
             f"7 classes). Pass --data PATH for FER2013 (CSV or Kaggle folders).")

@@ -125,3 +125,19 @@ def test_real_fer2013_hygiene_counts_are_plausible(shared_fer2013):
     assert 5 <= c["uniform_images"] <= 30 and c["conflicting_label_groups"] >= 10
     test = data.take(data.usage == "PublicTest")
     assert duplicates_of(test, data.take(data.usage == "Training")).sum() == c["cross_split"]["PublicTest_in_Training"]
+
+
+def test_prepare_data_splits_a_data_set_the_caller_already_loaded_as_it_would_have_loaded_it(tmp_path):
+    from fer_keras.config import DataConfig
+    from fer_keras.data.prepare import prepare_data
+
+    rng = np.random.default_rng(0)
+    faces = FaceData(rng.integers(0, 256, (140, 48, 48, 1), dtype=np.uint8), np.arange(140) % 7,
+                     usage=np.array(["Training"] * 100 + ["PublicTest"] * 40))
+    path = write_fer2013_csv(faces, tmp_path / "fer2013.csv")
+    config = DataConfig(path=str(path), drop_test_duplicates=True)
+    read = prepare_data(config, log=lambda *a: None)
+    given = prepare_data(config, log=lambda *a: None, faces=load_fer2013(path))
+    for name in ("train", "val", "test"):
+        assert np.array_equal(read[name].images, given[name].images) and np.array_equal(read[name].labels,
+                                                                                        given[name].labels)
