@@ -74,6 +74,7 @@ def test_audit_tells_an_overfit_model_from_an_untrained_one(noise_data):
                 assert sum(fig[point][k] for k in privacy.CONFUSION_KEYS) == pytest.approx(100)
                 assert sum(fig[point]["counts"].values()) == 80
     assert attacked["attacks"]["threshold"]["auc"] > 0.9
+    assert attacked["member_accuracy"] == 1.0 and attacked["nonmember_accuracy"] < 0.5  # memorised noise
     assert attacked["attacks"]["threshold"]["best_accuracy"]["accuracy"] > 0.8
     assert attacked["attacks"]["lr"]["auc"] > 0.8
     for fig in untrained["attacks"].values():

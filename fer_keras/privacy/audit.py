@@ -309,6 +309,9 @@ def audit_outputs(logits_in, labels_in, logits_out, labels_out, *, reference_log
         np.random.set_state(state)
     out = {"members": int(len(labels_in)), "nonmembers": int(len(labels_out)),
            "reference": int(0 if reference_labels is None else len(reference_labels)),
+           # the model's accuracy on each side: the gap between them is what the attacks feed on
+           "member_accuracy": float(np.mean(np.argmax(logits_in, 1) == labels_in)),
+           "nonmember_accuracy": float(np.mean(np.argmax(logits_out, 1) == labels_out)),
            "target_fpr": target_fpr, "attacks": {}}
     for result in results.single_attack_results:
         name = result.attack_type.value
@@ -343,7 +346,8 @@ def audit(model: tf.keras.Model, members: FaceData, nonmembers: FaceData, refere
 
     ``reference`` (optional) is population data for the per-class thresholds of the loss and
     entropy attacks; ``inputs`` says how faces are prepared for the model (:func:`model_logits`).
-    Returns ``{"members", "nonmembers", "reference", "target_fpr", "attacks": {name: {"auc",
+    Returns ``{"members", "nonmembers", "reference", "member_accuracy", "nonmember_accuracy",
+    "target_fpr", "attacks": {name: {"auc",
     "advantage", "tpr_at_1%_fpr", "tpr_at_0.1%_fpr", "at_target_fpr", "best_accuracy", "roc"}}}``;
     each operating point holds ``tp, fp, tn, fn`` (% of all audited images, summing to 100), the
     ``counts``, ``accuracy``, ``tpr`` and ``fpr``.

@@ -261,9 +261,9 @@ def run_study(config: MIAConfig, model_dir: str | Path | None = None, log: Calla
             model, info = train_setting(name, config, parts, log)
             _save_model(model, run.models_dir / f"{name}.keras")
         acc = test_accuracy(model, parts["test"], inputs)
-        member_acc = test_accuracy(model, sets.members, inputs)  # on training images: how far it memorised
         result = privacy.audit(model, sets.members, sets.nonmembers, sets.reference, attacks=audit.attacks,
                                target_fpr=audit.target_fpr, seed=config.seed, inputs=inputs)
+        member_acc = result["member_accuracy"]  # on training images: how far it memorised
         epsilon = info.get("dp_accounting", {}).get("epsilon")
         rows += privacy.table_rows(name, acc, result, epsilon, member_accuracy=member_acc)
         loss_attack = result["attacks"].get("threshold")
