@@ -68,20 +68,23 @@ class FerModelHandler(ModelHandler):
     name, run folder, .keras, SavedModel or .tflite: a path the workers can read); files that can
     run code load only with ``trusted``. Beam's BatchElements gives the model batches of
     ``min_batch_size`` to ``batch_size`` crops (:meth:`batch_elements_kwargs`). ``tta`` as
-    :meth:`Classifier.__call__ <fer_keras.classifier.Classifier.__call__>`.
+    :meth:`Classifier.__call__ <fer_keras.classifier.Classifier.__call__>`; ``precision`` as
+    :func:`~fer_keras.classifier.load_classifier`'s (a Keras model computed in mixed precision).
     """
 
     def __init__(self, model=None, *, input_mode: str | None = None, class_names=None, trusted: bool = False,
-                 tta: str = "none", batch_size: int = 64, min_batch_size: int = 1):
+                 tta: str = "none", batch_size: int = 64, min_batch_size: int = 1, precision: str = "float32"):
         if not 1 <= min_batch_size <= batch_size:
             raise ConfigError(f"batch sizes must satisfy 1 <= min_batch_size <= batch_size, not {min_batch_size} "
                               f"and {batch_size}")
         super().__init__(min_batch_size=min_batch_size, max_batch_size=batch_size)
         self.model, self.input_mode, self.trusted, self.tta = model, input_mode, trusted, check_tta(tta)
         self.class_names = list(class_names) if class_names else None
+        self.precision = precision
 
     def load_model(self) -> Classifier:
-        return load_classifier(self.model, self.input_mode, self.class_names, trusted=self.trusted)
+        extra = {"precision": self.precision} if self.precision != "float32" else {}
+        return load_classifier(self.model, self.input_mode, self.class_names, trusted=self.trusted, **extra)
 
     def run_inference(self, batch, model: Classifier, inference_args=None) -> list[PredictionResult]:
         probabilities = model(np.stack(batch), tta=self.tta)
@@ -333,7 +336,7 @@ def _check_source(pattern: str, source: str, images_only: bool) -> None:
 def run(source: str, out: str, model=None, *, detector: str = "auto", detector_kwargs: dict | None = None,
         margin: float = CROP_MARGIN, align: bool = True, batch_size: int = 64, tta: str = "none",
         input_mode: str | None = None, class_names=None, trusted: bool = False, max_pixels: int | None = MAX_PIXELS,
-        beam_args=(), classifier: Classifier | None = None, log: Callable = print) -> dict:
+        beam_args=(), classifier: Classifier | None = None, precision: str = "float32", log: Callable = print) -> dict:
     """Classify every face of ``source`` on Beam and write JSON lines to ``out`` (a prefix or folder,
     :func:`output_prefix`); wait for the pipeline to finish.
 
@@ -351,13 +354,14 @@ def run(source: str, out: str, model=None, *, detector: str = "auto", detector_k
     options = pipeline_options(beam_args)
     pattern, _, images_only = source_pattern(source)
     _check_source(pattern, source, images_only)
-    classifier = classifier or load_classifier(model, input_mode, class_names, trusted=trusted)
+    extra = {"precision": precision} if precision != "float32" else {}
+    classifier = classifier or load_classifier(model, input_mode, class_names, trusted=trusted, **extra)
     kwargs = detector_kwargs or {}
     detector = "none" if is_csv(pattern) else get_detector(detector, **kwargs).name  # "auto" -> a backend
     prefix = output_prefix(out)
     on_workers = model if model is None or pretrained.is_name(model) else os.path.abspath(model)
     handler = FerModelHandler(on_workers, input_mode=input_mode, class_names=class_names, trusted=trusted, tta=tta,
-                              batch_size=batch_size)
+                              batch_size=batch_size, precision=precision)
     pipeline = beam.Pipeline(options=options)
     _ = (pipeline | FaceRecords(source, handler, classifier.class_names, classifier.input_shape,
                                 detector=(detector, kwargs), margin=margin, align=align, max_pixels=max_pixels)

@@ -329,6 +329,7 @@ def _beam_flags(parser: argparse.ArgumentParser) -> None:
     add("--batch-size", type=int, default=64, help="most faces per model call (Beam sizes batches up to it; "
         "default: %(default)s)")
     _tta_flag(parser)
+    _precision_flag(parser)
     _input_flags(parser)
     _max_pixels_flag(parser)
     _trust_flag(parser)
@@ -348,7 +349,8 @@ def _beam(args: argparse.Namespace):
     result = beam.run(args.source, args.out, args.model, classifier=classifier, detector=name,
                       detector_kwargs=kwargs, margin=args.margin, align=not args.no_align, batch_size=args.batch_size,
                       tta=args.tta, input_mode=args.input_mode, class_names=_classes(args), trusted=args.trust_model,
-                      max_pixels=args.max_pixels, beam_args=args.passed_through, log=summary.append)
+                      max_pixels=args.max_pixels, beam_args=args.passed_through, precision=args.precision,
+                      log=summary.append)
     counts = result["counts"]
     if counts and counts.get("inputs") and counts.get("unreadable", 0) >= counts["inputs"]:
         raise DataError(f"{args.source}: nothing could be read ({counts['unreadable']} unreadable); reasons in "

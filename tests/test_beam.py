@@ -177,3 +177,25 @@ def test_sources_and_output_prefixes():
     assert source_pattern("gs://b/a.jpg") == ("gs://b/a.jpg", "gs://b/", False)
     assert is_csv("gs://b/fer2013.CSV") and is_csv("x/*.csv.gz") and not is_csv("x/*.jpg")
     assert output_prefix("gs://b/out/") == "gs://b/out/faces" and output_prefix("gs://b/p") == "gs://b/p"
+
+
+@needs_beam
+def test_mixed_precision_on_the_workers_matches_float32_closely(tmp_path, run):
+    from fer_keras import beam
+    from fer_keras.errors import ConfigError
+
+    rng = np.random.default_rng(1)
+    rows = [f"{label},{' '.join(map(str, rng.integers(0, 256, 2304)))},PublicTest" for label in (0, 3, 6)]
+    (tmp_path / "faces.csv").write_text("emotion,pixels,Usage\n" + "\n".join(rows) + "\n")
+    got = {}
+    for precision in ("float32", "mixed_bfloat16"):
+        result = beam.run(str(tmp_path / "faces.csv"), str(tmp_path / precision), str(run), precision=precision,
+                          log=lambda _: None)
+        got[precision] = np.stack([_probabilities(r, result["class_names"])
+                                   for r in sorted(_records(tmp_path / precision), key=lambda r: r["line"])])
+    assert got["float32"].shape == (3, len(result["class_names"]))
+    difference = np.abs(got["float32"] - got["mixed_bfloat16"]).max()
+    assert 0 < difference < 0.05  # computed in bf16 on the workers (~3 significant digits), not float32
+    with pytest.raises(ConfigError, match="precision"):
+        beam.run(str(tmp_path / "faces.csv"), str(tmp_path / "tfl"), str(run / "model" / "model.tflite"),
+                 precision="mixed_bfloat16", log=lambda _: None)
