@@ -222,6 +222,9 @@ class OptimizerConfig:
     lr: float = setting(1e-3, "learning rate (default: %(default)s)")
     momentum: float = setting(0.9, "SGD momentum (default: %(default)s)")
     nesterov: bool = setting(False, "SGD with Nesterov momentum (--no-nesterov: classical momentum)")
+    ema: float = setting(0.0, "keep an exponential moving average of the weights with this momentum per step "
+                         "(e.g. 0.999); validation, the best epoch and the final model use the average "
+                         "(default: off)", metavar="MOMENTUM")
     schedule: str = setting("constant", "cosine: decay to lr/100 at the last step; step: divide by 10 after each "
                             "of --lr-drops (default: %(default)s)", flag="--lr-schedule", choices=LR_SCHEDULES)
     warmup_epochs: float = setting(0.0, "cosine: linear warm-up epochs (default: %(default)s)")
@@ -236,6 +239,8 @@ class OptimizerConfig:
             raise ConfigError(f"--lr must be positive (got {self.lr})")
         if self.nesterov and self.name != "sgd":
             raise ConfigError("--nesterov is a setting of --optimizer sgd")
+        if not 0 <= self.ema < 1:
+            raise ConfigError(f"--ema {self.ema:g}: give a momentum in [0, 1), e.g. 0.999 (0: off)")
         if self.schedule not in LR_SCHEDULES:
             raise ConfigError(f"--lr-schedule {self.schedule!r}: use one of {', '.join(LR_SCHEDULES)}")
         if self.warmup_epochs < 0:
@@ -360,6 +365,8 @@ class ExperimentConfig:
     def __post_init__(self):
         if self.optimizer.schedule != "constant" and self.training.reduce_lr:
             raise ConfigError(f"--reduce-lr cannot change a {self.optimizer.schedule} schedule; use one or the other")
+        if self.optimizer.ema and self.training.strategy != "none":
+            raise ConfigError(f"--ema is not supported with --strategy {self.training.strategy}; train with one of them")
         drops = self.optimizer.lr_drops
         if drops and drops[-1] >= self.resolved_epochs:
             raise ConfigError(f"--lr-drops {','.join(map(str, drops))}: every drop must come before the run's last "

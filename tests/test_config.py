@@ -68,3 +68,16 @@ def test_bad_settings_are_one_line_naming_the_flag(build, message):
     with pytest.raises(ConfigError, match=message) as info:
         build()
     assert "\n" not in str(info.value)
+
+
+def test_recipe_options_refuse_what_they_cannot_do():
+    from fer_keras.config import ExperimentConfig
+
+    base = ExperimentConfig()
+    with pytest.raises(ConfigError, match="--nesterov is a setting of --optimizer sgd"):
+        base.replace(optimizer__nesterov=True)
+    with pytest.raises(ConfigError, match=r"--ema 1: give a momentum in \[0, 1\)"):
+        base.replace(optimizer__ema=1.0)
+    with pytest.raises(ConfigError, match="--ema is not supported with --strategy mirrored"):
+        base.replace(optimizer__ema=0.999, training__strategy="mirrored")
+    assert base.replace(optimizer__name="sgd", optimizer__nesterov=True, optimizer__ema=0.999).optimizer.ema == 0.999

@@ -211,3 +211,39 @@ def test_step_schedule_divides_by_ten_after_each_drop():
     np.testing.assert_allclose(got, [1e-3, 1e-3, 1e-4, 1e-4, 1e-5, 1e-5], rtol=1e-6)
     with pytest.raises(ConfigError, match="every drop must fall inside the run's 20 steps"):
         schedule_for(OptimizerConfig(schedule="step", lr_drops=(4,)), steps_per_epoch=5, epochs=4)
+
+
+def _ema_model():
+    set_seed(0)
+    return compile_model(_tiny_model(), "sgd", lr=0.1, ema=0.9)
+
+
+def test_weight_average_is_what_validation_judges_and_what_training_ends_with(tmp_path):
+    val = make_dataset(_toy_data(48, seed=1), (12, 12, 1), batch_size=16)
+    model = _ema_model()
+    result = fit(model, _stream(), val, epochs=3, run_dir=tmp_path, verbose=0, log=lambda *a: None)
+    opt = model.optimizer
+    averages = [opt._model_variables_moving_average[opt._index_dict[opt._var_key(v)]].numpy()
+                for v in model.trainable_variables]
+    assert all(np.array_equal(v.numpy(), a) for v, a in zip(model.trainable_variables, averages))
+    final = model.evaluate(as_xy(val), verbose=0, return_dict=True)
+    assert result["history"][-1]["val_loss"] == pytest.approx(final["loss"], rel=1e-5)
+    raw = tf.train.load_checkpoint(str(tmp_path / "checkpoints"))  # checkpoints keep the raw weights
+    kernel = [k for k in raw.get_variable_to_shape_map() if k.startswith("model/layer_with_weights-0/kernel")
+              and "OPTIMIZER" not in k][0]
+    assert not np.allclose(raw.get_tensor(kernel), model.trainable_variables[0].numpy())
+
+
+def test_weight_average_resumes_exactly(tmp_path):
+    quiet = dict(verbose=0, log=lambda *a: None)
+    val = make_dataset(_toy_data(48, seed=1), (12, 12, 1), batch_size=16)
+    whole = _ema_model()
+    fit(whole, _stream(), val, epochs=3, run_dir=tmp_path / "whole", **quiet)
+    first = fit(_ema_model(), _stream(), val, epochs=3, run_dir=tmp_path / "parts", time_budget=1e-6, **quiet)
+    assert first["status"] == "time_budget"
+    resumed = _ema_model()
+    fit(resumed, _stream(), val, epochs=3, run_dir=tmp_path / "parts", **quiet)
+    for a, b in zip(whole.get_weights(), resumed.get_weights()):
+        np.testing.assert_allclose(a, b, atol=1e-6)
+    assert read_history(tmp_path / "whole" / "history.csv")[-1]["val_loss"] == pytest.approx(
+        read_history(tmp_path / "parts" / "history.csv")[-1]["val_loss"], rel=1e-5)

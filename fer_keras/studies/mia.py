@@ -187,7 +187,7 @@ def train_setting(name: str, config: MIAConfig, parts: dict, log: Callable = pri
         steps = -(-len(parts["train"]) // batch)
         lr = schedule_for(opt, steps, epochs)
         compile_model(model, opt.name, lr, opt.momentum, label_smoothing=config.training.label_smoothing,
-                      nesterov=opt.nesterov)
+                      nesterov=opt.nesterov, ema=opt.ema)
     train = make_dataset(parts["train"], inputs.shape, batch, training=True, augment=augment, seed=config.seed,
                          **inputs.scaling)
     start = time.time()

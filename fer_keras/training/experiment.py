@@ -341,7 +341,7 @@ def _wrap_and_compile(model: tf.keras.Model, config: ExperimentConfig, lr) -> tf
     adv, opt, t = config.adversarial, config.optimizer, config.training
     if adv.enabled:
         model = wrap_adversarial(model, adv)
-    return compile_model(model, opt.name, lr, opt.momentum, t.jit_compile, t.label_smoothing, opt.nesterov)
+    return compile_model(model, opt.name, lr, opt.momentum, t.jit_compile, t.label_smoothing, opt.nesterov, opt.ema)
 
 
 def _local_copy(weights: list, config: ExperimentConfig, spec, shape, num_classes: int, lr):

@@ -126,6 +126,43 @@ class ProgressLog(tf.keras.callbacks.Callback):
                  f"{_clock(now - self.t0)}; ETA {_clock(eta)}")
 
 
+class _Averaged:
+    """The raw weights while the moving average of an optimizer with ``use_ema`` stands in for them."""
+
+    def __init__(self):
+        self.raw = None
+
+
+class SwapInAverage(tf.keras.callbacks.Callback):
+    """At validation, puts the optimizer's moving average of the weights into the model (the raw
+    weights are kept), so validation, callbacks that read its figures and the best-epoch weights
+    judge the average; :class:`SwapBackRaw` puts the raw weights back before the checkpoint."""
+
+    def __init__(self, state: _Averaged):
+        super().__init__()
+        self.state = state
+
+    def on_test_begin(self, logs=None):
+        if self.state.raw is None:
+            variables = self.model.trainable_variables
+            self.state.raw = [v.numpy() for v in variables]
+            self.model.optimizer.finalize_variable_values(variables)  # = the average, with use_ema
+
+
+class SwapBackRaw(tf.keras.callbacks.Callback):
+    """Puts the raw weights back at the end of an epoch (before the checkpoint, which keeps them)."""
+
+    def __init__(self, state: _Averaged):
+        super().__init__()
+        self.state = state
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.state.raw is not None:
+            for variable, value in zip(self.model.trainable_variables, self.state.raw):
+                variable.assign(value)
+            self.state.raw = None
+
+
 def _clock(seconds: float) -> str:
     seconds = int(round(seconds))
     h, rest = divmod(seconds, 3600)
@@ -146,6 +183,10 @@ def fit(model: tf.keras.Model, train: TrainingStream | tf.data.Dataset, val: tf.
     Calling again with the same ``run_dir`` (and the same model, data and settings) after an
     interruption resumes from the last finished epoch. With a :class:`TrainingStream` the resumed
     run is exact; a plain dataset is re-read from its start.
+
+    With an optimizer that keeps a moving average of the weights (``use_ema``, ``--ema``), validation,
+    the callbacks that read it and the best-epoch weights use the average, training and checkpoints
+    the raw weights, and the model ends with the average (Keras' ``finalize_variable_values``).
 
     A model built and compiled in a :mod:`tf.distribute` strategy's scope trains under it
     (:mod:`fer_keras.distribute`): each batch is the global batch, split over the replicas, and
@@ -194,7 +235,10 @@ def fit(model: tf.keras.Model, train: TrainingStream | tf.data.Dataset, val: tf.
     if best is not None:
         resumables.append(best)
     result = FitResult(history=read_history(run.history_file), status="finished", best_epoch=None)
+    averaged = bool(getattr(model.optimizer, "use_ema", False))
     if start >= epochs or (state or {}).get("stop_training") and not (state or {}).get("time_budget"):
+        if averaged:  # as model.fit ends: with the moving average of the weights
+            model.optimizer.finalize_variable_values(model.trainable_variables)
         if best is not None:
             best.on_train_begin()  # puts the saved best value and epoch back
             result["best_epoch"] = best.restore(model)
@@ -216,9 +260,12 @@ def fit(model: tf.keras.Model, train: TrainingStream | tf.data.Dataset, val: tf.
         data, val = split_batches(data), val if val is None else split_batches(val)
     if verbose is None:
         verbose = 1 if sys.stdout.isatty() else 0
-    callbacks = [HistoryWriter(run.history_file), *resumables, budget]
+    swap = _Averaged()
+    callbacks = [*([SwapInAverage(swap)] if averaged else []), HistoryWriter(run.history_file), *resumables, budget]
     if verbose == 0 and stream is not None:
         callbacks.append(ProgressLog(epochs, steps, images, log))
+    if averaged:
+        callbacks.append(SwapBackRaw(swap))
     callbacks.append(Checkpointer(ckpt_dir, checkpoint, resumables))
     model.fit(data, validation_data=val, epochs=epochs, initial_epoch=start, steps_per_epoch=steps,
               callbacks=callbacks, verbose=verbose)

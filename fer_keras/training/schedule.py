@@ -44,17 +44,21 @@ def schedule_for(optimizer, steps_per_epoch: int, epochs: int):
                          drop_steps=[e * steps_per_epoch for e in optimizer.lr_drops])
 
 
-def make_optimizer(name: str = "adam", lr=1e-3, momentum: float = 0.9, nesterov: bool = False):
-    """``lr`` is a float or a schedule (:func:`learning_rate`); ``momentum`` and ``nesterov`` are SGD's."""
+def make_optimizer(name: str = "adam", lr=1e-3, momentum: float = 0.9, nesterov: bool = False, ema: float = 0.0):
+    """``lr`` is a float or a schedule (:func:`learning_rate`); ``momentum`` and ``nesterov`` are SGD's;
+    ``ema`` > 0 keeps a moving average of the weights with that momentum per step (Keras' ``use_ema``;
+    :func:`~fer_keras.training.fit` validates and ends with the average)."""
+    average = {"use_ema": True, "ema_momentum": ema} if ema else {}
     if name == "adam":
-        return tf.keras.optimizers.Adam(lr)
+        return tf.keras.optimizers.Adam(lr, **average)
     if name == "sgd":
-        return tf.keras.optimizers.SGD(lr, momentum=momentum, nesterov=nesterov)
+        return tf.keras.optimizers.SGD(lr, momentum=momentum, nesterov=nesterov, **average)
     raise ConfigError(f"unknown optimizer {name!r}; use one of {', '.join(OPTIMIZERS)}")
 
 
 def compile_model(model: tf.keras.Model, optimizer="adam", lr=1e-3, momentum: float = 0.9,
-                  jit_compile: bool = False, label_smoothing: float = 0.0, nesterov: bool = False) -> tf.keras.Model:
+                  jit_compile: bool = False, label_smoothing: float = 0.0, nesterov: bool = False,
+                  ema: float = 0.0) -> tf.keras.Model:
     """Compile with categorical cross-entropy and the metric names NSL's evaluate prints.
 
     A plain model reports ``loss, categorical_crossentropy, categorical_accuracy``; an NSL
@@ -62,7 +66,7 @@ def compile_model(model: tf.keras.Model, optimizer="adam", lr=1e-3, momentum: fl
     (the reported ``categorical_crossentropy`` metric is against the true one-hot labels).
     """
     if isinstance(optimizer, str):
-        optimizer = make_optimizer(optimizer, lr, momentum, nesterov)
+        optimizer = make_optimizer(optimizer, lr, momentum, nesterov, ema)
     metrics = [tf.keras.metrics.CategoricalAccuracy(name="categorical_accuracy")]
     if not hasattr(model, "base_model"):  # NSL adds its own cross-entropy metric
         metrics.insert(0, tf.keras.metrics.CategoricalCrossentropy(name="categorical_crossentropy"))

@@ -34,6 +34,8 @@ def training_label(run: dict) -> str:
     text += f", {opt.name.upper() if opt.name == 'sgd' else opt.name.capitalize()} {opt.lr:g}"
     if opt.nesterov:
         text += " Nesterov"
+    if opt.ema:
+        text += f", weight EMA {opt.ema:g}"
     if opt.schedule != "constant":
         text += f" {opt.schedule}" + (f" /10 after epochs {','.join(map(str, opt.lr_drops))}" if opt.lr_drops else "")
     if cfg.training.label_smoothing:
