@@ -250,3 +250,27 @@ def test_ablation_rows_are_the_runs_of_the_ablation_preset_each_with_its_one_cha
     assert [row.split(" | ")[0] for row in rows[1:]] == ["| `--augment basic+flip+erase`",
                                                         "| `--optimizer sgd --lr 0.01 --nesterov`"]
     assert ablation_lines([other]) == []
+
+
+def test_nsl_runs_are_set_beside_their_plain_twins_with_their_robustness():
+    from fer_keras.studies.report.render import nsl_twin_lines
+
+    def run(name, adversarial, path="path/to/fer2013", seed=42, fgsm=(0.6, 0.3, 0.1)):
+        config = ExperimentConfig.from_dict({"model": "dcnn", "adversarial": adversarial, "data": path, "seed": seed})
+        return {"name": name, "kind": "train", "speed": False, "config": config,
+                "metrics": {"accuracy": 0.64, "evaluate": {"loss": 1.6, "categorical_crossentropy": 1.04},
+                            "training": {"epochs": 30}},
+                "resolved": {"class_names": list(range(7)), "images": {"val": 2871, "test": 3589}}, "timing": {"wall_seconds": 3600, "cpu_percent": 180},
+                "history": [{"epoch": 29, "val_categorical_accuracy": 0.65}],
+                "robustness": {"epsilons": [0.0, 1 / 255, 2 / 255], "fgsm": list(fgsm), "pgd": list(fgsm),
+                               "images": 1000, "units": "input units, [0, 1]"}}
+
+    runs = [run("plain", False, path="../elsewhere/fer2013"), run("nsl", True, fgsm=(0.64, 0.44, 0.29)),
+            run("other-seed", False, seed=7)]
+    lines = nsl_twin_lines(runs)
+    table = [line for line in lines if line.startswith("| ")]
+    assert table[0].endswith("| FGSM 1/255 % | FGSM 2/255 % | PGD 1/255 % | PGD 2/255 % |")
+    assert [row.split(" | ")[0] for row in table[2:]] == ["| plain", "| nsl"]  # same data set by name; seed 7 is no twin
+    assert table[3] == ("| nsl | NSL x0.3 step 0.12 | 30 | 1.00, 180 | 65.00 | 64.00 | 1.0400 | 44.00 | 29.00 "
+                        "| 44.00 | 29.00 |")
+    assert nsl_twin_lines([runs[0], runs[2]]) == []

@@ -13,10 +13,11 @@ from fer_keras.markdown import round_to_total
 from fer_keras.markdown import table as _table
 from fer_keras.models import build_model, get_spec
 from fer_keras.runs import CONFIG_FILE, CONFUSION_FIGURE, CURVES_FIGURE, FIGURES_DIR
-from fer_keras.studies.published import STUDY_A, STUDY_B, STUDY_B_MIA
+from fer_keras.studies.published import STUDY_A, STUDY_B, STUDY_B_MIA, STUDY_B_MODEL
 from fer_keras.studies.report.load import DEFAULT_PATTERNS, find_runs, model_profile
 from fer_keras.studies.report.tables import (ABLATION_PRESET, NSL_COST_FACTOR, TRAIN_FLOPS_PER_MAC, ablation_rows,
-                                             accuracy_rows, cost_rows, full_data,
+                                             accuracy_rows, cost_rows, data_label, full_data, nsl_twin_groups,
+                                             nsl_twin_rows,
                                              full_data_rows, per_class_rows, precision_rows, scale_rows,
                                              selection_warnings,
                                              split_label, study_b_rows, training_label, xla_lines)
@@ -176,6 +177,20 @@ def ensemble_lines(runs) -> list[str]:
     return ["### Ensembles", "", *lines] if lines else []
 
 
+def nsl_twin_lines(runs) -> list[str]:
+    """Each NSL run beside its plain twin (:func:`nsl_twin_rows`): accuracy, cost and robustness."""
+    lines = []
+    for group in nsl_twin_groups(runs):
+        nsl, rob = group[-1], group[-1].get("robustness", {})
+        header, rows = nsl_twin_rows(group)
+        study_b = nsl["config"].model.name == STUDY_B_MODEL
+        lines += [f"**{nsl['config'].model.name}: NSL against plain** ({data_label(nsl)}, {split_label(nsl)}"
+                  + ("; FER2013 stands in for Study B's RAF-DB" if study_b else "")
+                  + (f"; white-box attacks on {rob['images']:,} test faces, epsilon in {rob['units']}"
+                     if rob else "; no robustness.json yet") + "):", "", *_table(header, rows), ""]
+    return ["### NSL against its plain twin", "", *lines] if lines else []
+
+
 def ablation_lines(runs) -> list[str]:
     """The recipe ablation table (:func:`ablation_rows`), when its runs exist."""
     header, rows = ablation_rows(runs)
@@ -250,7 +265,7 @@ def results_markdown(runs: list[dict], profiles: dict, out_dir: Path | None = No
             *(full_rows[1:] if full_rows else ["No full-data run yet."]), "",
             *peer_lines(out_dir),
             "### Study B on FER2013: GhostFace and its augmentations", "", *study_b_lines(train, profiles), "",
-            *report_figures(train, profiles, out_dir), *ablation_lines(train),
+            *report_figures(train, profiles, out_dir), *nsl_twin_lines(train), *ablation_lines(train),
             "## Full-data runs in detail", "",
             "### Test figures", "",
             "Loss figures are Keras/NSL `evaluate`'s (with NSL: loss = cross-entropy + adversarial loss). Study B's "

@@ -112,9 +112,11 @@ def scale_rows(runs, profiles):
 
 def _twin_key(run: dict, *fields: str) -> str:
     """The run's config without its output folder and ``fields`` (``"section.field"`` or a top-level
-    ``"field"``): runs with equal keys differ only there."""
+    ``"field"``), the data path reduced to its name: runs with equal keys differ only there."""
     values = run["config"].to_dict()
     values.pop("out")
+    if (values.get("data") or {}).get("path"):  # the same data set, however its path was written
+        values["data"]["path"] = Path(values["data"]["path"]).name
     for field in fields:
         section, _, name = field.rpartition(".")
         (values[section] if section else values).pop(name)
@@ -144,6 +146,48 @@ def precision_rows(runs):
                              " / ".join(_pct(h.get("val_categorical_accuracy")) for h in r["history"]),
                              _pct((r["metrics"].get("without_tta") or r["metrics"])["accuracy"]),
                              f"{t['wall_seconds']:.0f}, {t['cpu_percent']:.0f}" if t else "-"])
+    return header, rows
+
+
+#: What an NSL run changes from its plain twin.
+NSL_FIELDS = ("adversarial.enabled", "adversarial.multiplier", "adversarial.step", "adversarial.grad_norm")
+
+
+def nsl_twin_groups(runs) -> list[list[dict]]:
+    """Finished full-data NSL runs each with the plain runs that differ from it only in NSL
+    (:data:`NSL_FIELDS`): ``[[plain..., nsl], ...]``."""
+    done = [r for r in runs if r.get("metrics") and r["kind"] == "train" and not r["speed"] and full_data(r)]
+    groups = []
+    for nsl in (r for r in done if r["config"].adversarial.enabled):
+        key = _twin_key(nsl, *NSL_FIELDS)
+        plain = [r for r in done if not r["config"].adversarial.enabled and _twin_key(r, *NSL_FIELDS) == key]
+        if plain:
+            groups.append([*plain, nsl])
+    return groups
+
+
+def nsl_twin_rows(group: list[dict]):
+    """One table for an NSL run and its plain twin(s): cost, validation at the tested epoch, test
+    accuracy without TTA, test cross-entropy, and accuracy under FGSM and PGD at each epsilon of the
+    NSL run's robustness.json (the same epsilons for every row, '-' where a run lacks them)."""
+    robustness = group[-1].get("robustness", {})
+    attacked = [e for e in robustness.get("epsilons", []) if e > 0]
+    pixels = "[0, 1]" in robustness.get("units", "")  # pixel units: say 1/255 rather than 0.00392157
+    header = ["run", "training", "epochs (tested)", "wall h, CPU %", "validation % (tested epoch)",
+              "test % (no TTA)", "test cross-entropy",
+              *[f"{a} {f'{e * 255:.0f}/255' if pixels else f'{e:g}'} %" for a in ("FGSM", "PGD") for e in attacked]]
+    rows = []
+    for r in group:
+        m, t = r["metrics"], r.get("timing", {})
+        best = m.get("training", {}).get("best_epoch")
+        evaluate = m.get("evaluate", {})
+        rows.append([r["name"], training_label(r).split(", ")[0],
+                     f"{m['training']['epochs']}" + (f" ({best + 1})" if best is not None else ""),
+                     f"{t['wall_seconds'] / 3600:.2f}, {t['cpu_percent']:.0f}" if t else "-",
+                     _pct(_best_row(r).get("val_categorical_accuracy")),
+                     _pct((m.get("without_tta") or m)["accuracy"]),
+                     _num(evaluate.get("categorical_crossentropy", evaluate.get("loss"))),
+                     *[_attacked(r, a, e) for a in ("fgsm", "pgd") for e in attacked]])
     return header, rows
 
 
