@@ -295,7 +295,8 @@ class DistilConfig:
 
     teacher: str | None = setting(None, "learn from a teacher's probabilities on the training faces: an ensemble "
                                   "run folder (experiments/ensemble.py), a pretrained name or a training run "
-                                  "folder, trained on this run's split", metavar="MODEL")
+                                  "folder, none of whose members trained on this run's validation or test faces",
+                                  metavar="MODEL")
     temperature: float = setting(2.0, "the teacher's softmax temperature (default: %(default)s)",
                                  flag="--distil-temperature")
     label_weight: float = setting(0.5, "share of the one-hot label in each training target; the rest is the "

@@ -10,9 +10,9 @@ temperature ``T`` and mixed with the one-hot label::
 
 The student is trained on these targets with the usual cross-entropy (augmentation, MixUp and
 label smoothing apply on top), which is the distillation loss of Hinton et al. with the
-temperature on the teacher's side only (our models end in a softmax). The teacher must have been
-trained on the student's split: a teacher that saw validation faces would carry them into the
-student's selection.
+temperature on the teacher's side only (our models end in a softmax). No member of the teacher may
+have trained on the student's validation or test faces (checked by pixels, as ``--init-from``
+is): they would reach the student through its targets.
 """
 from __future__ import annotations
 
@@ -20,7 +20,6 @@ import numpy as np
 
 from fer_keras import pretrained
 from fer_keras.config import ExperimentConfig
-from fer_keras.data import FaceData
 from fer_keras.errors import ConfigError
 from fer_keras.files import atomic_open
 from fer_keras.runs import ENSEMBLE_STUDY, TEACHER_FILE, RunFolder
@@ -39,25 +38,38 @@ def teacher_members(teacher: str) -> tuple[dict[str, float], str]:
     return {teacher: 1.0}, "none"
 
 
-def check_split(members, config: ExperimentConfig) -> None:
-    """A one-line ConfigError unless every member was trained on ``config``'s split."""
-    from fer_keras.studies.ensemble import split_key, training_config
+def check_held_out(members, config: ExperimentConfig, parts: dict) -> dict:
+    """``{member: record}`` of how many of this run's validation and test faces each member trained
+    on (:func:`~fer_keras.training.experiment.held_out_seen_by`, by pixels); a one-line ConfigError
+    when any did, or when that cannot be known (a bare model file, another data set)."""
+    from fer_keras.training.experiment import held_out_seen_by
 
+    records = {}
     for member in members:
-        if split_key(training_config(member)) != split_key(config):
-            raise ConfigError(f"--teacher member {member}: trained on another split than this run (split, "
-                              "validation share, classes, de-duplication, limit and seed must match), so it may "
-                              "have trained on this run's validation faces")
+        record = held_out_seen_by(member, config, parts)
+        if record.get("not_checked"):
+            raise ConfigError(f"--teacher member {member}: cannot check which of this run's faces it trained on "
+                              f"({record['not_checked']}); give pretrained names or training run folders")
+        seen = record["val_images_it_trained_on"], record["test_images_it_trained_on"]
+        if any(seen):
+            raise ConfigError(f"--teacher member {member}: it trained on {seen[0]:,} of this run's validation and "
+                              f"{seen[1]:,} of its test faces, which would reach the student through its targets; "
+                              "use a teacher trained on this run's split (same --seed, --split, --val-fraction, "
+                              "--drop-test-duplicates)")
+        records[member] = {k: v for k, v in record.items() if k != "source"}
+    return records
 
 
-def teacher_probabilities(teacher: str, config: ExperimentConfig, train: FaceData, log=print) -> tuple[np.ndarray, dict]:
-    """The teacher's probabilities (N, K) of the raw ``train`` faces, and a record of how they were made
-    (members, weights, TTA, the teacher's accuracy on these faces' labels)."""
+def teacher_probabilities(teacher: str, config: ExperimentConfig, parts: dict, log=print) -> tuple[np.ndarray, dict]:
+    """The teacher's probabilities (N, K) of the raw training faces ``parts["train"]``, and a record of
+    how they were made (members, weights, TTA, how many held-out faces each member trained on: none,
+    or the run is refused; the teacher's accuracy on the training faces' labels)."""
     from fer_keras.classifier import load_classifier
     from fer_keras.studies.ensemble import probabilities
 
     members, tta = teacher_members(teacher)
-    check_split(members, config)
+    held_out = check_held_out([m for m, w in members.items() if w > 0], config, parts)
+    train = parts["train"]
     total = np.zeros((len(train), len(train.class_names)), np.float64)
     for member, weight in members.items():
         if weight == 0:
@@ -70,7 +82,8 @@ def teacher_probabilities(teacher: str, config: ExperimentConfig, train: FaceDat
         total += weight * probabilities(classifier, train.images, tta)
     probs = (total / total.sum(axis=1, keepdims=True)).astype(np.float32)
     accuracy = float(np.mean(probs.argmax(1) == train.labels))
-    return probs, {"teacher": teacher, "members": members, "tta": tta, "train_accuracy": round(accuracy, 4)}
+    return probs, {"teacher": teacher, "members": members, "tta": tta, "held_out_check": held_out,
+                   "train_accuracy": round(accuracy, 4)}
 
 
 def soft_targets(one_hot: np.ndarray, teacher: np.ndarray, temperature: float, label_weight: float) -> np.ndarray:
@@ -81,9 +94,11 @@ def soft_targets(one_hot: np.ndarray, teacher: np.ndarray, temperature: float, l
     return (label_weight * one_hot + (1 - label_weight) * soft).astype(np.float32)
 
 
-def training_targets(config: ExperimentConfig, run: RunFolder, train: FaceData, log=print) -> tuple[np.ndarray, dict]:
-    """The student's training targets (N, K) and the teacher's record; the teacher's probabilities
-    are read from the run folder when an earlier start of the run kept them, else computed and kept."""
+def training_targets(config: ExperimentConfig, run: RunFolder, parts: dict, log=print) -> tuple[np.ndarray, dict]:
+    """The student's training targets (N, K) for ``parts["train"]`` and the teacher's record; the
+    teacher's probabilities are read from the run folder when an earlier start of the run kept them,
+    else computed and kept."""
+    train = parts["train"]
     kept = run.file(TEACHER_FILE)
     record = run.resolved.get("distil") if kept.is_file() else None
     if record is not None:
@@ -93,7 +108,7 @@ def training_targets(config: ExperimentConfig, run: RunFolder, train: FaceData, 
                               "start a new run")
         log(f"Teacher probabilities read from {kept}")
     else:
-        probs, record = teacher_probabilities(config.distil.teacher, config, train, log)
+        probs, record = teacher_probabilities(config.distil.teacher, config, parts, log)
         with atomic_open(kept) as f:
             np.save(f, probs, allow_pickle=False)
         log(f"Teacher accuracy on the training faces: {record['train_accuracy']:.2%}")

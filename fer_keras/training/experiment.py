@@ -215,7 +215,7 @@ def _run_experiment(config, resume, log, time_budget, extend_epochs, runs, scrat
             held_out_seen_by(config.model.init_from, config, parts)
     targets = teacher = None
     if config.distil.teacher:
-        targets, teacher = training_targets(config, run, parts["train"], log)
+        targets, teacher = training_targets(config, run, parts, log)
     run.write_config(config, {
         "epochs": epochs, "input_shape": list(shape), "input_mode": spec.input_mode,
         "class_names": list(class_names), "dataset_mean": mean, "dataset_std": std,
