@@ -34,6 +34,8 @@ def main(argv=None):
     parser.add_argument("--root", default=None, help="folder to package into (default: fer_keras/pretrained)")
     parser.add_argument("--compare-with", default="", metavar="NAME,NAME", help="shipped models whose accuracy and "
                         "cost (measured now) the card sets beside this one's, e.g. fer2013-dcnn")
+    parser.add_argument("--changes", default=None, help="what this version changes from the model of that name it "
+                        "replaces (needed when replacing one; said on the card)")
     args = parser.parse_args(argv)
     run = load_run(args.run)
     if run["kind"] != "train" or not run.get("metrics"):
@@ -51,7 +53,7 @@ def main(argv=None):
                                timing=json.loads(source_timing.read_text()) if source_timing.is_file() else None)
     folder = package_run(args.run, args.name, root=args.root, data=args.data, usage=args.usage,
                          description=args.description, command=train_command, timing=timing, started=started,
-                         compare_with=tuple(n for n in args.compare_with.split(",") if n))
+                         compare_with=tuple(n for n in args.compare_with.split(",") if n), changes=args.changes)
     print(f"Packaged {run['name']} as {args.name!r}: {folder} (training command: {train_command or 'see card.json'}; "
           f"timing: {timing_file if timing else 'none'})")
 

@@ -156,3 +156,19 @@ def test_shipped_models_load_in_both_forms_and_agree_with_their_cards(name):
 def test_shipped_models_fit_the_size_budget():
     total = sum(p.stat().st_size for p in pretrained.ROOT.rglob("*") if p.is_file())
     assert total <= 25 * 2**20, f"fer_keras/pretrained holds {total / 2**20:.1f} MiB (budget 25 MiB)"
+
+
+def test_a_new_version_of_a_shipped_name_says_what_changed(tmp_path, root):
+    first, second = tiny_run(tmp_path / "first"), tiny_run(tmp_path / "second")
+    card = json.loads((package_run(first, "tiny", root=root, log=lambda *a: None) / "card.json").read_text())
+    assert card["version"] == 1 and "changes" not in card
+    assert card["metrics"]["validation"] == {"accuracy": 0.5, "epoch": 2}  # the last epoch: no best one kept
+    again = json.loads((package_run(first, "tiny", root=root, log=lambda *a: None) / "card.json").read_text())
+    assert again["version"] == 1  # the same run packaged again is the same version
+    with pytest.raises(ConfigError, match=r"tiny exists \(from first\): say what the new version changes"):
+        package_run(second, "tiny", root=root, log=lambda *a: None)
+    assert json.loads((root / "tiny" / "card.json").read_text())["source_run"] == "first"  # left as it was
+    folder = package_run(second, "tiny", root=root, changes="distilled from an ensemble", log=lambda *a: None)
+    card = json.loads((folder / "card.json").read_text())
+    assert (card["version"], card["changes"], card["source_run"]) == (2, "distilled from an ensemble", "second")
+    assert "| version | 2: distilled from an ensemble |" in (folder / "MODEL_CARD.md").read_text()

@@ -31,4 +31,5 @@ def tiny_run(folder: Path, data: str | None = "path/to/fer2013", class_names=CLA
         "resolved": {"input_shape": list(shape), "input_mode": "unit", "class_names": list(class_names),
                      "dataset_mean": None, "dataset_std": None, "images": {"train": 10, "val": 2, "test": 2}}})
     write_json(folder / "metrics.json", {"accuracy": 0.25, "macro_f1": 0.1, "images": 2})
+    (folder / "history.csv").write_text("epoch,loss,val_categorical_accuracy\n0,1.9,0.25\n1,1.8,0.5\n")
     return folder

@@ -17,6 +17,7 @@ theirs beside it, measured in the same process.
 from __future__ import annotations
 
 import datetime as _dt
+import json
 import os
 import platform
 import shutil
@@ -53,6 +54,15 @@ def _test_figures(metrics: dict) -> dict:
         out["tta"] = metrics["tta"]
         out["test"]["accuracy_without_tta"] = metrics.get("without_tta", {}).get("accuracy")
     return out
+
+
+def _validation(run) -> dict:
+    """The validation accuracy of the tested weights (the best epoch's, else the last), for the card."""
+    history, best = run.history(), ((run.metrics() or {}).get("training") or {}).get("best_epoch")
+    row = next((h for h in history if int(h["epoch"]) == best), None) if best is not None else None
+    row = row or (history[-1] if history else {})
+    accuracy = row.get("val_categorical_accuracy")
+    return {"validation": {"accuracy": float(accuracy), "epoch": int(row["epoch"]) + 1}} if accuracy is not None else {}
 
 
 def started_from(source: str, *, command: str | None = None, timing: dict | None = None) -> dict:
@@ -109,7 +119,7 @@ def package_run(run_dir: str | os.PathLike, name: str, *, root: str | os.PathLik
                 data: str | os.PathLike | None = None, usage: str | None = "PublicTest",
                 description: str | None = None, command: str | None = None, timing: dict | None = None,
                 started: dict | None = None, extra: dict | None = None, compare_with: tuple[str, ...] = (),
-                log=print) -> Path:
+                changes: str | None = None, log=print) -> Path:
     """Package a finished run folder as pretrained model ``name`` under ``root`` (default
     :data:`fer_keras.pretrained.ROOT`), replacing an older folder of that name whole.
 
@@ -120,13 +130,24 @@ def package_run(run_dir: str | os.PathLike, name: str, *, root: str | os.PathLik
     of the training (e.g. from ``/usr/bin/time -v``). ``started``: for a run initialised from another
     model, :func:`started_from` of it (the card then gives both trainings and their sums).
     ``extra``: more card entries. ``compare_with``: shipped pretrained model names whose accuracy
-    and cost (measured now, beside this model's) the card sets beside its own. Returns the folder.
+    and cost (measured now, beside this model's) the card sets beside its own. The card's ``version``
+    is 1 for a new name and one more than the replaced model's otherwise; replacing a model needs
+    ``changes``, what is different from the version it replaces (said on the card). Returns the folder.
     """
     if not _NAME.match(name):
         raise ConfigError(f"pretrained model name {name!r}: use letters, digits, '.', '_' and '-'")
     run = RunModel(run_dir)
     root = Path(root) if root is not None else pretrained.ROOT  # read now: tests point it elsewhere
     root.mkdir(parents=True, exist_ok=True)
+    replaced = root / name / CARD_FILE
+    version = 1
+    if replaced.is_file():
+        previous = json.loads(replaced.read_text())
+        if previous.get("source_run") != run.run_dir.name and not changes:
+            raise ConfigError(f"{name} exists (from {previous.get('source_run')}): say what the new version changes "
+                              "(--changes \"...\"); it goes on the card")
+        version = int(previous.get("version", 1)) + (previous.get("source_run") != run.run_dir.name)
+        changes = changes or previous.get("changes")
     metrics = run.run.metrics() or {}
     config, resolved, inputs = run.config, run.run.resolved, run.input_spec
     if config.data.path is None:
@@ -151,7 +172,8 @@ def package_run(run_dir: str | os.PathLike, name: str, *, root: str | os.PathLik
                      "fit_seconds": training.get("seconds"), "images_per_second": training.get("images_per_second"),
                      **({k: timing.get(k) for k in ("wall_seconds", "cpu_percent", "cpu_model")} if timing else {}),
                      "environment": run.run.environment, **({"started_from": started} if started else {})},
-        "metrics": _test_figures(metrics),
+        "version": version, **({"changes": changes} if changes else {}),
+        "metrics": {**_test_figures(metrics), **_validation(run.run)},
         "source_run": run.run_dir.name,
         "created": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "license": LICENSE,
@@ -226,6 +248,7 @@ def model_card_markdown(info: dict) -> str:
     env = t.get("environment") or {}
     lines = [f"# {info['name']}", "", info.get("description", ""), "",
              "| | |", "| --- | --- |",
+             f"| version | {info.get('version', 1)}" + (f": {info['changes']}" if info.get("changes") else "") + " |",
              f"| architecture | {info.get('architecture')} ({info.get('parameters', 0):,} parameters) |",
              f"| classes | {', '.join(info['class_names'])} |",
              f"| input | float32 {tuple(spec['shape'])}, {prep} |",
@@ -241,6 +264,9 @@ def model_card_markdown(info: dict) -> str:
              f"TensorFlow {env.get('tensorflow', '?')} |", *_started_rows(t)]
     metrics = info.get("metrics", {})
     test, dedup = metrics.get("test"), metrics.get("test_deduplicated")
+    if metrics.get("validation"):
+        lines.append(f"| validation accuracy (selects; no TTA) | {_pct(metrics['validation']['accuracy'])}, epoch "
+                     f"{metrics['validation']['epoch']} |")
     if test:
         tta = (f" ({metrics['tta']} TTA; {_pct(test.get('accuracy_without_tta'))} without)"
                if metrics.get("tta") not in (None, "none") else "")
