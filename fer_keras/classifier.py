@@ -109,9 +109,12 @@ class Classifier:
         return export_checked(model_files.load_keras(self.model_path, self.trusted), out_dir, self.input_spec, tflite,
                               check_images, seed)
 
-    def __call__(self, crops: np.ndarray, tta: str = "none") -> np.ndarray:
+    def __call__(self, crops: np.ndarray, tta: str = "none", batch_size: int | None = None) -> np.ndarray:
         """Probabilities (N, K) of ``crops``; ``tta`` "flip" / "flip+crops" averages over 2 / 12
-        views of each crop (:mod:`fer_keras.tta`), at 2 / 12 times the model time."""
+        views of each crop (:mod:`fer_keras.tta`), at 2 / 12 times the model time. ``batch_size``:
+        prepare and run at most that many crops at a time (bounds the memory of a large set)."""
+        if batch_size is not None and len(crops) > batch_size:
+            return np.concatenate([self(crops[i:i + batch_size], tta) for i in range(0, len(crops), batch_size)])
         return average_probabilities(self._run, self.input_spec.prepare(crops).numpy(), tta)
 
 

@@ -297,6 +297,13 @@ class RunFolder:
         """``metrics.json`` (None until the run has finished)."""
         return read_json(self.metrics_file) if self.metrics_file.is_file() else None
 
+    def ensemble_members(self) -> tuple[dict[str, float], str]:
+        """An ensemble run's members with their weights (chosen on validation), and its TTA."""
+        metrics = self.metrics()
+        if self.kind != ENSEMBLE_STUDY or metrics is None or "weights" not in metrics:
+            raise ConfigError(f"{self.path}: not a finished ensemble run (its {METRICS_FILE} holds no weights)")
+        return {m: float(w) for m, w in metrics["weights"].items()}, metrics.get("tta", "none")
+
     def read(self, name: str) -> Any:
         """A JSON file of the run (e.g. :data:`ROBUSTNESS_FILE`), or None if it is not there."""
         file = self.path / name

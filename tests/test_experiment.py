@@ -175,7 +175,7 @@ def test_init_from_counts_held_out_images_the_source_trained_on(nsl_run, tmp_pat
     from fer_keras import pretrained
     from fer_keras.data.prepare import prepare_data
     from fer_keras.pretrained.packaging import package_run
-    from fer_keras.training.experiment import held_out_seen_by
+    from fer_keras.training.held_out import held_out_seen_by
 
     config = _config(nsl_run.path, split="80/10/10")  # held-out images drawn from all rows, Training too
     parts = prepare_data(config.data, config.seed, log=lambda *a: None)

@@ -25,7 +25,7 @@ from fer_keras.errors import ConfigError
 from fer_keras.evaluation import scores
 from fer_keras.files import atomic_write_text, write_json
 from fer_keras.runs import ENSEMBLE_STUDY, METRICS_FILE, TABLE_MD_FILE, RunFolder
-from fer_keras.training.experiment import trained_config
+from fer_keras.training.held_out import trained_config
 
 #: Weights are searched on a grid of this step (sums of 1) for up to this many members; with more,
 #: one member's weight at a time (coordinate ascent) from equal weights.
@@ -33,7 +33,7 @@ WEIGHT_STEP, GRID_MEMBERS = 0.05, 3
 
 
 def training_config(model: str) -> ExperimentConfig:
-    """The config a member was trained with (:func:`~fer_keras.training.experiment.trained_config`),
+    """The config a member was trained with (:func:`~fer_keras.training.held_out.trained_config`),
     or a one-line ConfigError when it is not recorded."""
     config = trained_config(model)
     if config is None:
@@ -80,19 +80,6 @@ def choose_weights(probabilities: list[np.ndarray], labels: np.ndarray, step: fl
                 if better(w, best):
                     best = w
     return best
-
-
-def probabilities(classifier, faces: np.ndarray, tta: str = "none", batch_size: int = 256) -> np.ndarray:
-    """A :class:`~fer_keras.classifier.Classifier`'s probabilities (N, K) of raw ``faces``, in batches."""
-    return np.concatenate([classifier(faces[i:i + batch_size], tta=tta) for i in range(0, len(faces), batch_size)])
-
-
-def members_of(run: RunFolder) -> tuple[dict[str, float], str]:
-    """An ensemble run folder's members with their weights (chosen on validation), and its TTA."""
-    metrics = run.metrics()
-    if metrics is None or "weights" not in metrics:
-        raise ConfigError(f"{run.path}: an ensemble run without its weights ({METRICS_FILE}); run it again")
-    return {m: float(w) for m, w in metrics["weights"].items()}, metrics.get("tta", "none")
 
 
 @dataclasses.dataclass
@@ -144,7 +131,7 @@ def run_ensemble(config: EnsembleConfig, log: Callable = print) -> RunFolder:
         for split in ("val", "test"):
             for model, classifier in zip(config.models, classifiers):
                 log(f"{model}: {split} ({len(parts[split]):,} faces, TTA {config.tta}) ...")
-                probs[split, model] = probabilities(classifier, parts[split].images, config.tta, config.batch_size)
+                probs[split, model] = classifier(parts[split].images, config.tta, batch_size=config.batch_size)
         weights = choose_weights([probs["val", m] for m in config.models], parts["val"].labels)
         members = {**{m: np.eye(len(config.models))[i] for i, m in enumerate(config.models)}, "ensemble": weights}
         in_training = extras["test_in_training"]

@@ -23,15 +23,14 @@ from fer_keras.config import ExperimentConfig
 from fer_keras.errors import ConfigError
 from fer_keras.files import atomic_open
 from fer_keras.runs import ENSEMBLE_STUDY, TEACHER_FILE, RunFolder
+from fer_keras.training.held_out import held_out_seen_by
 
 
 def teacher_members(teacher: str) -> tuple[dict[str, float], str]:
     """``{model: weight}`` and the TTA of ``teacher``: an ensemble run folder's members, or one model."""
-    from fer_keras.studies.ensemble import members_of
-
     run = None if pretrained.is_name(teacher) else RunFolder.find(teacher)
     if run is not None and run.kind == ENSEMBLE_STUDY:
-        return members_of(run)
+        return run.ensemble_members()
     if run is None and not pretrained.is_name(teacher):
         raise ConfigError(f"--teacher {teacher}: give an ensemble run folder, a pretrained name or a training run "
                           "folder (a bare model file does not say which faces it trained on)")
@@ -40,10 +39,8 @@ def teacher_members(teacher: str) -> tuple[dict[str, float], str]:
 
 def check_held_out(members, config: ExperimentConfig, parts: dict) -> dict:
     """``{member: record}`` of how many of this run's validation and test faces each member trained
-    on (:func:`~fer_keras.training.experiment.held_out_seen_by`, by pixels); a one-line ConfigError
+    on (:func:`~fer_keras.training.held_out.held_out_seen_by`, by pixels); a one-line ConfigError
     when any did, or when that cannot be known (a bare model file, another data set)."""
-    from fer_keras.training.experiment import held_out_seen_by
-
     records = {}
     for member in members:
         record = held_out_seen_by(member, config, parts)
@@ -65,7 +62,6 @@ def teacher_probabilities(teacher: str, config: ExperimentConfig, parts: dict, l
     how they were made (members, weights, TTA, how many held-out faces each member trained on: none,
     or the run is refused; the teacher's accuracy on the training faces' labels)."""
     from fer_keras.classifier import load_classifier
-    from fer_keras.studies.ensemble import probabilities
 
     members, tta = teacher_members(teacher)
     held_out = check_held_out([m for m, w in members.items() if w > 0], config, parts)
@@ -79,7 +75,7 @@ def teacher_probabilities(teacher: str, config: ExperimentConfig, parts: dict, l
             raise ConfigError(f"--teacher member {member}: classes {', '.join(classifier.class_names)}, this "
                               f"run's are {', '.join(train.class_names)}")
         log(f"Teacher {member} (weight {weight:.2f}, TTA {tta}): {len(train):,} training faces ...")
-        total += weight * probabilities(classifier, train.images, tta)
+        total += weight * classifier(train.images, tta, batch_size=256)
     probs = (total / total.sum(axis=1, keepdims=True)).astype(np.float32)
     accuracy = float(np.mean(probs.argmax(1) == train.labels))
     return probs, {"teacher": teacher, "members": members, "tta": tta, "held_out_check": held_out,

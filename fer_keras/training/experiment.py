@@ -12,7 +12,6 @@ chief alone, from a copy built outside it.
 """
 from __future__ import annotations
 
-import dataclasses
 import shutil
 import resource
 import tempfile
@@ -28,7 +27,6 @@ from fer_keras.augment import make_augmenter
 from fer_keras.config import ExperimentConfig
 from fer_keras.data import FaceData
 from fer_keras.data.dataset import describe_split
-from fer_keras.data.hygiene import duplicates_of
 from fer_keras.data.pipeline import InputSpec, TrainingStream, dataset_stats, images_only, to_pixels
 from fer_keras.data.prepare import prepare_data
 from fer_keras.distribute import (check_batch, describe, is_chief, is_distributed, make_strategy, record,
@@ -44,6 +42,7 @@ from fer_keras.precision import precision_policy, resolve_precision
 from fer_keras.runs import CONFUSION_FIGURE, CURVES_FIGURE, LABEL_NOISE_FILE, RunFolder, resolve_model
 from fer_keras.training import checkpointed_randomness, compile_model, fit, read_state, schedule_for, set_seed
 from fer_keras.training.distil import training_targets
+from fer_keras.training.held_out import held_out_seen_by
 
 
 def _tee(log: Callable, path: Path) -> Callable:
@@ -92,37 +91,6 @@ def copy_weights(source: str, model: tf.keras.Model, weights: list | None = None
         raise ConfigError(f"--init-from {source}: its weights do not fit model {model.name} ({first}); "
                           "pass a model of the same architecture, input and classes")
     model.set_weights(theirs)
-
-
-def trained_config(source: str) -> ExperimentConfig | None:
-    """The config a model was trained with: a training run folder's, or a pretrained model's card's;
-    None for a bare model file (or a card that does not record it)."""
-    if pretrained.is_name(source):
-        saved = pretrained.card(source).get("training", {}).get("config")
-        return ExperimentConfig.from_dict(saved) if saved else None
-    run = RunFolder.find(source)
-    return run.config if run is not None and run.kind == "train" else None
-
-
-def held_out_seen_by(source: str, config: ExperimentConfig, parts: dict) -> dict:
-    """How many of this run's validation and test images the ``--init-from`` model trained on.
-
-    The source's training split is made again from its own config (a run folder's config.json or
-    a pretrained model's card) on this run's data, and compared by pixels. Returns ``{"source",
-    "val_images_it_trained_on", "test_images_it_trained_on"}`` (counts; None when they cannot be
-    known: a bare model file, or a source trained on another data set, named in ``"not_checked"``).
-    """
-    record = {"source": source, "val_images_it_trained_on": None, "test_images_it_trained_on": None}
-    donor = trained_config(source)
-    if donor is None:
-        return {**record, "not_checked": "a model file without its run's config"}
-    name = lambda path: Path(path).name if path else "the demo set"  # noqa: E731
-    if name(donor.data.path) != name(config.data.path):
-        return {**record, "not_checked": f"trained on other data ({name(donor.data.path)})"}
-    trained_on = prepare_data(dataclasses.replace(donor.data, path=config.data.path), donor.seed,
-                              log=lambda *_: None)["train"]
-    return {**record, "val_images_it_trained_on": int(duplicates_of(parts["val"], trained_on).sum()),
-            "test_images_it_trained_on": int(duplicates_of(parts["test"], trained_on).sum())}
 
 
 def _seen_line(record: dict) -> str:

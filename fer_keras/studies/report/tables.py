@@ -237,7 +237,7 @@ def test_in_selection(run: dict) -> bool:
 
 def held_out_seen(run: dict) -> bool:
     """Did the run's ``--init-from`` model train on its validation or test images, or could that
-    not be checked (``resolved.init_from``, :func:`fer_keras.training.experiment.held_out_seen_by`)?"""
+    not be checked (``resolved.init_from``, :func:`fer_keras.training.held_out.held_out_seen_by`)?"""
     init = run["resolved"].get("init_from")
     return bool(init) and bool(init.get("not_checked") or init.get("val_images_it_trained_on")
                                or init.get("test_images_it_trained_on"))
