@@ -7,6 +7,7 @@
 * :mod:`~fer_keras.training.checkpoints`: checkpoints and callback state for exact resume.
 * :mod:`~fer_keras.training.fit`: ``fit`` with a checkpoint every epoch, time budget, progress log.
 * :mod:`~fer_keras.training.distil`: a student's targets from a teacher's (or an ensemble's) probabilities.
+* :mod:`~fer_keras.training.held_out`: which of a run's validation and test faces another model trained on.
 
 For ``model.fit`` in a notebook, :func:`compile_model` (and :func:`fit` for resumable runs) are
 all you need; :func:`~fer_keras.training.experiment.run_experiment` does the rest of a run.
