@@ -298,10 +298,21 @@ class RunFolder:
         return read_json(self.metrics_file) if self.metrics_file.is_file() else None
 
     def ensemble_members(self) -> tuple[dict[str, float], str]:
-        """An ensemble run's members with their weights (chosen on validation), and its TTA."""
+        """An ensemble run's members with their weights (chosen on validation), and its TTA. A
+        pretrained member must still be the model it was (its card's source run, recorded by the
+        ensemble): a one-line ConfigError when the name has shipped another model since."""
+        from fer_keras import pretrained
+
         metrics = self.metrics()
         if self.kind != ENSEMBLE_STUDY or metrics is None or "weights" not in metrics:
             raise ConfigError(f"{self.path}: not a finished ensemble run (its {METRICS_FILE} holds no weights)")
+        recorded = self.resolved.get("members", {})
+        for member in metrics["weights"]:
+            if pretrained.is_name(member):
+                was, now = recorded.get(member, {}).get("source_run"), pretrained.card(member).get("source_run")
+                if was != now:
+                    raise ConfigError(f"{self.path}: its member {member} is now another model (from {now}; the "
+                                      f"ensemble used {was or 'an unrecorded version'}); run the ensemble again")
         return {m: float(w) for m, w in metrics["weights"].items()}, metrics.get("tta", "none")
 
     def read(self, name: str) -> Any:

@@ -18,7 +18,7 @@ from typing import Callable
 
 import numpy as np
 
-from fer_keras import markdown
+from fer_keras import markdown, pretrained
 from fer_keras.config import ExperimentConfig, check_tta
 from fer_keras.data.prepare import prepare_data
 from fer_keras.errors import ConfigError
@@ -82,6 +82,14 @@ def choose_weights(probabilities: list[np.ndarray], labels: np.ndarray, step: fl
     return best
 
 
+def _version(model: str) -> dict:
+    """A pretrained member's version and source run (a name may later ship another model)."""
+    if not pretrained.is_name(model):
+        return {}
+    card = pretrained.card(model)
+    return {"version": card.get("version", 1), "source_run": card.get("source_run")}
+
+
 @dataclasses.dataclass
 class EnsembleConfig:
     """Which models, which data, how each face is viewed (``tta``), where the run folder goes."""
@@ -123,7 +131,7 @@ def run_ensemble(config: EnsembleConfig, log: Callable = print) -> RunFolder:
     run = RunFolder.create(config.out, "ensemble")
     run.lock()
     try:
-        run.write_config(config, {"members": {m: {"split": list(split_key(c)), "model": c.model.name}
+        run.write_config(config, {"members": {m: {"split": list(split_key(c)), "model": c.model.name, **_version(m)}
                                               for m, c in zip(config.models, configs)},
                                   "images": {k: len(v) for k, v in parts.items() if k != "train"}},
                          study=ENSEMBLE_STUDY)

@@ -4,6 +4,7 @@ import json
 import numpy as np
 import pytest
 
+from fer_keras import pretrained
 from fer_keras.errors import ConfigError
 from fer_keras.studies.ensemble import EnsembleConfig, choose_weights, run_ensemble
 
@@ -51,3 +52,20 @@ def test_two_shipped_models_on_the_demo_set(tmp_path):
     val = {k: v["val"]["accuracy"] for k, v in metrics["results"].items()}
     assert val["ensemble"] >= max(val["fer2013-dcnn"], val["fer2013-ghostface"])
     assert run.kind == "ensemble" and "| ensemble | - |" in (run.path / "table.md").read_text()
+    members, tta = run.ensemble_members()
+    assert members == metrics["weights"] and tta == "none"
+    recorded = run.resolved["members"]["fer2013-ghostface"]
+    assert (recorded["version"], recorded["source_run"]) == (
+        pretrained.card("fer2013-ghostface").get("version", 1), pretrained.card("fer2013-ghostface")["source_run"])
+
+
+def test_a_shipped_member_that_changed_since_the_ensemble_is_refused(tmp_path, monkeypatch):
+    run = run_ensemble(EnsembleConfig(("fer2013-dcnn", "fer2013-ghostface"), out=str(tmp_path)), log=lambda *_: None)
+    card = pretrained.card
+
+    def newer(name):
+        return {**card(name), "source_run": "a-later-run"} if name == "fer2013-ghostface" else card(name)
+
+    monkeypatch.setattr(pretrained, "card", newer)
+    with pytest.raises(ConfigError, match="member fer2013-ghostface is now another model .*run the ensemble again"):
+        run.ensemble_members()

@@ -166,7 +166,9 @@ def ensemble_lines(runs) -> list[str]:
         m, t = r["metrics"], r.get("timing", {})
         header = ["model", "weight", "validation accuracy %", "test accuracy %", "test minus Training copies %",
                   "test macro F1 %"]
-        rows = [[Path(name).name, f"{m['weights'][name]:.2f}" if name in m["weights"] else "-",
+        members = r["resolved"].get("members", {})
+        rows = [[Path(name).name + (f" (v{members[name]['version']})" if members.get(name, {}).get("version") else ""),
+                 f"{m['weights'][name]:.2f}" if name in m["weights"] else "-",
                  _pct(x["val"]["accuracy"]), _pct(x["test"]["accuracy"]), _pct(x["test_deduplicated"]["accuracy"]),
                  _pct(x["test"]["macro_f1"])] for name, x in m["results"].items()]
         lines += [f"**{r['name']}** (`experiments/ensemble.py`, TTA {m['tta']}; weights chosen on the members' "
