@@ -166,7 +166,7 @@ def test_full_data_runs_name_their_preset_and_the_shipped_model():
     light = Path(pretrained.card("fer2013-ghostface")["source_run"]).name
     assert sorted(row[0] for row in rows if "shipped as" in row[0]) == sorted(
         [f"{source} (shipped as `fer2013-dcnn`)", f"{light} (shipped as `fer2013-ghostface`)"])
-    assert by_run[light]["recipe"] == "`--preset study-b-fer2013`"
+    assert by_run[light]["recipe"] == "`--preset study-b-fer2013-randaugment`"
     assert by_run[source]["recipe"].startswith("`--preset ") and by_run[source]["held-out copies in training"] == "dropped"
     plain = by_run["20261201-104712-dcnn-plain"]
     assert plain["recipe"] == "`--preset study-a-plain`" and plain["held-out copies in training"] == "kept"
