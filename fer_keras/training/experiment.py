@@ -229,6 +229,7 @@ def _run_experiment(config, resume, log, time_budget, extend_epochs, runs, scrat
     log(f"Model {config.model.name}: {base_model(model).count_params():,} parameters; {how}; "
         f"{epochs} epochs, batch {batch}, {opt.name} lr {opt.lr:g} ({opt.schedule}"
         f"{' /10 after epochs ' + ','.join(map(str, opt.lr_drops)) if opt.lr_drops else ''})"
+        + (" Nesterov" if opt.nesterov else "") + (f", weight EMA {opt.ema:g}" if opt.ema else "")
         + (f", label smoothing {config.training.label_smoothing:g}" if config.training.label_smoothing else "")
         + (f", distilled from {config.distil.teacher} (T {config.distil.temperature:g}, label weight "
            f"{config.distil.label_weight:g})" if teacher else "")
