@@ -63,5 +63,7 @@ def test_a_teacher_that_trained_on_held_out_faces_is_refused(tmp_path, teacher_r
         run_experiment(_config(tmp_path, distil__teacher=str(teacher_run.path), data__split="80/10/10"),
                        log=lambda *a: None)
     assert not list((tmp_path / "runs").glob("*"))  # nothing left behind
+    with pytest.raises(ConfigError, match="--teacher nowhere/ensemble: no such folder, and no pretrained model"):
+        run_experiment(_config(tmp_path, distil__teacher="nowhere/ensemble"), log=lambda *a: None)
     with pytest.raises(ConfigError, match="--distil-label-weight"):
         _config(tmp_path, distil__label_weight=1.5)

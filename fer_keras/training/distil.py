@@ -16,6 +16,8 @@ is): they would reach the student through its targets.
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from fer_keras import pretrained
@@ -28,6 +30,9 @@ from fer_keras.training.held_out import held_out_seen_by
 
 def teacher_members(teacher: str) -> tuple[dict[str, float], str]:
     """``{model: weight}`` and the TTA of ``teacher``: an ensemble run folder's members, or one model."""
+    if not pretrained.is_name(teacher) and not Path(teacher).exists():
+        raise ConfigError(f"--teacher {teacher}: no such folder, and no pretrained model of that name "
+                          f"(installed: {', '.join(pretrained.available()) or 'none'})")
     run = None if pretrained.is_name(teacher) else RunFolder.find(teacher)
     if run is not None and run.kind == ENSEMBLE_STUDY:
         return run.ensemble_members()
