@@ -178,9 +178,10 @@ def _run_experiment(config, resume, log, time_budget, extend_epochs, runs, scrat
     epochs = config.resolved_epochs
     splits = describe_split(parts)
     init = None
-    if config.model.init_from:  # a resumed run keeps the check made when it started
-        init = source.resolved.get("init_from") if source is not None else \
-            held_out_seen_by(config.model.init_from, config, parts)
+    if config.model.init_from:  # a resumed run keeps the check made when it started; the chief checks
+        init = (source.resolved.get("init_from") if source is not None else
+                held_out_seen_by(config.model.init_from, config, parts) if chief else
+                {"source": config.model.init_from, "not_checked": "the chief checks it"})
     targets = teacher = None
     if config.distil.teacher:
         targets, teacher = training_targets(config, run, parts, log)
