@@ -274,3 +274,24 @@ def test_nsl_runs_are_set_beside_their_plain_twins_with_their_robustness():
     assert table[3] == ("| nsl | NSL x0.3 step 0.12 | 30 | 1.00, 180 | 65.00 | 64.00 | 1.0400 | 44.00 | 29.00 "
                         "| 44.00 | 29.00 |")
     assert nsl_twin_lines([runs[0], runs[2]]) == []
+
+
+def test_a_distilled_student_is_set_beside_its_teacher_ensemble():
+    from fer_keras.studies.report.render import distillation_lines
+
+    config = ExperimentConfig.from_dict({"model": "dcnn", "adversarial": False, "data": "path/to/fer2013"})
+    student = {"name": "student", "kind": "train", "speed": False,
+               "config": config.replace(distil__teacher="/somewhere/20261205-122201-ensemble"),
+               "metrics": {"accuracy": 0.66, "test_deduplicated": {"accuracy": 0.65}, "training": {"epochs": 20}},
+               "history": [{"epoch": 19, "val_categorical_accuracy": 0.67}]}
+    result = {"accuracy": 0.68}
+    teacher = {"name": "20261205-122201-ensemble", "kind": "ensemble", "speed": False,
+               "resolved": {"members": {"fer2013-dcnn": {"source_run": "dcnn-run"}}},
+               "metrics": {"weights": {"fer2013-dcnn": 0.6, "/runs/ghost-run": 0.4},
+                           "results": {"ensemble": {"val": result, "test": {"accuracy": 0.665},
+                                                    "test_deduplicated": {"accuracy": 0.655}}}}}
+    profiles = {"dcnn-run": {"macs": 495.6e6}, "ghost-run": {"macs": 38.7e6}, "student": {"macs": 495.6e6}}
+    rows = [line for line in distillation_lines([teacher, student], profiles) if line.startswith("| ")][2:]
+    assert rows == ["| 20261205-122201-ensemble | teacher: ensemble of 2 | 68.00 | 66.50 | 65.50 | 2 | 534.3 |",
+                    "| student | student (dcnn, T 2, label weight 0.5) | 67.00 | 66.00 | 65.00 | 1 | 495.6 |"]
+    assert distillation_lines([teacher], profiles) == []

@@ -16,7 +16,8 @@ from fer_keras.runs import CONFIG_FILE, CONFUSION_FIGURE, CURVES_FIGURE, FIGURES
 from fer_keras.studies.published import STUDY_A, STUDY_B, STUDY_B_MIA, STUDY_B_MODEL
 from fer_keras.studies.report.load import DEFAULT_PATTERNS, find_runs, model_profile
 from fer_keras.studies.report.tables import (ABLATION_PRESET, NSL_COST_FACTOR, TRAIN_FLOPS_PER_MAC, ablation_rows,
-                                             accuracy_rows, cost_rows, data_label, full_data, nsl_twin_groups,
+                                             accuracy_rows, cost_rows, data_label, distillation_rows, full_data,
+                                             nsl_twin_groups,
                                              nsl_twin_rows,
                                              full_data_rows, per_class_rows, precision_rows, scale_rows,
                                              selection_warnings,
@@ -193,6 +194,17 @@ def nsl_twin_lines(runs) -> list[str]:
     return ["### NSL against its plain twin", "", *lines] if lines else []
 
 
+def distillation_lines(runs, profiles) -> list[str]:
+    """Distilled students beside their teacher ensembles (:func:`distillation_rows`)."""
+    header, rows = distillation_rows(runs, profiles)
+    if not rows:
+        return []
+    return ["### Ensemble and distilled student", "",
+            "The student trains on the teacher's probabilities of the training faces (`--teacher`, "
+            "`fer_keras/training/distil.py`); validation chose the ensemble's weights and the student's "
+            "epoch, test is scored once.", "", *_table(header, rows), ""]
+
+
 def ablation_lines(runs) -> list[str]:
     """The recipe ablation table (:func:`ablation_rows`), when its runs exist."""
     header, rows = ablation_rows(runs)
@@ -279,7 +291,7 @@ def results_markdown(runs: list[dict], profiles: dict, out_dir: Path | None = No
             "Parameters and MACs of the run's model built from its config (`fer_keras.profiler`); the study's budget "
             "beside it (Study B counts FLOPs as multiply-adds, at 224x224x3).", "",
             *_table(*cost_rows(train, profiles)), "",
-            *precision_lines(train), *ensemble_lines(runs),
+            *precision_lines(train), *ensemble_lines(runs), *distillation_lines(runs, profiles),
             "### Robustness", "", *robustness_lines(train), "",
             "### Privacy (membership inference)", "", *privacy_lines(runs), "",
             "### Full recipes", "", *recipes_lines(train, profiles), "",

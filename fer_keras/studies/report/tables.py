@@ -407,6 +407,38 @@ def ablation_rows(runs):
     return header, rows
 
 
+def distillation_rows(runs, profiles):
+    """Each distilled run (``--teacher``) beside its teacher when the teacher's run folder is among
+    ``runs``: validation (the student's tested epoch; the ensemble's weighted average), test without
+    TTA, test minus Training copies, models per face and multiply-adds per face (the ensemble's: its
+    members', summed, from their training runs' profiles where known)."""
+    header = ["model", "what", "validation %", "test % (no TTA)", "test minus Training copies %",
+              "models per face", "multiply-adds per face (M)"]
+    by_name = {r["name"]: r for r in runs}
+    rows = []
+    for student in (r for r in runs if r["kind"] == "train" and r.get("metrics") and not r["speed"]
+                    and r["config"].distil.teacher):
+        teacher = by_name.get(Path(student["config"].distil.teacher).name)
+        if teacher is not None and teacher["kind"] == "ensemble" and teacher.get("metrics"):
+            e = teacher["metrics"]["results"]["ensemble"]
+            members = teacher["metrics"]["weights"]
+            recorded = teacher["resolved"].get("members", {})
+            runs_of = [recorded.get(m, {}).get("source_run") or (pretrained.card(m).get("source_run")
+                       if pretrained.is_name(m) else Path(m).name) for m in members]
+            macs = [profiles.get(name, {}).get("macs") for name in runs_of]
+            rows.append([teacher["name"], f"teacher: ensemble of {len(members)}", _pct(e["val"]["accuracy"]),
+                         _pct(e["test"]["accuracy"]), _pct(e["test_deduplicated"]["accuracy"]), len(members),
+                         f"{sum(macs) / 1e6:.1f}" if None not in macs else "-"])
+        m, p = student["metrics"], profiles.get(student["name"], {})
+        dedup = m.get("test_deduplicated")
+        rows.append([student["name"], f"student ({student['config'].model.name}, T "
+                     f"{student['config'].distil.temperature:g}, label weight {student['config'].distil.label_weight:g})",
+                     _pct(_best_row(student).get("val_categorical_accuracy")),
+                     _pct((m.get("without_tta") or m)["accuracy"]), _pct(dedup["accuracy"]) if dedup else "-", 1,
+                     f"{p['macs'] / 1e6:.1f}" if p.get("macs") else "-"])
+    return header, rows
+
+
 def _best_row(run: dict) -> dict:
     """The history row of the epoch whose weights were tested (the best one, else the last)."""
     best = run.get("metrics", {}).get("training", {}).get("best_epoch")
