@@ -164,8 +164,9 @@ def augmented_samples(before, after, labels_before, labels_after, class_names, p
             _show(ax, np.clip(img, 0, 255), text, color=color)
         axes[r, 0].set_ylabel("original", fontsize=8)
         axes[r + 1, 0].set_ylabel("augmented", fontsize=8)
-    fig.suptitle(f"{title}\n(rows in pairs: original / augmented; red label = mixed by MixUp, "
-                 "gray = left unchanged)", fontsize=9)
+    mixed = not np.allclose(labels_before, labels_after, atol=1e-6)
+    fig.suptitle(f"{title}\n(rows in pairs: original / augmented; "
+                 + ("red label = mixed by MixUp, " if mixed else "") + "gray = left unchanged)", fontsize=9)
     return _save(fig, path)
 
 
