@@ -83,8 +83,8 @@ class FerModelHandler(ModelHandler):
         self.precision = precision
 
     def load_model(self) -> Classifier:
-        extra = {"precision": self.precision} if self.precision != "float32" else {}
-        return load_classifier(self.model, self.input_mode, self.class_names, trusted=self.trusted, **extra)
+        return load_classifier(self.model, self.input_mode, self.class_names, trusted=self.trusted,
+                               precision=self.precision)
 
     def run_inference(self, batch, model: Classifier, inference_args=None) -> list[PredictionResult]:
         probabilities = model(np.stack(batch), tta=self.tta)
@@ -354,8 +354,7 @@ def run(source: str, out: str, model=None, *, detector: str = "auto", detector_k
     options = pipeline_options(beam_args)
     pattern, _, images_only = source_pattern(source)
     _check_source(pattern, source, images_only)
-    extra = {"precision": precision} if precision != "float32" else {}
-    classifier = classifier or load_classifier(model, input_mode, class_names, trusted=trusted, **extra)
+    classifier = classifier or load_classifier(model, input_mode, class_names, trusted=trusted, precision=precision)
     kwargs = detector_kwargs or {}
     detector = "none" if is_csv(pattern) else get_detector(detector, **kwargs).name  # "auto" -> a backend
     prefix = output_prefix(out)

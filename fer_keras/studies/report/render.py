@@ -17,11 +17,9 @@ from fer_keras.studies.published import STUDY_A, STUDY_B, STUDY_B_MIA, STUDY_B_M
 from fer_keras.studies.report.load import DEFAULT_PATTERNS, find_runs, model_profile
 from fer_keras.studies.report.tables import (ABLATION_PRESET, NSL_COST_FACTOR, TRAIN_FLOPS_PER_MAC, ablation_rows,
                                              accuracy_rows, cost_rows, data_label, distillation_rows, full_data,
-                                             nsl_twin_groups,
-                                             nsl_twin_rows,
-                                             full_data_rows, per_class_rows, precision_rows, scale_rows,
-                                             selection_warnings,
-                                             split_label, study_b_rows, training_label, xla_lines)
+                                             full_data_rows, nsl_twin_groups, nsl_twin_rows, per_class_rows,
+                                             precision_rows, scale_rows, selection_warnings, split_label,
+                                             study_b_rows, training_label, xla_lines)
 from fer_keras.studies.robustness import comparison_rows
 from fer_keras.training.presets import STUDY_RECIPES, command, get_preset, preset_config
 
@@ -194,39 +192,36 @@ def nsl_twin_lines(runs) -> list[str]:
     return ["### NSL against its plain twin", "", *lines] if lines else []
 
 
+def _section(title: str, text: str, header: list[str], rows: list[list]) -> list[str]:
+    """A report section (heading, one paragraph, table), or nothing when there are no rows."""
+    return [f"### {title}", "", text, "", *_table(header, rows), ""] if rows else []
+
+
 def distillation_lines(runs, profiles) -> list[str]:
     """Distilled students beside their teacher ensembles (:func:`distillation_rows`)."""
-    header, rows = distillation_rows(runs, profiles)
-    if not rows:
-        return []
-    return ["### Ensemble and distilled student", "",
-            "The student trains on the teacher's probabilities of the training faces (`--teacher`, "
-            "`fer_keras/training/distil.py`); validation chose the ensemble's weights and the student's "
-            "epoch, test is scored once.", "", *_table(header, rows), ""]
+    return _section("Ensemble and distilled student",
+                    "The student trains on the teacher's probabilities of the training faces (`--teacher`, "
+                    "`fer_keras/training/distil.py`); validation chose the ensemble's weights and the student's "
+                    "epoch, test is scored once.", *distillation_rows(runs, profiles))
 
 
 def ablation_lines(runs) -> list[str]:
     """The recipe ablation table (:func:`ablation_rows`), when its runs exist."""
-    header, rows = ablation_rows(runs)
-    if not rows:
-        return []
-    return ["### Recipe ablation (DCNN, one change at a time)", "",
-            f"Each row is `--preset {ABLATION_PRESET}` plus one change, on full FER2013 (validation = the seeded 10 % "
-            "of Training, test = PublicTest, evaluated once, training copies of held-out faces dropped). Validation "
-            "decides what the recipe keeps; the test column is reported, never used to choose. FGSM on 1,000 "
-            "PublicTest faces (`experiments/run_robustness.py`).", "", *_table(header, rows), ""]
+    return _section("Recipe ablation (DCNN, one change at a time)",
+                    f"Each row is `--preset {ABLATION_PRESET}` plus one change, on full FER2013 (validation = the "
+                    "seeded 10 % of Training, test = PublicTest, evaluated once, training copies of held-out faces "
+                    "dropped). Validation decides what the recipe keeps; the test column is reported, never used to "
+                    "choose. FGSM on 1,000 PublicTest faces (`experiments/run_robustness.py`).", *ablation_rows(runs))
 
 
 def precision_lines(runs) -> list[str]:
     """The float32 / mixed-precision parity table (:func:`precision_rows`), when such a pair exists."""
-    header, rows = precision_rows(runs)
-    if not rows:
-        return []
-    return ["### Mixed precision against float32", "",
-            "Runs that differ only in `--precision` (same seed, data, split and recipe; usually speed probes of "
-            "a few epochs on the full data, in `docs/runs/speed/`). Validation accuracy after each epoch shows "
-            "whether the mixed run learns as the float32 one does; images/s are each run's own, so a ratio is "
-            "only as fair as the two runs' share of the machine (`wall s, CPU %`).", "", *_table(header, rows), ""]
+    return _section("Mixed precision against float32",
+                    "Runs that differ only in `--precision` (same seed, data, split and recipe; usually speed probes "
+                    "of a few epochs on the full data, in `docs/runs/speed/`). Validation accuracy after each epoch "
+                    "shows whether the mixed run learns as the float32 one does; images/s are each run's own, so a "
+                    "ratio is only as fair as the two runs' share of the machine (`wall s, CPU %`).",
+                    *precision_rows(runs))
 
 
 def peer_lines(out_dir: Path | None) -> list[str]:
