@@ -42,6 +42,7 @@ def test_student_trains_on_the_teachers_kept_probabilities_and_resumes_with_them
     config = _config(tmp_path, distil__teacher=str(teacher_run.path), distil__temperature=2.0)
     assert config.distil.teacher == str(teacher_run.path)
     student = run_experiment(config, log=lines.append, time_budget=1e-6)  # stops after its first epoch
+    assert student.name.endswith("-distil")  # the run folder says it was distilled
     kept = np.load(student / TEACHER_FILE)
     train = prepare_data(config.data, config.seed, log=lambda *a: None)["train"]
     assert kept.shape == (len(train), 7) and np.allclose(kept.sum(1), 1, atol=1e-5)

@@ -55,10 +55,12 @@ def _tee(log: Callable, path: Path) -> Callable:
 
 
 def run_name(config: ExperimentConfig) -> str:
-    """The run folder's name after its time stamp, e.g. ``dcnn-nsl`` or ``vgg-plain-basic+flip+crop``."""
+    """The run folder's name after its time stamp, e.g. ``dcnn-nsl``, ``vgg-plain-basic+flip+crop`` or
+    ``dcnn-plain-basic+flip-distil`` (trained on a teacher's soft targets)."""
     return (f"{config.model.name}-{'nsl' if config.adversarial.enabled else 'plain'}"
             + (f"-{config.augment.name}" if config.augment.name != "basic" else "")
-            + (f"-noise{config.data.label_noise:g}" if config.data.label_noise else ""))
+            + (f"-noise{config.data.label_noise:g}" if config.data.label_noise else "")
+            + ("-distil" if config.distil.teacher else ""))
 
 
 def resume_config(run: RunFolder, extend_epochs: int | None = None) -> ExperimentConfig:
