@@ -66,6 +66,8 @@ def test_a_config_is_written_as_its_preset_plus_the_flags_it_changed():
     # the command gives the config back (the run folder named as written; output folder aside)
     again = _parsed(line, "data/fer2013")
     assert again == restart.replace(model__init_from="runs/20261201-125731-dcnn", out=again.out)
+    student = preset_config("ablation-fer2013", "data/fer2013").replace(distil__teacher="/work/x/20261205-ensemble")
+    assert preset_flags(student) == "--preset ablation-fer2013 --teacher runs/20261205-ensemble"
     ghost = preset_config("study-b-mixup", "data/rafdb").replace(optimizer__lr=0.05)
     assert preset_flags(ghost) == "--preset study-b-mixup --lr 0.05"
     assert _parsed(preset_command(ghost), "data/rafdb") == ghost

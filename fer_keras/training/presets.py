@@ -154,18 +154,24 @@ def closest_preset(config: ExperimentConfig) -> tuple[str, list[str]] | None:
     return best
 
 
+#: Flags whose value may be a run folder on the machine that trained: written ``runs/<its name>``.
+RUN_FOLDER_FLAGS = ("--init-from", "--teacher")
+
+
 def _written(name: str, flags: list[str]) -> str:
-    """``--preset NAME FLAGS...``, a run folder given to ``--init-from`` written ``runs/<its name>``."""
-    if "--init-from" in flags:
-        at = flags.index("--init-from") + 1
-        flags = [*flags[:at], flags[at] if pretrained.is_name(flags[at]) else f"runs/{Path(flags[at]).name}",
-                 *flags[at + 1:]]
+    """``--preset NAME FLAGS...``, a run folder given to ``--init-from`` or ``--teacher`` written ``runs/<its name>``."""
+    flags = list(flags)
+    for flag in RUN_FOLDER_FLAGS:
+        if flag in flags:
+            at = flags.index(flag) + 1
+            if not pretrained.is_name(flags[at]):
+                flags[at] = f"runs/{Path(flags[at]).name}"
     return shlex.join(["--preset", name, *flags])
 
 
 def preset_flags(config: ExperimentConfig) -> str | None:
     """``--preset NAME`` plus the flags by which ``config`` differs from it (:func:`closest_preset`;
-    a run folder given to ``--init-from`` is written ``runs/<its name>``), or None."""
+    a run folder given to ``--init-from`` or ``--teacher`` is written ``runs/<its name>``), or None."""
     found = closest_preset(config)
     return _written(*found) if found else None
 
