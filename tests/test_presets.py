@@ -68,6 +68,10 @@ def test_a_config_is_written_as_its_preset_plus_the_flags_it_changed():
     assert again == restart.replace(model__init_from="runs/20261201-125731-dcnn", out=again.out)
     student = preset_config("ablation-fer2013", "data/fer2013").replace(distil__teacher="/work/x/20261205-ensemble")
     assert preset_flags(student) == "--preset ablation-fer2013 --teacher runs/20261205-ensemble"
+    students = [preset_config(name, "data/fer2013").replace(distil__teacher="/work/x/2026-ensemble", model__init_from="fer2013-dcnn")
+                for name in ("student-fer2013", "student-nsl-fer2013")]
+    assert students[0] == students[1].replace(adversarial__enabled=False)  # NSL is their one difference
+    assert preset_flags(students[1]) == "--preset student-nsl-fer2013 --init-from fer2013-dcnn --teacher runs/2026-ensemble"
     ghost = preset_config("study-b-mixup", "data/rafdb").replace(optimizer__lr=0.05)
     assert preset_flags(ghost) == "--preset study-b-mixup --lr 0.05"
     assert _parsed(preset_command(ghost), "data/rafdb") == ghost

@@ -99,6 +99,16 @@ register_preset("ablation-fer2013", "Recipe ablation base: Study A's plain DCNN 
                 "--no-adversarial --model dcnn --epochs 20 --augment basic+flip --lr-schedule step --lr-drops 12,16 "
                 "--drop-test-duplicates")
 
+#: The accuracy issue's students: the shipped model trained 12 more epochs on an ensemble's soft targets
+#: (give ``--init-from fer2013-dcnn --teacher runs/<ensemble>``), plainly or with Study A's NSL.
+_STUDENT = ("--model dcnn --epochs 12 --augment basic+flip --lr-schedule step --lr-drops 6,9 --tta flip "
+            "--drop-test-duplicates")
+register_preset("student-fer2013", "A student of an ensemble: the shipped DCNN's recipe, 12 epochs from given weights "
+                "(/10 after epochs 6 and 9), plain", "A", f"--no-adversarial {_STUDENT}")
+register_preset("student-nsl-fer2013", "A student of an ensemble: the shipped DCNN's recipe, 12 epochs from given "
+                "weights (/10 after epochs 6 and 9), NSL (multiplier 0.3, step 0.12)", "A",
+                f"--adversarial --multiplier 0.3 --step 0.12 {_STUDENT}")
+
 #: Study B on FER2013 within a CPU budget (RAF-DB's images cannot be had here): 112x112x3 inputs
 #: (FER2013's faces are 48x48; a quarter of the 224 px cost), Adam 1e-3 with cosine decay instead
 #: of SGD 0.1 at batch 16 (which diverged at batch 50 in a 1-epoch probe), 30 epochs, copies of
