@@ -187,6 +187,7 @@ def test_init_from_counts_held_out_images_the_source_trained_on(nsl_run, tmp_pat
     assert bare == {**seen, "source": str(nsl_run.model_file)}
     monkeypatch.setattr(pretrained, "ROOT", tmp_path / "pretrained")  # a pretrained name: its card's config
     package_run(nsl_run, "demo-dcnn", log=lambda *a: None)
-    assert held_out_seen_by("demo-dcnn", config, parts) == {**seen, "source": "demo-dcnn"}
+    assert held_out_seen_by("demo-dcnn", config, parts) == {**seen, "source": "demo-dcnn", "version": 1,
+                                                           "source_run": nsl_run.name}  # which model the name was
     other = held_out_seen_by(str(nsl_run), config.replace(data__path="elsewhere/rafdb"), parts)
     assert other["not_checked"] == "trained on other data (the demo set)" and other["val_images_it_trained_on"] is None
