@@ -57,6 +57,13 @@ def test_student_trains_on_the_teachers_kept_probabilities_and_resumes_with_them
     assert len(student.history()) == 2 and (student / "metrics.json").is_file()
     np.testing.assert_array_equal(np.load(student / TEACHER_FILE), kept)
 
+    from fer_keras.pretrained.packaging import package_run  # the card says whom it learnt from
+    folder = package_run(student, "student", root=tmp_path / "pretrained", log=lambda *a: None)
+    card = json.loads((folder / "card.json").read_text())["training"]["distilled_from"]
+    assert card == {"teacher": teacher_run.name, "members": {teacher_run.name: 1.0}, "tta": "none", "temperature": 2.0,
+                    "label_weight": 0.5, "train_accuracy": record["train_accuracy"]}  # folder names, no machine paths
+    assert f"| distilled from | `{teacher_run.name}`: 1 models" in (folder / "MODEL_CARD.md").read_text()
+
 
 @pytest.mark.filterwarnings("ignore::fer_keras.classifier.DemoModelWarning")
 def test_a_teacher_that_trained_on_held_out_faces_is_refused(tmp_path, teacher_run):

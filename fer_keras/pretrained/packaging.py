@@ -82,6 +82,27 @@ def started_from(source: str, *, command: str | None = None, timing: dict | None
             **({k: timing.get(k) for k in ("wall_seconds", "cpu_percent")} if timing else {})}
 
 
+def distilled_from(run: RunModel) -> dict | None:
+    """How a distilled run's teacher was made, for the card (None for a run without ``--teacher``):
+    ``{"teacher", "members" (name -> weight), "tta", "temperature", "label_weight",
+    "train_accuracy"}`` and, while the teacher's run folder is at hand, its ``validation_accuracy``.
+    Run folders are written by their names, never the training machine's paths."""
+    record = run.run.resolved.get("distil")
+    if not record:
+        return None
+    written = lambda source: source if pretrained.is_name(source) else Path(source).name  # noqa: E731
+    info = {"teacher": written(record["teacher"]), "tta": record.get("tta"),
+            "members": {written(m): round(w, 4) for m, w in record["members"].items() if w > 0},
+            "temperature": run.config.distil.temperature, "label_weight": run.config.distil.label_weight,
+            "train_accuracy": record.get("train_accuracy")}
+    teacher = Path(record["teacher"]) / "metrics.json"
+    if teacher.is_file():
+        ensemble = json.loads(teacher.read_text()).get("results", {}).get("ensemble")
+        if ensemble:  # an ensemble run; a training run's validation is in its history, not recorded here
+            info["validation_accuracy"] = ensemble["val"]["accuracy"]
+    return info
+
+
 def model_cost(folder: str | os.PathLike, runs: int = 200) -> dict:
     """What a packaged model costs to ship and run: ``macs`` (multiply-adds per face at its input
     size, :func:`fer_keras.profiler.count_macs`), ``keras_bytes`` / ``tflite_bytes`` (file sizes)
@@ -171,7 +192,8 @@ def package_run(run_dir: str | os.PathLike, name: str, *, root: str | os.PathLik
         "training": {"command": command, "config": config.to_dict(), "epochs": training.get("epochs"),
                      "fit_seconds": training.get("seconds"), "images_per_second": training.get("images_per_second"),
                      **({k: timing.get(k) for k in ("wall_seconds", "cpu_percent", "cpu_model")} if timing else {}),
-                     "environment": run.run.environment, **({"started_from": started} if started else {})},
+                     "environment": run.run.environment, **({"started_from": started} if started else {}),
+                     **({"distilled_from": teacher} if (teacher := distilled_from(run)) else {})},
         "version": version, **({"changes": changes} if changes else {}),
         "metrics": {**_test_figures(metrics), **_validation(run.run)},
         "source_run": run.run_dir.name,
@@ -233,6 +255,17 @@ def _started_rows(training: dict) -> list[str]:
     return rows
 
 
+def _distilled_rows(training: dict) -> list[str]:
+    """Card row for a distilled model: its teacher, the teacher's accuracy, the targets' mix."""
+    d = training.get("distilled_from")
+    if not d:
+        return []
+    accuracy = f", validation {_pct(d['validation_accuracy'])}" if d.get("validation_accuracy") else ""
+    return [f"| distilled from | `{d['teacher']}`: {len(d['members'])} models (TTA {d.get('tta')}{accuracy}; right on "
+            f"{_pct(d.get('train_accuracy'))} of the training faces); targets {d['label_weight']:g} label + "
+            f"{1 - d['label_weight']:g} teacher at temperature {d['temperature']:g} |"]
+
+
 def model_card_markdown(info: dict) -> str:
     """``MODEL_CARD.md`` text from a card dict."""
     spec = info["input"]
@@ -261,7 +294,7 @@ def model_card_markdown(info: dict) -> str:
              f"| wall time | {hours} (fit {t.get('fit_seconds') or '-'} s; {t.get('images_per_second') or '-'} "
              f"training images/s), {t.get('cpu_percent') or '-'} % CPU |",
              f"| machine | {env.get('cpus', '?')} CPUs {env.get('machine', '')}, {t.get('cpu_model') or 'CPU model not recorded'}; "
-             f"TensorFlow {env.get('tensorflow', '?')} |", *_started_rows(t)]
+             f"TensorFlow {env.get('tensorflow', '?')} |", *_started_rows(t), *_distilled_rows(t)]
     metrics = info.get("metrics", {})
     test, dedup = metrics.get("test"), metrics.get("test_deduplicated")
     if metrics.get("validation"):
