@@ -75,3 +75,17 @@ def test_a_teacher_that_trained_on_held_out_faces_is_refused(tmp_path, teacher_r
         run_experiment(_config(tmp_path, distil__teacher="nowhere/ensemble"), log=lambda *a: None)
     with pytest.raises(ConfigError, match="--distil-label-weight"):
         _config(tmp_path, distil__label_weight=1.5)
+
+
+@pytest.mark.filterwarnings("ignore::fer_keras.classifier.DemoModelWarning")
+def test_a_second_student_of_the_same_teacher_copies_its_probabilities(tmp_path, teacher_run):
+    config = _config(tmp_path, distil__teacher=str(teacher_run.path))
+    first = run_experiment(config, log=lambda *a: None, time_budget=1e-6)
+    lines = []
+    second = run_experiment(config.replace(distil__temperature=3.0), log=lines.append, time_budget=1e-6)
+    assert any(f"Teacher probabilities copied from {first.path}" in line for line in lines)
+    np.testing.assert_array_equal(np.load(second / TEACHER_FILE), np.load(first / TEACHER_FILE))
+    assert not any(line.startswith("Teacher ") and "training faces ..." in line for line in lines)  # not run again
+    lines.clear()  # other training faces: the teacher runs again
+    run_experiment(config.replace(data__demo_images_per_class=9), log=lines.append, time_budget=1e-6)
+    assert not any("copied from" in line for line in lines) and any("training faces ..." in line for line in lines)

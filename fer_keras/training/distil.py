@@ -16,6 +16,7 @@ is): they would reach the student through its targets.
 """
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -95,6 +96,38 @@ def soft_targets(one_hot: np.ndarray, teacher: np.ndarray, temperature: float, l
     return (label_weight * one_hot + (1 - label_weight) * soft).astype(np.float32)
 
 
+def _fingerprint(train) -> str:
+    """SHA-1 of the training faces' pixels and labels, in order: which faces a teacher labelled."""
+    digest = hashlib.sha1(np.ascontiguousarray(train.images).tobytes())
+    digest.update(np.ascontiguousarray(train.labels).tobytes())
+    return digest.hexdigest()
+
+
+def _sibling_with_teacher(config: ExperimentConfig, run: RunFolder, faces: str, count: int) -> RunFolder | None:
+    """A run folder beside ``run`` that kept the probabilities of this very teacher (same members,
+    weights and TTA now) for the same training faces (same data settings and seed; and the same pixels,
+    when it recorded their fingerprint), else None."""
+    members = None
+    for folder in sorted(run.path.parent.iterdir()):
+        if folder == run.path or not (folder / TEACHER_FILE).is_file():
+            continue
+        try:
+            other = RunFolder.find(folder)
+            record, same_faces = other.resolved.get("distil"), (other.config.data, other.config.seed)
+        except (ConfigError, OSError, ValueError):  # a damaged folder is no donor; the teacher is run instead
+            continue
+        if not record or record.get("teacher") != config.distil.teacher or record.get("train_faces", faces) != faces:
+            continue
+        if same_faces != (config.data, config.seed):
+            continue
+        members = members or teacher_members(config.distil.teacher)
+        if (record.get("members"), record.get("tta")) != members:
+            continue
+        if np.load(other.file(TEACHER_FILE), mmap_mode="r", allow_pickle=False).shape[0] == count:
+            return other
+    return None
+
+
 def training_targets(config: ExperimentConfig, run: RunFolder, parts: dict, log=print) -> tuple[np.ndarray, dict]:
     """The student's training targets (N, K) for ``parts["train"]`` and the teacher's record; the
     teacher's probabilities are read from the run folder when an earlier start of the run kept them,
@@ -109,7 +142,14 @@ def training_targets(config: ExperimentConfig, run: RunFolder, parts: dict, log=
                               "start a new run")
         log(f"Teacher probabilities read from {kept}")
     else:
-        probs, record = teacher_probabilities(config.distil.teacher, config, parts, log)
+        faces = _fingerprint(train)
+        donor = _sibling_with_teacher(config, run, faces, len(train))
+        if donor is not None:  # the same teacher on the same faces: its probabilities, not hours again
+            probs, record = np.load(donor.file(TEACHER_FILE), allow_pickle=False), dict(donor.resolved["distil"])
+            log(f"Teacher probabilities copied from {donor.path} (the same teacher on the same training faces)")
+        else:
+            probs, record = teacher_probabilities(config.distil.teacher, config, parts, log)
+        record["train_faces"] = faces
         with atomic_open(kept) as f:
             np.save(f, probs, allow_pickle=False)
         log(f"Teacher accuracy on the training faces: {record['train_accuracy']:.2%}")
