@@ -295,3 +295,30 @@ def test_a_distilled_student_is_set_beside_its_teacher_ensemble():
     assert rows == ["| 20261205-122201-ensemble | teacher: ensemble of 2 | 68.00 | 66.50 | 65.50 | 2 | 534.3 |",
                     "| student | student (dcnn, T 2, label weight 0.5) | 67.00 | 66.00 | 65.00 | 1 | 495.6 |"]
     assert distillation_lines([teacher], profiles) == []
+
+
+def test_students_stand_beside_their_teacher_ensembles_with_each_figures_tta_said():
+    from fer_keras.studies.report.tables import distillation_rows
+    from fer_keras.training.presets import preset_config
+
+    def ensemble(name, tta):
+        figures = {"val": {"accuracy": 0.68}, "test": {"accuracy": 0.66}, "test_deduplicated": {"accuracy": 0.65}}
+        return {"name": name, "kind": "ensemble", "resolved": {"members": {}},
+                "metrics": {"weights": {"runs/a": 0.5, "runs/b": 0.5}, "tta": tta, "results": {"ensemble": figures}}}
+
+    def student(name, teacher, tta):
+        config = preset_config("student-fer2013", "path/to/fer2013").replace(distil__teacher=f"/machine/{teacher}")
+        metrics = {"accuracy": 0.66, "tta": tta, "test_deduplicated": {"accuracy": 0.649}, "training": {"epochs": 12}}
+        if tta != "none":
+            metrics["without_tta"] = {"accuracy": 0.655}
+        return {"name": name, "kind": "train", "speed": False, "config": config, "metrics": metrics,
+                "history": [{"epoch": 11, "val_categorical_accuracy": 0.6576}]}
+
+    profiles = {"a": {"macs": 100e6}, "b": {"macs": 200e6}, "s": {"macs": 495.6e6}}
+    header, rows = distillation_rows([ensemble("e", "flip"), student("s", "e", "flip"), student("lone", "gone", "none")],
+                                     profiles)
+    assert header[2:5] == ["validation %", "test %", "test minus Training copies %"]
+    assert rows == [["e", "teacher: ensemble of 2", "68.00 (flip TTA)", "66.00 (flip TTA)", "65.00 (flip TTA)", 2, "300.0"],
+                    ["s", "student (dcnn, T 2, label weight 0.5)", "65.76", "65.50; 66.00 (flip TTA)", "64.90 (flip TTA)",
+                     1, "495.6"],
+                    ["lone", "student (dcnn, T 2, label weight 0.5)", "65.76", "66.00", "64.90", 1, "-"]]

@@ -409,32 +409,36 @@ def ablation_rows(runs):
 
 def distillation_rows(runs, profiles):
     """Each distilled run (``--teacher``) beside its teacher when the teacher's run folder is among
-    ``runs``: validation (the student's tested epoch; the ensemble's weighted average), test without
-    TTA, test minus Training copies, models per face and multiply-adds per face (the ensemble's: its
-    members', summed, from their training runs' profiles where known)."""
-    header = ["model", "what", "validation %", "test % (no TTA)", "test minus Training copies %",
+    ``runs``: validation (the student's tested epoch; the ensemble's weighted average), test,
+    test minus Training copies, models per face and multiply-adds per face (the ensemble's: its
+    members', summed, from their training runs' profiles where known). A figure measured with
+    test-time augmentation says which in brackets; the student's test without TTA comes first."""
+    header = ["model", "what", "validation %", "test %", "test minus Training copies %",
               "models per face", "multiply-adds per face (M)"]
     by_name = {r["name"]: r for r in runs}
+    with_tta = lambda value, tta: _pct(value) + ("" if tta in (None, "none") else f" ({tta} TTA)")  # noqa: E731
     rows = []
     for student in (r for r in runs if r["kind"] == "train" and r.get("metrics") and not r["speed"]
                     and r["config"].distil.teacher):
         teacher = by_name.get(Path(student["config"].distil.teacher).name)
         if teacher is not None and teacher["kind"] == "ensemble" and teacher.get("metrics"):
-            e = teacher["metrics"]["results"]["ensemble"]
+            e, tta = teacher["metrics"]["results"]["ensemble"], teacher["metrics"].get("tta")
             members = teacher["metrics"]["weights"]
             recorded = teacher["resolved"].get("members", {})
             runs_of = [recorded.get(m, {}).get("source_run") or (pretrained.card(m).get("source_run")
                        if pretrained.is_name(m) else Path(m).name) for m in members]
             macs = [profiles.get(name, {}).get("macs") for name in runs_of]
-            rows.append([teacher["name"], f"teacher: ensemble of {len(members)}", _pct(e["val"]["accuracy"]),
-                         _pct(e["test"]["accuracy"]), _pct(e["test_deduplicated"]["accuracy"]), len(members),
-                         f"{sum(macs) / 1e6:.1f}" if None not in macs else "-"])
+            rows.append([teacher["name"], f"teacher: ensemble of {len(members)}", with_tta(e["val"]["accuracy"], tta),
+                         with_tta(e["test"]["accuracy"], tta), with_tta(e["test_deduplicated"]["accuracy"], tta),
+                         len(members), f"{sum(macs) / 1e6:.1f}" if None not in macs else "-"])
         m, p = student["metrics"], profiles.get(student["name"], {})
-        dedup = m.get("test_deduplicated")
+        dedup, tta = m.get("test_deduplicated"), m.get("tta")
+        test = _pct((m.get("without_tta") or m)["accuracy"]) + (
+            f"; {with_tta(m['accuracy'], tta)}" if m.get("without_tta") else "")
         rows.append([student["name"], f"student ({student['config'].model.name}, T "
                      f"{student['config'].distil.temperature:g}, label weight {student['config'].distil.label_weight:g})",
-                     _pct(_best_row(student).get("val_categorical_accuracy")),
-                     _pct((m.get("without_tta") or m)["accuracy"]), _pct(dedup["accuracy"]) if dedup else "-", 1,
+                     _pct(_best_row(student).get("val_categorical_accuracy")), test,
+                     with_tta(dedup["accuracy"], tta) if dedup else "-", 1,
                      f"{p['macs'] / 1e6:.1f}" if p.get("macs") else "-"])
     return header, rows
 
