@@ -73,7 +73,9 @@ def started_from(source: str, *, command: str | None = None, timing: dict | None
     if pretrained.is_name(source):
         t = pretrained.card(source).get("training", {})
         keep = ("command", "epochs", "wall_seconds", "cpu_percent", "started_from")
-        return {"source": source, **{k: t[k] for k in keep if t.get(k) is not None}}
+        card = pretrained.card(source)  # the name may ship another model later: say which one it was
+        return {"source": source, "version": card.get("version", 1), "source_run": card.get("source_run"),
+                **{k: t[k] for k in keep if t.get(k) is not None}}
     if not Path(source).is_dir():  # a bare model file: nothing is known of its training
         return {"source": Path(source).name}
     run = RunModel(source)
@@ -244,7 +246,8 @@ def _started_rows(training: dict) -> list[str]:
     while chain.get("started_from"):
         chain = chain["started_from"]
         hours = f"{chain['wall_seconds'] / 3600:.2f} h" if chain.get("wall_seconds") else "wall time not recorded"
-        rows.append(f"| started from | `{chain['source']}`: {chain.get('epochs')} epochs, {hours}"
+        which = f" version {chain['version']} (run {chain.get('source_run')})" if chain.get("version") else ""
+        rows.append(f"| started from | `{chain['source']}`{which}: {chain.get('epochs')} epochs, {hours}"
                     + (f" at {chain['cpu_percent']} % CPU" if chain.get("cpu_percent") else "")
                     + (f", `{chain['command']}`" if chain.get("command") else "") + " |")
         epochs.append(chain.get("epochs"))
