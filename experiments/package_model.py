@@ -50,7 +50,8 @@ def main(argv=None):
         source_timing = Path("docs/runs") / Path(source).name / TIMING_FILE
         source_command = preset_command(load_run(source)["config"]) if Path(source).is_dir() else None
         started = started_from(source, command=source_command,
-                               timing=json.loads(source_timing.read_text()) if source_timing.is_file() else None)
+                               timing=json.loads(source_timing.read_text()) if source_timing.is_file() else None,
+                               recorded=run["resolved"].get("init_from"))
     folder = package_run(args.run, args.name, root=args.root, data=args.data, usage=args.usage,
                          description=args.description, command=train_command, timing=timing, started=started,
                          compare_with=tuple(n for n in args.compare_with.split(",") if n), changes=args.changes)

@@ -136,6 +136,26 @@ def test_a_model_trained_from_another_has_both_trainings_on_its_card(tmp_path, r
     assert started_from(str(second / "model" / "model.keras")) == {"source": "model.keras"}
 
 
+def test_a_run_that_started_from_an_older_version_of_a_name_cites_that_version(tmp_path, root):
+    from fer_keras.pretrained.packaging import started_from
+
+    first, second = tiny_run(tmp_path / "first"), tiny_run(tmp_path / "second")
+    package_run(first, "named", timing={"wall_seconds": 60.0, "cpu_percent": 150}, log=lambda *_: None)
+    version_1 = started_from("named")
+    assert pretrained.identity("named") == {"version": 1, "source_run": "first"}
+    package_run(second, "named", started=version_1, changes="fine-tuned", log=lambda *_: None)
+    assert pretrained.identity("named") == {"version": 2, "source_run": "second"}
+    # a run that began from version 1 while version 2 now ships under the name
+    assert started_from("named", recorded={"version": 1, "source_run": "first"}) == version_1
+    assert started_from("named", recorded={"version": 2, "source_run": "second"})["version"] == 2
+    lost = started_from("named", recorded={"version": 1, "source_run": "elsewhere"})
+    assert lost["source_run"] == "elsewhere" and "not found" in lost["note"]
+    card = (package_run(tiny_run(tmp_path / "third"), "third", started=lost, log=lambda *_: None)
+            / "MODEL_CARD.md").read_text()
+    assert "| started from | `named` version 1 (run elsewhere): no longer shipped under this name; its training record was not found |" in card
+    assert "| in all |" not in card
+
+
 @pytest.mark.parametrize("name", ["fer2013-dcnn", "fer2013-ghostface"])
 def test_shipped_models_load_in_both_forms_and_agree_with_their_cards(name):
     """The models committed in fer_keras/pretrained/: both forms load safely, give the same

@@ -94,6 +94,13 @@ def card(name: str = DEFAULT_MODEL) -> dict:
     return data
 
 
+def identity(name: str = DEFAULT_MODEL) -> dict:
+    """Which model the name ``name`` ships now: ``{"version", "source_run"}`` from its card (a name
+    may ship another model later, so records that cite a name keep these beside it)."""
+    info = card(name)
+    return {"version": info.get("version", 1), "source_run": info.get("source_run")}
+
+
 def labels(name: str = DEFAULT_MODEL) -> list[str]:
     """Class names of pretrained model ``name``, in output order (``labels.txt``)."""
     return [line.strip() for line in (path(name) / LABELS_FILE).read_text("utf-8").splitlines() if line.strip()]

@@ -65,23 +65,41 @@ def _validation(run) -> dict:
     return {"validation": {"accuracy": float(accuracy), "epoch": int(row["epoch"]) + 1}} if accuracy is not None else {}
 
 
-def started_from(source: str, *, command: str | None = None, timing: dict | None = None) -> dict:
+def started_from(source: str, *, command: str | None = None, timing: dict | None = None,
+                 recorded: dict | None = None) -> dict:
     """How the model a run was initialised from (``--init-from``: a pretrained name or a run
     folder) was trained, for the card: ``{"source", "epochs", "command", "wall_seconds",
     "cpu_percent"}`` (``command`` and ``timing`` as for :func:`package_run`; a pretrained source's
-    come from its own card, including where *it* started from)."""
+    come from its own card, including where *it* started from).
+
+    ``recorded`` is the ``{"version", "source_run"}`` the run wrote when it started (its
+    ``resolved.init_from``): when the name ships another model since, the record of the one the run
+    started from is found in the current card's chain, or only its identity is kept.
+    """
     if pretrained.is_name(source):
-        t = pretrained.card(source).get("training", {})
         keep = ("command", "epochs", "wall_seconds", "cpu_percent", "started_from")
-        card = pretrained.card(source)  # the name may ship another model later: say which one it was
-        return {"source": source, "version": card.get("version", 1), "source_run": card.get("source_run"),
-                **{k: t[k] for k in keep if t.get(k) is not None}}
+        training = pretrained.card(source).get("training", {})
+        record = {"source": source, **pretrained.identity(source),
+                  **{k: training[k] for k in keep if training.get(k) is not None}}
+        if not recorded or _same_model(record, recorded):
+            return record
+        while record.get("started_from"):  # an older version of the name, cited by a newer one
+            record = record["started_from"]
+            if record.get("source") == source and _same_model(record, recorded):
+                return record
+        return {"source": source, **{k: recorded.get(k) for k in ("version", "source_run")},
+                "note": "no longer shipped under this name; its training record was not found"}
     if not Path(source).is_dir():  # a bare model file: nothing is known of its training
         return {"source": Path(source).name}
     run = RunModel(source)
     epochs = (run.run.metrics() or {}).get("training", {}).get("epochs")
     return {"source": run.run_dir.name, "epochs": epochs, "command": command,
             **({k: timing.get(k) for k in ("wall_seconds", "cpu_percent")} if timing else {})}
+
+
+def _same_model(record: dict, recorded: dict) -> bool:
+    return (record.get("version", 1), record.get("source_run")) == (recorded.get("version", 1),
+                                                                     recorded.get("source_run"))
 
 
 def distilled_from(run: RunModel) -> dict | None:
@@ -247,6 +265,10 @@ def _started_rows(training: dict) -> list[str]:
         chain = chain["started_from"]
         hours = f"{chain['wall_seconds'] / 3600:.2f} h" if chain.get("wall_seconds") else "wall time not recorded"
         which = f" version {chain['version']} (run {chain.get('source_run')})" if chain.get("version") else ""
+        if chain.get("note"):
+            rows.append(f"| started from | `{chain['source']}`{which}: {chain['note']} |")
+            epochs.append(None)
+            break
         rows.append(f"| started from | `{chain['source']}`{which}: {chain.get('epochs')} epochs, {hours}"
                     + (f" at {chain['cpu_percent']} % CPU" if chain.get("cpu_percent") else "")
                     + (f", `{chain['command']}`" if chain.get("command") else "") + " |")

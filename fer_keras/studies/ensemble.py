@@ -84,10 +84,7 @@ def choose_weights(probabilities: list[np.ndarray], labels: np.ndarray, step: fl
 
 def _version(model: str) -> dict:
     """A pretrained member's version and source run (a name may later ship another model)."""
-    if not pretrained.is_name(model):
-        return {}
-    card = pretrained.card(model)
-    return {"version": card.get("version", 1), "source_run": card.get("source_run")}
+    return pretrained.identity(model) if pretrained.is_name(model) else {}
 
 
 @dataclasses.dataclass

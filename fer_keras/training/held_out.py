@@ -33,8 +33,7 @@ def held_out_seen_by(source: str, config: ExperimentConfig, parts: dict) -> dict
     """
     record = {"source": source, "val_images_it_trained_on": None, "test_images_it_trained_on": None}
     if pretrained.is_name(source):  # the name may ship another model later: say which one this was
-        card = pretrained.card(source)
-        record.update(source_run=card.get("source_run"), version=card.get("version", 1))
+        record.update(pretrained.identity(source))
     donor = trained_config(source)
     if donor is None:
         return {**record, "not_checked": "a model file without its run's config"}
