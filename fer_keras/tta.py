@@ -25,6 +25,11 @@ from fer_keras.config import check_tta
 CROP_FRACTION = 0.9
 
 
+def view_count(mode: str) -> int:
+    """Model calls per face in ``mode`` (the length of :func:`views`): 1, 2 or 12."""
+    return {"none": 1, "flip": 2, "flip+crops": 12}[check_tta(mode)]
+
+
 def views(batch, mode: str) -> list[np.ndarray]:
     """The views of ``batch`` (B, H, W, C) that ``mode`` averages over, each (B, H, W, C) float32."""
     x = np.asarray(batch, np.float32)

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from fer_keras.errors import ConfigError
-from fer_keras.tta import average_probabilities, views
+from fer_keras.tta import average_probabilities, view_count, views
 
 
 def _faces(n=2, side=20):
@@ -14,7 +14,7 @@ def test_views_per_mode_have_the_input_shape():
     x = _faces()
     for mode, count in (("none", 1), ("flip", 2), ("flip+crops", 12)):
         got = views(x, mode)
-        assert len(got) == count and all(v.shape == x.shape and v.dtype == np.float32 for v in got), mode
+        assert len(got) == count == view_count(mode) and all(v.shape == x.shape and v.dtype == np.float32 for v in got), mode
     flip = views(x, "flip")
     np.testing.assert_array_equal(flip[0], x)
     np.testing.assert_array_equal(flip[1], x[:, :, ::-1])

@@ -318,7 +318,8 @@ def test_students_stand_beside_their_teacher_ensembles_with_each_figures_tta_sai
     header, rows = distillation_rows([ensemble("e", "flip"), student("s", "e", "flip"), student("lone", "gone", "none")],
                                      profiles)
     assert header[2:5] == ["validation %", "test %", "test minus Training copies %"]
-    assert rows == [["e", "teacher: ensemble of 2", "68.00 (flip TTA)", "66.00 (flip TTA)", "65.00 (flip TTA)", 2, "300.0"],
+    assert rows == [["e", "teacher: ensemble of 2", "68.00 (flip TTA)", "66.00 (flip TTA)", "65.00 (flip TTA)", 2,
+                     "600.0 (2 views)"],
                     ["s", "student (dcnn, T 2, label weight 0.5)", "65.76", "65.50; 66.00 (flip TTA)", "64.90 (flip TTA)",
                      1, "495.6"],
                     ["lone", "student (dcnn, T 2, label weight 0.5)", "65.76", "66.00", "64.90", 1, "-"]]

@@ -16,6 +16,7 @@ from fer_keras.markdown import num as _num
 from fer_keras.markdown import pct as _pct
 from fer_keras.studies.published import STUDY_A, STUDY_A_MODELS, STUDY_B, STUDY_B_MODEL, STUDY_BUDGETS
 from fer_keras.training.presets import preset_flags
+from fer_keras.tta import view_count
 
 #: Training cost of one image as a multiple of its forward MACs: forward + backward (2x) = 3x,
 #: times 2 FLOPs per MAC = 6. NSL adds a gradient w.r.t. the input and a second forward/backward
@@ -411,7 +412,8 @@ def distillation_rows(runs, profiles):
     """Each distilled run (``--teacher``) beside its teacher when the teacher's run folder is among
     ``runs``: validation (the student's tested epoch; the ensemble's weighted average), test,
     test minus Training copies, models per face and multiply-adds per face (the ensemble's: its
-    members', summed, from their training runs' profiles where known). A figure measured with
+    members', summed, from their training runs' profiles where known, times its TTA views; the
+    student's: one view, the cost of its figure without TTA). A figure measured with
     test-time augmentation says which in brackets; the student's test without TTA comes first."""
     header = ["model", "what", "validation %", "test %", "test minus Training copies %",
               "models per face", "multiply-adds per face (M)"]
@@ -425,12 +427,13 @@ def distillation_rows(runs, profiles):
             e, tta = teacher["metrics"]["results"]["ensemble"], teacher["metrics"].get("tta")
             members = teacher["metrics"]["weights"]
             recorded = teacher["resolved"].get("members", {})
-            runs_of = [recorded.get(m, {}).get("source_run") or (pretrained.card(m).get("source_run")
+            runs_of = [recorded.get(m, {}).get("source_run") or (pretrained.identity(m)["source_run"]
                        if pretrained.is_name(m) else Path(m).name) for m in members]
-            macs = [profiles.get(name, {}).get("macs") for name in runs_of]
+            macs, n_views = [profiles.get(name, {}).get("macs") for name in runs_of], view_count(tta or "none")
+            cost = f"{sum(macs) * n_views / 1e6:.1f}" + (f" ({n_views} views)" if n_views > 1 else "")
             rows.append([teacher["name"], f"teacher: ensemble of {len(members)}", with_tta(e["val"]["accuracy"], tta),
                          with_tta(e["test"]["accuracy"], tta), with_tta(e["test_deduplicated"]["accuracy"], tta),
-                         len(members), f"{sum(macs) / 1e6:.1f}" if None not in macs else "-"])
+                         len(members), cost if None not in macs else "-"])
         m, p = student["metrics"], profiles.get(student["name"], {})
         dedup, tta = m.get("test_deduplicated"), m.get("tta")
         test = _pct((m.get("without_tta") or m)["accuracy"]) + (
