@@ -23,7 +23,7 @@ from fer_keras.errors import ConfigError, DataError
 from fer_keras.files import atomic_write_text, ensure_writable_dir, write_json
 from fer_keras.nsl import base_model
 from fer_keras.runs import CONFUSION_FIGURE, TTA_FILE, RunFolder
-from fer_keras.tta import average_probabilities, views
+from fer_keras.tta import average_probabilities, view_count
 
 #: The order in which Study A printed NSL's evaluate figures.
 METRIC_ORDER = ("loss", "categorical_crossentropy", "categorical_accuracy", "scaled_adversarial_loss")
@@ -182,7 +182,7 @@ def select_tta(run_dir, data=None, *, modes=TTA_MODES, log=print) -> dict:
     for mode in modes:
         result = evaluate_model_on_data(classifier, val, tta=mode, log=log)
         scored[mode] = {"accuracy": result["accuracy"], "macro_f1": result["macro_f1"],
-                        "views": len(views(val.images[:1], mode)), "seconds": result["seconds"]}
+                        "views": view_count(mode), "seconds": result["seconds"]}
         log(f"{run.name}: validation accuracy {result['accuracy']:.4f}, macro F1 {result['macro_f1']:.4f} "
             f"with TTA {mode} ({result['images']:,} images)")
     best = max(scored, key=lambda m: (scored[m]["accuracy"], -scored[m]["views"]))
