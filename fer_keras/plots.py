@@ -297,6 +297,35 @@ def accuracy_vs_cost(points: list[dict], path, title: str = "Test accuracy again
     return _save(fig, path)
 
 
+def ablation_changes(rows: list[dict], keep_points: float, path,
+                     title: str = "Recipe ablation: one change at a time") -> Path:
+    """Two bar panels, one bar per change (``{"change", "validation_gain" (points over the base),
+    "fgsm" (accuracy fraction at 1/255, or None), "base_fgsm"}``): the validation gain with the keep
+    threshold ``keep_points`` marked, and the FGSM accuracy with the base's marked."""
+    fig, (gain, fgsm) = _subplots(1, 2, figsize=(10, 0.5 * len(rows) + 1.8))
+    y = np.arange(len(rows))
+    gains = [r["validation_gain"] for r in rows]
+    gain.barh(y, gains, color=["C2" if g >= keep_points else "C7" for g in gains])
+    gain.axvline(0, color="black", lw=0.8)
+    gain.axvline(keep_points, color="C3", ls="--", lw=1, label=f"kept from +{keep_points:g}")
+    gain.set_yticks(y, [r["change"] for r in rows], fontsize=8)
+    gain.invert_yaxis()
+    gain.set_xlabel("validation accuracy over the base (points)")
+    gain.legend(fontsize=7, loc="lower right")
+    shown = [100 * (r["fgsm"] or 0) for r in rows]
+    fgsm.barh(y, shown, color=["C0" if r["fgsm"] is not None else "none" for r in rows])
+    if rows and rows[0].get("base_fgsm") is not None:
+        fgsm.axvline(100 * rows[0]["base_fgsm"], color="black", ls=":", lw=1, label="base")
+        fgsm.legend(fontsize=7, loc="lower right")
+    fgsm.set_yticks(y, [""] * len(rows))
+    fgsm.invert_yaxis()
+    fgsm.set_xlabel("test accuracy under FGSM at 1/255 (%)")
+    for ax in (gain, fgsm):
+        ax.grid(alpha=0.3, axis="x")
+    fig.suptitle(title, fontsize=10)
+    return _save(fig, path)
+
+
 def framing_curves(rows: list[dict], reference: float, path,
                    title: str = "Accuracy (misses counted wrong) against crop margin") -> Path:
     """One panel per framing, accuracy counting misses as wrong against the crop margin: one colour

@@ -250,6 +250,34 @@ def test_ablation_rows_are_the_runs_of_the_ablation_preset_each_with_its_one_cha
     assert [row.split(" | ")[0] for row in rows[1:]] == ["| `--augment basic+flip+erase`",
                                                         "| `--optimizer sgd --lr 0.01 --nesterov`"]
     assert ablation_lines([other]) == []
+    assert not any("recipe_ablation.png" in line for line in lines)  # no figure without an output folder
+
+
+def test_ablation_figure_shows_each_changes_validation_gain_and_fgsm_accuracy(tmp_path, monkeypatch):
+    from fer_keras import plots
+    from fer_keras.studies.report.render import FIGURES, ablation_lines
+    from fer_keras.training.presets import preset_config
+
+    def run(name, val, fgsm, **changes):
+        config = preset_config("ablation-fer2013", "path/to/fer2013").replace(**changes)
+        return {"name": name, "kind": "train", "speed": False, "config": config, "timing": {},
+                "metrics": {"accuracy": 0.64, "training": {"epochs": 20}},
+                "history": [{"val_categorical_accuracy": 0.5}, {"val_categorical_accuracy": val}],
+                "robustness": {"epsilons": [0.0, 1 / 255], "fgsm": [0.64, fgsm]}}
+
+    runs = [run("base", 0.6294, 0.336), run("crop", 0.6346, 0.318, augment__name="basic+flip+crop"),
+            run("ls", 0.6290, 0.35, training__label_smoothing=0.1)]
+    drawn = {}
+    real = plots.ablation_changes
+    monkeypatch.setattr(plots, "ablation_changes", lambda rows, keep, path: drawn.update(rows=rows, keep=keep)
+                        or real(rows, keep, path))
+    lines = ablation_lines(runs, tmp_path)
+    assert f"![Validation gain and FGSM accuracy of each change]({FIGURES['ablation']})" in lines
+    assert (tmp_path / FIGURES["ablation"]).stat().st_size > 1000 and drawn["keep"] == 0.5
+    gains = {r["change"]: round(r["validation_gain"], 2) for r in drawn["rows"]}
+    assert gains == {"--augment basic+flip+crop": 0.52, "--label-smoothing 0.1": -0.04}
+    assert [r["fgsm"] for r in drawn["rows"]] == [0.318, 0.35] and drawn["rows"][0]["base_fgsm"] == 0.336
+    assert not any("png" in line for line in ablation_lines(runs[:1], tmp_path))  # the base alone: no figure
 
 
 def test_nsl_runs_are_set_beside_their_plain_twins_with_their_robustness():

@@ -15,17 +15,19 @@ from fer_keras.models import build_model, get_spec
 from fer_keras.runs import CONFIG_FILE, CONFUSION_FIGURE, CURVES_FIGURE, FIGURES_DIR
 from fer_keras.studies.published import STUDY_A, STUDY_B, STUDY_B_MIA, STUDY_B_MODEL
 from fer_keras.studies.report.load import DEFAULT_PATTERNS, find_runs, model_profile
-from fer_keras.studies.report.tables import (ABLATION_PRESET, NSL_COST_FACTOR, TRAIN_FLOPS_PER_MAC, ablation_rows,
+from fer_keras.studies.report.tables import (ABLATION_KEEP_POINTS, ABLATION_PRESET, NSL_COST_FACTOR,
+                                             TRAIN_FLOPS_PER_MAC, attack_accuracy, ablation_rows, ablation_runs,
                                              accuracy_rows, cost_rows, data_label, distillation_rows, full_data,
                                              full_data_rows, nsl_twin_groups, nsl_twin_rows, per_class_rows,
                                              precision_rows, scale_rows, selection_warnings, split_label,
-                                             study_b_rows, training_label, xla_lines)
+                                             last_validation, study_b_rows, training_label, xla_lines)
 from fer_keras.studies.robustness import comparison_rows
 from fer_keras.training.presets import STUDY_RECIPES, command, get_preset, preset_config
 
 README_START, README_END = "<!-- results:start -->", "<!-- results:end -->"
 #: The report's own figures, in a folder beside RESULTS.md.
-FIGURES = {"curves": "figures/learning_curves.png", "cost": "figures/accuracy_vs_cost.png"}
+FIGURES = {"curves": "figures/learning_curves.png", "cost": "figures/accuracy_vs_cost.png",
+           "ablation": "figures/recipe_ablation.png"}
 #: ``benchmarks/compare_fer.py``'s output: the shipped model against the ``fer`` package's on PublicTest.
 PEER_COMPARISON = "peers/compare_fer.json"
 #: Sustained fp32 throughput assumed for the GPU wall-time estimates of the full recipes
@@ -205,13 +207,24 @@ def distillation_lines(runs, profiles) -> list[str]:
                     "epoch, test is scored once.", *distillation_rows(runs, profiles))
 
 
-def ablation_lines(runs) -> list[str]:
-    """The recipe ablation table (:func:`ablation_rows`), when its runs exist."""
-    return _section("Recipe ablation (DCNN, one change at a time)",
-                    f"Each row is `--preset {ABLATION_PRESET}` plus one change, on full FER2013 (validation = the "
-                    "seeded 10 % of Training, test = PublicTest, evaluated once, training copies of held-out faces "
-                    "dropped). Validation decides what the recipe keeps; the test column is reported, never used to "
-                    "choose. FGSM on 1,000 PublicTest faces (`experiments/run_robustness.py`).", *ablation_rows(runs))
+def ablation_lines(runs, out_dir: Path | None = None) -> list[str]:
+    """The recipe ablation table (:func:`ablation_rows`), when its runs exist, and under ``out_dir`` its
+    figure (:data:`FIGURES` ``"ablation"``) once the base and a change have finished."""
+    lines = _section("Recipe ablation (DCNN, one change at a time)",
+                     f"Each row is `--preset {ABLATION_PRESET}` plus one change, on full FER2013 (validation = the "
+                     "seeded 10 % of Training, test = PublicTest, evaluated once, training copies of held-out faces "
+                     "dropped). Validation decides what the recipe keeps; the test column is reported, never used to "
+                     "choose. FGSM on 1,000 PublicTest faces (`experiments/run_robustness.py`).", *ablation_rows(runs))
+    found = dict(ablation_runs(runs))
+    base = found.pop("base", None)
+    if out_dir is None or base is None or not found or last_validation(base) is None:
+        return lines
+    rows = [{"change": change, "validation_gain": 100 * (float(last_validation(r)) - float(last_validation(base))),
+             "fgsm": attack_accuracy(r, "fgsm", 1 / 255), "base_fgsm": attack_accuracy(base, "fgsm", 1 / 255)}
+            for change, r in found.items() if last_validation(r) is not None]
+    (out_dir / FIGURES["ablation"]).parent.mkdir(parents=True, exist_ok=True)
+    plots.ablation_changes(rows, ABLATION_KEEP_POINTS, out_dir / FIGURES["ablation"])
+    return [*lines, f"![Validation gain and FGSM accuracy of each change]({FIGURES['ablation']})", ""]
 
 
 def precision_lines(runs) -> list[str]:
@@ -274,7 +287,7 @@ def results_markdown(runs: list[dict], profiles: dict, out_dir: Path | None = No
             *(full_rows[1:] if full_rows else ["No full-data run yet."]), "",
             *peer_lines(out_dir),
             "### Study B on FER2013: GhostFace and its augmentations", "", *study_b_lines(train, profiles), "",
-            *report_figures(train, profiles, out_dir), *nsl_twin_lines(train), *ablation_lines(train),
+            *report_figures(train, profiles, out_dir), *nsl_twin_lines(train), *ablation_lines(train, out_dir),
             "## Full-data runs in detail", "",
             "### Test figures", "",
             "Loss figures are Keras/NSL `evaluate`'s (with NSL: loss = cross-entropy + adversarial loss). Study B's "

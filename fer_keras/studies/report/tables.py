@@ -371,40 +371,57 @@ def full_data_rows(runs):
 
 #: The recipe ablation's base preset (:mod:`fer_keras.training.presets`): its rows are the runs made from it.
 ABLATION_PRESET = "ablation-fer2013"
+#: A change is kept when it adds at least this many validation points over the base (docs/findings.md).
+ABLATION_KEEP_POINTS = 0.5
+
+
+def attack_accuracy(run: dict, attack: str, epsilon: float) -> float | None:
+    """Accuracy (fraction) under ``attack`` at ``epsilon`` (input units) from the run's robustness.json."""
+    rob = run.get("robustness")
+    if not rob or attack not in rob:
+        return None
+    at = [i for i, e in enumerate(rob["epsilons"]) if abs(e - epsilon) < 1e-6]
+    return rob[attack][at[0]] if at else None
 
 
 def _attacked(run: dict, attack: str, epsilon: float) -> str:
-    """Accuracy % under ``attack`` at ``epsilon`` (input units) from the run's robustness.json, or '-'."""
-    rob = run.get("robustness")
-    if not rob or attack not in rob:
-        return "-"
-    at = [i for i, e in enumerate(rob["epsilons"]) if abs(e - epsilon) < 1e-6]
-    return _pct(rob[attack][at[0]]) if at else "-"
+    """Accuracy % under ``attack`` at ``epsilon`` from the run's robustness.json, or '-'."""
+    return _pct(attack_accuracy(run, attack, epsilon))
 
 
-def ablation_rows(runs):
-    """The recipe ablation: the finished full-data runs of :data:`ABLATION_PRESET`, each one change from it
-    (the flags it adds), with validation (last epoch: the recipe keeps no best epoch), PublicTest without
-    TTA, the de-duplicated test, FGSM at 1/255 and 2/255 (robustness.json) and the run's cost."""
-    header = ["change from the base", "run", "epochs", "wall h, CPU %", "validation % (last epoch)",
-              "test % (no TTA)", "test minus Training copies %", "FGSM 1/255 %", "FGSM 2/255 %"]
-    rows = []
-    prefix = f"--preset {ABLATION_PRESET}"
+def ablation_runs(runs) -> list[tuple[str, dict]]:
+    """The recipe ablation's runs: ``(change, run)`` for each finished full-data run of
+    :data:`ABLATION_PRESET` plus at most one change (its added flags; ``"base"`` for none), base first."""
+    prefix, found = f"--preset {ABLATION_PRESET}", []
     for r in runs:
-        m, t = r.get("metrics"), r.get("timing", {})
-        if r["kind"] != "train" or not m or r["speed"] or not full_data(r):
+        if r["kind"] != "train" or not r.get("metrics") or r["speed"] or not full_data(r):
             continue
         flags = preset_flags(r["config"]) or ""
         if (flags != prefix and not flags.startswith(prefix + " ")) or "--model" in flags or "--epochs" in flags:
             continue  # another recipe, or another model or schedule length: not one choice of the ablation
+        found.append((flags[len(prefix):].strip() or "base", r))
+    return sorted(found, key=lambda item: item[0] != "base")
+
+
+def last_validation(run: dict) -> float | None:
+    """The run's last-epoch validation accuracy (fraction), or None without a history."""
+    return (run["history"][-1] if run["history"] else {}).get("val_categorical_accuracy")
+
+
+def ablation_rows(runs):
+    """The recipe ablation (:func:`ablation_runs`), each with validation (last epoch: the recipe keeps no
+    best epoch), PublicTest without TTA, the de-duplicated test, FGSM at 1/255 and 2/255
+    (robustness.json) and the run's cost."""
+    header = ["change from the base", "run", "epochs", "wall h, CPU %", "validation % (last epoch)",
+              "test % (no TTA)", "test minus Training copies %", "FGSM 1/255 %", "FGSM 2/255 %"]
+    rows = []
+    for change, r in ablation_runs(runs):
+        m, t = r["metrics"], r.get("timing", {})
         plain, dedup = m.get("without_tta") or m, m.get("test_deduplicated")
-        rows.append([f"`{flags[len(prefix):].strip()}`" if flags != prefix else "base", r["name"],
-                     m["training"]["epochs"],
+        rows.append([change if change == "base" else f"`{change}`", r["name"], m["training"]["epochs"],
                      f"{t['wall_seconds'] / 3600:.2f}, {t['cpu_percent']:.0f}" if t else "-",
-                     _pct((r["history"][-1] if r["history"] else {}).get("val_categorical_accuracy")),
-                     _pct(plain["accuracy"]), _pct(dedup["accuracy"]) if dedup else "-",
+                     _pct(last_validation(r)), _pct(plain["accuracy"]), _pct(dedup["accuracy"]) if dedup else "-",
                      _attacked(r, "fgsm", 1 / 255), _attacked(r, "fgsm", 2 / 255)])
-    rows.sort(key=lambda row: row[0] != "base")
     return header, rows
 
 
