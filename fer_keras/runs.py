@@ -58,6 +58,8 @@ METRICS_FILE = "metrics.json"
 REPORT_FILE = "classification_report.txt"
 LABEL_NOISE_FILE = "label_noise.json"
 ROBUSTNESS_FILE = "robustness.json"
+#: The same attacks on the validation split (``run_robustness.py --split val``): a figure that may choose.
+ROBUSTNESS_VAL_FILE = "robustness_val.json"
 TTA_FILE = "tta_validation.json"
 TEACHER_FILE = "teacher_probabilities.npy"  # a distilled run's teacher, on its training faces
 FIGURES_DIR = "figures"
@@ -331,11 +333,11 @@ class RunFolder:
             raise ConfigError(f"{self.path}: not a finished run folder (needs {MODEL_DIR}/{KERAS_FILE})")
         return load_keras(self.model_file, trusted)
 
-    def test_split(self, data: str | None = None, limit: int | None = None):
-        """The run's test split re-made from its config (``data``: the data's path, if it moved;
-        ``limit``: a stratified sample of that many images)."""
+    def test_split(self, data: str | None = None, limit: int | None = None, part: str = "test"):
+        """The run's test split (or ``part="val"``: validation split) re-made from its config (``data``:
+        the data's path, if it moved; ``limit``: a stratified sample of that many images)."""
         config = self._config_with_data(data)
-        return test_split(config.data, config.seed, limit)
+        return test_split(config.data, config.seed, limit, part)
 
     def prepared_data(self, data: str | None = None, faces=None):
         """The run's ``(parts, extras)`` re-made from its config, as

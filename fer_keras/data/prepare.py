@@ -80,10 +80,10 @@ def prepare_data(data, seed: int = 42, log: Callable = print, return_extras: boo
     return (parts, extras) if return_extras else parts
 
 
-def test_split(data, seed: int = 42, limit: int | None = None) -> FaceData:
+def test_split(data, seed: int = 42, limit: int | None = None, part: str = "test") -> FaceData:
     """The test split ``data`` (a DataConfig) makes (label noise never touches it), or a stratified
-    sample of ``limit`` of its images."""
-    test = prepare_data(dataclasses.replace(data, label_noise=0.0), seed, log=lambda *a: None)["test"]
+    sample of ``limit`` of its images; ``part="val"`` gives the validation split the same way."""
+    held_out = prepare_data(dataclasses.replace(data, label_noise=0.0), seed, log=lambda *a: None)[part]
     if limit:
-        test = test.take(stratified_indices(test.labels, limit, seed))
-    return test
+        held_out = held_out.take(stratified_indices(held_out.labels, limit, seed))
+    return held_out

@@ -57,3 +57,21 @@ def test_write_comparison_needs_same_epsilons(tmp_path):
             "settings": {"pgd_steps": 1, "pgd_step_size": 0.1, "nsl_grad_norm": None, "white_box": True}}
     with pytest.raises(ConfigError, match="different --epsilons"):
         write_comparison([{**base, "epsilons": [0.0]}, {**base, "epsilons": [0.1]}], tmp_path)
+
+
+def test_the_validation_split_is_attacked_into_its_own_file(tmp_path, monkeypatch):
+    from fer_keras.runs import RunFolder
+
+    run = _fake_run(tmp_path, "a-plain", False)
+    argv = ["run_robustness.py", "--runs", str(run), "--split", "val", "--epsilons", "0,4/255", "--pgd-steps", "2",
+            "--out", str(tmp_path / "cmp")]
+    monkeypatch.setattr(sys, "argv", argv)
+    runpy.run_path(str(ROOT / "experiments" / "run_robustness.py"), run_name="__main__")
+    res = json.loads((run / "robustness_val.json").read_text())
+    val, test = (RunFolder.open(run).test_split(part=part) for part in ("val", "test"))
+    assert res["split"] == "val" and res["images"] == len(val) and len(val) != len(test)
+    assert not (run / "robustness.json").exists() and (run / "figures" / "robustness_val.png").is_file()
+    (cmp,) = (tmp_path / "cmp").iterdir()
+    assert f"Accuracy on {len(val)} validation images per run" in (cmp / "robustness_table.md").read_text()
+    with pytest.raises(ConfigError, match="--split train: must be one of test, val"):
+        evaluate_run(run, split="train")

@@ -12,11 +12,12 @@ from fer_keras.errors import ConfigError
 from fer_keras.files import write_json
 from fer_keras.runs import (CONFIG_FILE, CONFUSION_FIGURE, CURVES_FIGURE, FIGURES_DIR, FRAMING_FIGURE, HISTORY_FILE,
                             LABEL_NOISE_FILE, LOG_FILE, METRICS_FILE, PROFILE_FILE, REPORT_FILE, ROBUSTNESS_FILE,
-                            SUMMARY_FILE, TABLE_CSV_FILE, TABLE_MD_FILE, TIMING_FILE, TTA_FILE, RunFolder)
+                            ROBUSTNESS_VAL_FILE, SUMMARY_FILE, TABLE_CSV_FILE, TABLE_MD_FILE, TIMING_FILE, TTA_FILE,
+                            RunFolder)
 
 #: Small result files copied from a run folder into ``docs/runs/<run>/`` (never weights).
 RESULT_FILES = (CONFIG_FILE, METRICS_FILE, HISTORY_FILE, LOG_FILE, REPORT_FILE, LABEL_NOISE_FILE, ROBUSTNESS_FILE,
-                TTA_FILE, TIMING_FILE, PROFILE_FILE, SUMMARY_FILE, TABLE_MD_FILE, TABLE_CSV_FILE,
+                ROBUSTNESS_VAL_FILE, TTA_FILE, TIMING_FILE, PROFILE_FILE, SUMMARY_FILE, TABLE_MD_FILE, TABLE_CSV_FILE,
                 f"{FIGURES_DIR}/{CURVES_FIGURE}", f"{FIGURES_DIR}/{CONFUSION_FIGURE}",
                 f"{FIGURES_DIR}/{FRAMING_FIGURE}")
 
