@@ -42,7 +42,7 @@ def main(argv=None):
 
     run = RunModel(args.run, trusted=args.trust_model)
     other = RunModel(args.compare, trusted=args.trust_model, what="--compare") if args.compare else None
-    test = run.run.test_split(args.data, args.limit)
+    test = run.run.held_out_split(args.data, args.limit)
     out = ensure_writable_dir(args.out or Path(args.run) / FIGURES_DIR / "explain")
     summary = explain_run(run, test, out, other, args.threshold, args.count, args.layer)
     if args.conflicts:

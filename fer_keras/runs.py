@@ -45,7 +45,7 @@ import tensorflow as tf
 
 from fer_keras.config import ExperimentConfig
 from fer_keras.data.pipeline import InputSpec
-from fer_keras.data.prepare import prepare_data, test_split
+from fer_keras.data.prepare import held_out_split, prepare_data
 from fer_keras.errors import ConfigError, DataError
 from fer_keras.export.files import KERAS_FILE, SAVED_MODEL_DIR
 from fer_keras.files import ensure_writable_dir, lock_folder, read_json, release_lock, write_json
@@ -333,11 +333,11 @@ class RunFolder:
             raise ConfigError(f"{self.path}: not a finished run folder (needs {MODEL_DIR}/{KERAS_FILE})")
         return load_keras(self.model_file, trusted)
 
-    def test_split(self, data: str | None = None, limit: int | None = None, part: str = "test"):
-        """The run's test split (or ``part="val"``: validation split) re-made from its config (``data``:
+    def held_out_split(self, data: str | None = None, limit: int | None = None, part: str = "test"):
+        """The run's test split (``part="val"``: its validation split) re-made from its config (``data``:
         the data's path, if it moved; ``limit``: a stratified sample of that many images)."""
         config = self._config_with_data(data)
-        return test_split(config.data, config.seed, limit, part)
+        return held_out_split(config.data, config.seed, limit, part)
 
     def prepared_data(self, data: str | None = None, faces=None):
         """The run's ``(parts, extras)`` re-made from its config, as

@@ -121,18 +121,22 @@ def test_a_model_trained_from_another_has_both_trainings_on_its_card(tmp_path, r
                           timing={"wall_seconds": 7000.0, "cpu_percent": 167})
     assert source == {"source": "first", "epochs": 30, "command": "python experiments/run_nsl.py --preset x",
                       "wall_seconds": 7000.0, "cpu_percent": 167}
-    folder = package_run(second, "restarted", timing={"wall_seconds": 5400.0, "cpu_percent": 180}, started=source,
-                         log=lambda *_: None)
+    folder = package_run(second, "restarted", started=source, log=lambda *_: None,
+                         timing={"wall_seconds": 5400.0, "cpu_percent": 180,
+                                 "cpu_percent_of": "the timed 4000 s of 5400 s"})
     assert pretrained.card("restarted")["training"]["started_from"] == source
     card = (folder / "MODEL_CARD.md").read_text()
     assert "| started from | `first`: 30 epochs, 1.94 h at 167 % CPU, `python experiments/run_nsl.py --preset x` |" in card
+    assert "), 180 % CPU (over the timed 4000 s of 5400 s) |" in card  # a share of part of the run says so
     assert "| in all | 54 epochs, 3.44 h |" in card
     # a model fine-tuned from that pretrained one: its card's training, chain included
     assert started_from("restarted") == {"source": "restarted", "version": 1, "source_run": "second", "epochs": 24,
-                                         "wall_seconds": 5400.0, "cpu_percent": 180, "started_from": source}
+                                         "wall_seconds": 5400.0, "cpu_percent": 180,
+                                         "cpu_percent_of": "the timed 4000 s of 5400 s", "started_from": source}
     third = tiny_run(tmp_path / "third")  # and its card names which version of the name it started from
     card = (package_run(third, "third", started=started_from("restarted"), log=lambda *_: None) / "MODEL_CARD.md").read_text()
-    assert "| started from | `restarted` version 1 (run second): 24 epochs, 1.50 h at 180 % CPU |" in card
+    assert ("| started from | `restarted` version 1 (run second): 24 epochs, 1.50 h at 180 % CPU (over the timed "
+            "4000 s of 5400 s) |") in card
     assert started_from(str(second / "model" / "model.keras")) == {"source": "model.keras"}
 
 

@@ -80,9 +80,9 @@ def prepare_data(data, seed: int = 42, log: Callable = print, return_extras: boo
     return (parts, extras) if return_extras else parts
 
 
-def test_split(data, seed: int = 42, limit: int | None = None, part: str = "test") -> FaceData:
-    """The test split ``data`` (a DataConfig) makes (label noise never touches it), or a stratified
-    sample of ``limit`` of its images; ``part="val"`` gives the validation split the same way."""
+def held_out_split(data, seed: int = 42, limit: int | None = None, part: str = "test") -> FaceData:
+    """The held-out split ``part`` ("test" or "val") that ``data`` (a DataConfig) makes (label noise
+    never touches it), or a stratified sample of ``limit`` of its images."""
     held_out = prepare_data(dataclasses.replace(data, label_noise=0.0), seed, log=lambda *a: None)[part]
     if limit:
         held_out = held_out.take(stratified_indices(held_out.labels, limit, seed))

@@ -94,10 +94,11 @@ def card(name: str = DEFAULT_MODEL) -> dict:
     return data
 
 
-def identity(name: str = DEFAULT_MODEL) -> dict:
+def identity(name: str = DEFAULT_MODEL, info: dict | None = None) -> dict:
     """Which model the name ``name`` ships now: ``{"version", "source_run"}`` from its card (a name
-    may ship another model later, so records that cite a name keep these beside it)."""
-    info = card(name)
+    may ship another model later, so records that cite a name keep these beside it); ``info``: the
+    card already read, if at hand."""
+    info = card(name) if info is None else info
     return {"version": info.get("version", 1), "source_run": info.get("source_run")}
 
 

@@ -77,9 +77,10 @@ def started_from(source: str, *, command: str | None = None, timing: dict | None
     started from is found in the current card's chain, or only its identity is kept.
     """
     if pretrained.is_name(source):
-        keep = ("command", "epochs", "wall_seconds", "cpu_percent", "started_from")
-        training = pretrained.card(source).get("training", {})
-        record = {"source": source, **pretrained.identity(source),
+        keep = ("command", "epochs", "wall_seconds", "cpu_percent", "cpu_percent_of", "started_from")
+        info = pretrained.card(source)
+        training = info.get("training", {})
+        record = {"source": source, **pretrained.identity(source, info),
                   **{k: training[k] for k in keep if training.get(k) is not None}}
         if not recorded or _same_model(record, recorded):
             return record
@@ -94,7 +95,8 @@ def started_from(source: str, *, command: str | None = None, timing: dict | None
     run = RunModel(source)
     epochs = (run.run.metrics() or {}).get("training", {}).get("epochs")
     return {"source": run.run_dir.name, "epochs": epochs, "command": command,
-            **({k: timing.get(k) for k in ("wall_seconds", "cpu_percent")} if timing else {})}
+            **({k: timing.get(k) for k in ("wall_seconds", "cpu_percent")} if timing else {}),
+            **({"cpu_percent_of": timing["cpu_percent_of"]} if timing and timing.get("cpu_percent_of") else {})}
 
 
 def _same_model(record: dict, recorded: dict) -> bool:
@@ -168,8 +170,10 @@ def package_run(run_dir: str | os.PathLike, name: str, *, root: str | os.PathLik
     are scored on its ``usage`` rows in every TTA mode into the card's ``evaluation``. The card
     names data sets by their file or folder name, never the training machine's path.
     ``command``: the training command; ``timing``: ``{"wall_seconds", "cpu_percent", "cpu_model"}``
-    of the training (e.g. from ``/usr/bin/time -v``). ``started``: for a run initialised from another
-    model, :func:`started_from` of it (the card then gives both trainings and their sums).
+    of the training (e.g. from ``/usr/bin/time -v``) and, when only part of it was timed,
+    ``"cpu_percent_of"``: which part (see ``experiments/report.py --collect``). ``started``: for a
+    run initialised from another model, :func:`started_from` of it (the card then gives both
+    trainings and their sums).
     ``extra``: more card entries. ``compare_with``: shipped pretrained model names whose accuracy
     and cost (measured now, beside this model's) the card sets beside its own. The card's ``version``
     is 1 for a new name and one more than the replaced model's otherwise; replacing a model needs
@@ -211,7 +215,8 @@ def package_run(run_dir: str | os.PathLike, name: str, *, root: str | os.PathLik
                    "dropped_training_copies_of_held_out_images": config.data.drop_test_duplicates},
         "training": {"command": command, "config": config.to_dict(), "epochs": training.get("epochs"),
                      "fit_seconds": training.get("seconds"), "images_per_second": training.get("images_per_second"),
-                     **({k: timing.get(k) for k in ("wall_seconds", "cpu_percent", "cpu_model")} if timing else {}),
+                     **({k: timing[k] for k in ("wall_seconds", "cpu_percent", "cpu_percent_of", "cpu_model")
+                         if timing.get(k) is not None} if timing else {}),
                      "environment": run.run.environment, **({"started_from": started} if started else {}),
                      **({"distilled_from": teacher} if (teacher := distilled_from(run)) else {})},
         "version": version, **({"changes": changes} if changes else {}),
@@ -254,6 +259,12 @@ def package_run(run_dir: str | os.PathLike, name: str, *, root: str | os.PathLik
     return target
 
 
+def _cpu_share(timing: dict) -> str:
+    """``"157 % CPU"``, saying which part it was measured over when only part of the run was timed."""
+    share = f"{timing.get('cpu_percent') or '-'} % CPU"
+    return share + (f" (over {timing['cpu_percent_of']})" if timing.get("cpu_percent_of") else "")
+
+
 def _pct(value) -> str:
     return "-" if value is None else f"{100 * value:.2f} %"
 
@@ -270,7 +281,7 @@ def _started_rows(training: dict) -> list[str]:
             epochs.append(None)
             break
         rows.append(f"| started from | `{chain['source']}`{which}: {chain.get('epochs')} epochs, {hours}"
-                    + (f" at {chain['cpu_percent']} % CPU" if chain.get("cpu_percent") else "")
+                    + (f" at {_cpu_share(chain)}" if chain.get("cpu_percent") else "")
                     + (f", `{chain['command']}`" if chain.get("command") else "") + " |")
         epochs.append(chain.get("epochs"))
         seconds.append(chain.get("wall_seconds"))
@@ -317,7 +328,7 @@ def model_card_markdown(info: dict) -> str:
              f"| training command | `{t.get('command') or '-'}` |",
              f"| epochs | {t.get('epochs')} |",
              f"| wall time | {hours} (fit {t.get('fit_seconds') or '-'} s; {t.get('images_per_second') or '-'} "
-             f"training images/s), {t.get('cpu_percent') or '-'} % CPU |",
+             f"training images/s), {_cpu_share(t)} |",
              f"| machine | {env.get('cpus', '?')} CPUs {env.get('machine', '')}, {t.get('cpu_model') or 'CPU model not recorded'}; "
              f"TensorFlow {env.get('tensorflow', '?')} |", *_started_rows(t), *_distilled_rows(t)]
     metrics = info.get("metrics", {})

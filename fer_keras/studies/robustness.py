@@ -39,7 +39,7 @@ def load_model_and_test_split(run_dir: str | Path, data: str | None = None, limi
     config, spec = run.config, run.input_spec
     if split not in SPLIT_FILES:
         raise ConfigError(f"--split {split}: must be one of {', '.join(SPLIT_FILES)}")
-    test = run.test_split(data, limit, split)
+    test = run.held_out_split(data, limit, split)
     if len(test) == 0:
         raise ConfigError(f"{run.path}: its {_SPLIT_NAMES[split]} split is empty; attack the other one (--split)")
     ds = spec.dataset(test, batch_size)

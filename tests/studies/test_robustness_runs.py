@@ -68,7 +68,7 @@ def test_the_validation_split_is_attacked_into_its_own_file(tmp_path, monkeypatc
     monkeypatch.setattr(sys, "argv", argv)
     runpy.run_path(str(ROOT / "experiments" / "run_robustness.py"), run_name="__main__")
     res = json.loads((run / "robustness_val.json").read_text())
-    val, test = (RunFolder.open(run).test_split(part=part) for part in ("val", "test"))
+    val, test = (RunFolder.open(run).held_out_split(part=part) for part in ("val", "test"))
     assert res["split"] == "val" and res["images"] == len(val) and len(val) != len(test)
     assert not (run / "robustness.json").exists() and (run / "figures" / "robustness_val.png").is_file()
     (cmp,) = (tmp_path / "cmp").iterdir()
