@@ -299,17 +299,18 @@ class RunFolder:
         """``metrics.json`` (None until the run has finished)."""
         return read_json(self.metrics_file) if self.metrics_file.is_file() else None
 
-    def ensemble_members(self) -> tuple[dict[str, float], str]:
+    def ensemble_members(self, check_shipped: bool = True) -> tuple[dict[str, float], str]:
         """An ensemble run's members with their weights (chosen on validation), and its TTA. A
         pretrained member must still be the model it was (its card's source run, recorded by the
-        ensemble): a one-line ConfigError when the name has shipped another model since."""
+        ensemble): a one-line ConfigError when the name has shipped another model since, unless
+        ``check_shipped`` is False (only to match outputs the ensemble's members made back then)."""
         from fer_keras import pretrained
 
         metrics = self.metrics()
         if self.kind != ENSEMBLE_STUDY or metrics is None or "weights" not in metrics:
             raise ConfigError(f"{self.path}: not a finished ensemble run (its {METRICS_FILE} holds no weights)")
         recorded = self.resolved.get("members", {})
-        for member in metrics["weights"]:
+        for member in metrics["weights"] if check_shipped else ():
             if pretrained.is_name(member):
                 was, now = recorded.get(member, {}).get("source_run"), pretrained.card(member).get("source_run")
                 if was != now:

@@ -89,3 +89,31 @@ def test_a_second_student_of_the_same_teacher_copies_its_probabilities(tmp_path,
     lines.clear()  # other training faces: the teacher runs again
     run_experiment(config.replace(data__demo_images_per_class=9), log=lines.append, time_budget=1e-6)
     assert not any("copied from" in line for line in lines) and any("training faces ..." in line for line in lines)
+
+
+@pytest.mark.filterwarnings("ignore::fer_keras.classifier.DemoModelWarning")
+def test_an_ensemble_whose_shipped_member_changed_teaches_only_through_kept_probabilities(tmp_path, teacher_run,
+                                                                                         monkeypatch):
+    from fer_keras import pretrained
+    from fer_keras.pretrained.packaging import package_run
+    from fer_keras.studies.ensemble import EnsembleConfig, run_ensemble
+
+    monkeypatch.setattr(pretrained, "ROOT", tmp_path / "pretrained")
+    quiet = dict(log=lambda *a: None)
+    package_run(teacher_run, "net", **quiet)
+    other = run_experiment(_config(tmp_path / "other"), **quiet)  # 2 epochs, the teacher run 3
+    ensemble = run_ensemble(EnsembleConfig(("net", str(other.path)), out=str(tmp_path / "ensembles")), **quiet)
+    config = _config(tmp_path, distil__teacher=str(ensemble.path))
+    first = run_experiment(config, time_budget=1e-6, **quiet)
+    assert json.loads((first / "config.json").read_text())["resolved"]["distil"]["held_out_check"]["net"][
+        "source_run"] == teacher_run.name
+
+    package_run(other, "net", changes="another model", **quiet)  # the name ships another model now
+    with pytest.raises(ConfigError, match="member net is now another model"):
+        ensemble.ensemble_members()
+    lines = []  # a second student beside the first: the probabilities the ensemble made then
+    second = run_experiment(config, time_budget=1e-6, log=lines.append)
+    assert any(f"Teacher probabilities copied from {first.path}" in line for line in lines)
+    np.testing.assert_array_equal(np.load(second / TEACHER_FILE), np.load(first / TEACHER_FILE))
+    with pytest.raises(ConfigError, match="member net is now another model .*run the ensemble again"):
+        run_experiment(config.replace(out=str(tmp_path / "elsewhere")), **quiet)  # nothing kept there: refused

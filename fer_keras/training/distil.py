@@ -103,11 +103,26 @@ def _fingerprint(train) -> str:
     return digest.hexdigest()
 
 
+def _teacher_as_made(teacher: str) -> tuple[dict[str, float], str, dict[str, str | None]]:
+    """``teacher``'s members with weights, its TTA, and the source run of each pretrained member as
+    the teacher had it: an ensemble's own record (its members may have shipped newer models since),
+    a pretrained name's current card."""
+    run = None if pretrained.is_name(teacher) else RunFolder.find(teacher)
+    if run is None or run.kind != ENSEMBLE_STUDY:
+        members, tta = teacher_members(teacher)
+        return members, tta, {m: pretrained.identity(m)["source_run"] for m in members if pretrained.is_name(m)}
+    members, tta = run.ensemble_members(check_shipped=False)
+    recorded = run.resolved.get("members", {})
+    return members, tta, {m: recorded.get(m, {}).get("source_run") for m in members if pretrained.is_name(m)}
+
+
 def _sibling_with_teacher(config: ExperimentConfig, run: RunFolder, faces: str, count: int) -> RunFolder | None:
     """A run folder beside ``run`` that kept the probabilities of this very teacher (same members,
-    weights and TTA now) for the same training faces (same data settings and seed; and the same pixels,
-    when it recorded their fingerprint), else None."""
-    members = None
+    weights and TTA, and each pretrained member the model it was when the teacher was made) for the
+    same training faces (same data settings and seed; and the same pixels, when it recorded their
+    fingerprint), else None. So an ensemble whose pretrained member has shipped a newer model since
+    can still teach through the probabilities a student kept while the member was the one it used."""
+    teacher = None
     for folder in sorted(run.path.parent.iterdir()):
         if folder == run.path or not (folder / TEACHER_FILE).is_file():
             continue
@@ -120,8 +135,11 @@ def _sibling_with_teacher(config: ExperimentConfig, run: RunFolder, faces: str, 
             continue
         if same_faces != (config.data, config.seed):
             continue
-        members = members or teacher_members(config.distil.teacher)
-        if (record.get("members"), record.get("tta")) != members:
+        teacher = teacher or _teacher_as_made(config.distil.teacher)
+        if (record.get("members"), record.get("tta")) != teacher[:2]:
+            continue
+        checked = record.get("held_out_check", {})
+        if any(checked.get(m, {}).get("source_run") != was for m, was in teacher[2].items()):
             continue
         if np.load(other.file(TEACHER_FILE), mmap_mode="r", allow_pickle=False).shape[0] == count:
             return other
