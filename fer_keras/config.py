@@ -44,6 +44,13 @@ def check_tta(tta: str) -> str:
     if tta not in TTA_MODES:
         raise ConfigError(f"tta must be one of {', '.join(TTA_MODES)}, not {tta!r}")
     return tta
+
+
+def view_count(mode: str) -> int:
+    """Model calls per face in TTA ``mode`` (the views :func:`fer_keras.tta.views` makes): 1, 2 or 12."""
+    return {"none": 1, "flip": 2, "flip+crops": 12}[check_tta(mode)]
+
+
 #: The single augmentation parts, in the order they are applied (see :mod:`fer_keras.augment`).
 AUGMENT_PARTS = ("basic", "flip", "crop", "randaugment", "erase", "mixup")
 #: The augmentation settings the scripts suggest (any '+' combination of AUGMENT_PARTS is valid).

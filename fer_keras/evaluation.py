@@ -14,7 +14,7 @@ from tqdm.auto import tqdm
 
 from fer_keras import plots
 from fer_keras.classifier import load_classifier
-from fer_keras.config import TTA_MODES, check_tta
+from fer_keras.config import TTA_MODES, check_tta, view_count
 from fer_keras.data import load_dataset
 from fer_keras.data.images import MAX_PIXELS
 from fer_keras.data.labels import class_id
@@ -23,7 +23,7 @@ from fer_keras.errors import ConfigError, DataError
 from fer_keras.files import atomic_write_text, ensure_writable_dir, write_json
 from fer_keras.nsl import base_model
 from fer_keras.runs import CONFUSION_FIGURE, TTA_FILE, RunFolder
-from fer_keras.tta import average_probabilities, view_count
+from fer_keras.tta import average_probabilities
 
 #: The order in which Study A printed NSL's evaluate figures.
 METRIC_ORDER = ("loss", "categorical_crossentropy", "categorical_accuracy", "scaled_adversarial_loss")

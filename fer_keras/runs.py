@@ -310,8 +310,8 @@ class RunFolder:
         if self.kind != ENSEMBLE_STUDY or metrics is None or "weights" not in metrics:
             raise ConfigError(f"{self.path}: not a finished ensemble run (its {METRICS_FILE} holds no weights)")
         recorded = self.resolved.get("members", {})
-        for member in metrics["weights"] if check_shipped else ():
-            if pretrained.is_name(member):
+        for member in metrics["weights"]:
+            if check_shipped and pretrained.is_name(member):
                 was, now = recorded.get(member, {}).get("source_run"), pretrained.card(member).get("source_run")
                 if was != now:
                     raise ConfigError(f"{self.path}: its member {member} is now another model (from {now}; the "

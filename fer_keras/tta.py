@@ -19,15 +19,10 @@ from typing import Callable
 import numpy as np
 import tensorflow as tf
 
-from fer_keras.config import check_tta
+from fer_keras.config import check_tta, view_count  # noqa: F401  (view_count: the length of views())
 
 #: Side of each ``flip+crops`` crop, as a fraction of the input side.
 CROP_FRACTION = 0.9
-
-
-def view_count(mode: str) -> int:
-    """Model calls per face in ``mode`` (the length of :func:`views`): 1, 2 or 12."""
-    return {"none": 1, "flip": 2, "flip+crops": 12}[check_tta(mode)]
 
 
 def views(batch, mode: str) -> list[np.ndarray]:

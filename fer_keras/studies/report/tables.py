@@ -11,12 +11,12 @@ import json
 from pathlib import Path
 
 from fer_keras import pretrained
+from fer_keras.config import view_count
 from fer_keras.data.labels import CLASS_NAMES
 from fer_keras.markdown import num as _num
 from fer_keras.markdown import pct as _pct
 from fer_keras.studies.published import STUDY_A, STUDY_A_MODELS, STUDY_B, STUDY_B_MODEL, STUDY_BUDGETS
 from fer_keras.training.presets import preset_flags
-from fer_keras.tta import view_count
 
 #: Training cost of one image as a multiple of its forward MACs: forward + backward (2x) = 3x,
 #: times 2 FLOPs per MAC = 6. NSL adds a gradient w.r.t. the input and a second forward/backward
