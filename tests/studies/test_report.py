@@ -325,7 +325,7 @@ def test_a_distilled_student_is_set_beside_its_teacher_ensemble():
     assert distillation_lines([teacher], profiles) == []
 
 
-def test_students_stand_beside_their_teacher_ensembles_with_each_figures_tta_said():
+def test_students_stand_under_their_teacher_ensemble_once_with_each_figures_tta_said():
     from fer_keras.studies.report.tables import distillation_rows
     from fer_keras.training.presets import preset_config
 
@@ -343,11 +343,13 @@ def test_students_stand_beside_their_teacher_ensembles_with_each_figures_tta_sai
                 "history": [{"epoch": 11, "val_categorical_accuracy": 0.6576}]}
 
     profiles = {"a": {"macs": 100e6}, "b": {"macs": 200e6}, "s": {"macs": 495.6e6}}
-    header, rows = distillation_rows([ensemble("e", "flip"), student("s", "e", "flip"), student("lone", "gone", "none")],
-                                     profiles)
+    header, rows = distillation_rows([student("lone", "gone", "none"), ensemble("e", "flip"), student("s", "e", "flip"),
+                                      student("s2", "e", "flip")], profiles)
     assert header[2:5] == ["validation %", "test %", "test minus Training copies %"]
     assert rows == [["e", "teacher: ensemble of 2", "68.00 (flip TTA)", "66.00 (flip TTA)", "65.00 (flip TTA)", 2,
                      "600.0 (2 views)"],
                     ["s", "student (dcnn, T 2, label weight 0.5)", "65.76", "65.50; 66.00 (flip TTA)", "64.90 (flip TTA)",
                      1, "495.6"],
+                    ["s2", "student (dcnn, T 2, label weight 0.5)", "65.76", "65.50; 66.00 (flip TTA)", "64.90 (flip TTA)",
+                     1, "-"],  # one teacher row for both its students
                     ["lone", "student (dcnn, T 2, label weight 0.5)", "65.76", "66.00", "64.90", 1, "-"]]

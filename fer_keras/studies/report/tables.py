@@ -426,8 +426,9 @@ def ablation_rows(runs):
 
 
 def distillation_rows(runs, profiles):
-    """Each distilled run (``--teacher``) beside its teacher when the teacher's run folder is among
-    ``runs``: validation (the student's tested epoch; the ensemble's weighted average), test,
+    """Each teacher ensemble whose run folder is among ``runs`` (once), then the distilled runs
+    (``--teacher``) it taught; students whose teacher is not among ``runs`` after them. Columns:
+    validation (the student's tested epoch; the ensemble's weighted average), test,
     test minus Training copies, models per face and multiply-adds per face (the ensemble's: its
     members', summed, from their training runs' profiles where known, times its TTA views; the
     student's: one view, the cost of its figure without TTA). A figure measured with
@@ -436,10 +437,13 @@ def distillation_rows(runs, profiles):
               "models per face", "multiply-adds per face (M)"]
     by_name = {r["name"]: r for r in runs}
     with_tta = lambda value, tta: _pct(value) + ("" if tta in (None, "none") else f" ({tta} TTA)")  # noqa: E731
-    rows = []
+    taught: dict[str, list[dict]] = {}
     for student in (r for r in runs if r["kind"] == "train" and r.get("metrics") and not r["speed"]
                     and r["config"].distil.teacher):
-        teacher = by_name.get(Path(student["config"].distil.teacher).name)
+        taught.setdefault(Path(student["config"].distil.teacher).name, []).append(student)
+    rows = []
+    for teacher_name, students in sorted(taught.items(), key=lambda item: item[0] not in by_name):
+        teacher = by_name.get(teacher_name)
         if teacher is not None and teacher["kind"] == "ensemble" and teacher.get("metrics"):
             e, tta = teacher["metrics"]["results"]["ensemble"], teacher["metrics"].get("tta")
             members = teacher["metrics"]["weights"]
@@ -451,15 +455,15 @@ def distillation_rows(runs, profiles):
             rows.append([teacher["name"], f"teacher: ensemble of {len(members)}", with_tta(e["val"]["accuracy"], tta),
                          with_tta(e["test"]["accuracy"], tta), with_tta(e["test_deduplicated"]["accuracy"], tta),
                          len(members), cost if None not in macs else "-"])
-        m, p = student["metrics"], profiles.get(student["name"], {})
-        dedup, tta = m.get("test_deduplicated"), m.get("tta")
-        test = _pct((m.get("without_tta") or m)["accuracy"]) + (
-            f"; {with_tta(m['accuracy'], tta)}" if m.get("without_tta") else "")
-        rows.append([student["name"], f"student ({student['config'].model.name}, T "
-                     f"{student['config'].distil.temperature:g}, label weight {student['config'].distil.label_weight:g})",
-                     _pct(_best_row(student).get("val_categorical_accuracy")), test,
-                     with_tta(dedup["accuracy"], tta) if dedup else "-", 1,
-                     f"{p['macs'] / 1e6:.1f}" if p.get("macs") else "-"])
+        for student in students:
+            m, p, d = student["metrics"], profiles.get(student["name"], {}), student["config"].distil
+            dedup, tta = m.get("test_deduplicated"), m.get("tta")
+            test = _pct((m.get("without_tta") or m)["accuracy"]) + (
+                f"; {with_tta(m['accuracy'], tta)}" if m.get("without_tta") else "")
+            rows.append([student["name"], f"student ({student['config'].model.name}, T {d.temperature:g}, "
+                         f"label weight {d.label_weight:g})", _pct(_best_row(student).get("val_categorical_accuracy")),
+                         test, with_tta(dedup["accuracy"], tta) if dedup else "-", 1,
+                         f"{p['macs'] / 1e6:.1f}" if p.get("macs") else "-"])
     return header, rows
 
 
