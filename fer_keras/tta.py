@@ -1,6 +1,6 @@
 """Test-time augmentation (TTA): average a model's class probabilities over views of each face.
 
-Modes (:data:`fer_keras.config.TTA_MODES`):
+Modes (:data:`fer_keras.config.TTA_MODES`; :func:`fer_keras.config.view_count` says how many views each makes):
 
 - ``"none"``: the face as it is (one model call);
 - ``"flip"``: the face and its mirror image (2 calls);
@@ -19,7 +19,7 @@ from typing import Callable
 import numpy as np
 import tensorflow as tf
 
-from fer_keras.config import check_tta, view_count  # noqa: F401  (view_count: the length of views())
+from fer_keras.config import check_tta
 
 #: Side of each ``flip+crops`` crop, as a fraction of the input side.
 CROP_FRACTION = 0.9

@@ -2,8 +2,9 @@
 import numpy as np
 import pytest
 
+from fer_keras.config import view_count
 from fer_keras.errors import ConfigError
-from fer_keras.tta import average_probabilities, view_count, views
+from fer_keras.tta import average_probabilities, views
 
 
 def _faces(n=2, side=20):
