@@ -44,8 +44,8 @@ def test_a_bf16_run_trains_and_exports_float32(tmp_path):
     from fer_keras.training.experiment import run_experiment
 
     config = ExperimentConfig(name="bf16", out=str(tmp_path)).replace(
-        model__name="small_cnn", adversarial__enabled=True, training__epochs=1, training__batch_size=16, training__precision="mixed_bfloat16",
-        data__demo_images_per_class=8)
+        model__name="small_cnn", adversarial__enabled=True, training__epochs=1, training__batch_size=16,
+        training__precision="mixed_bfloat16", data__demo_images_per_class=8)
     run = run_experiment(config, log=lambda *_: None)
     assert json.loads(run.file("config.json").read_text())["config"]["training"]["precision"] == "mixed_bfloat16"
     saved = tf.keras.models.load_model(run.model_file)
